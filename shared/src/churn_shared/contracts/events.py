@@ -1,0 +1,109 @@
+"""Payloads carried in :class:`churn_shared.kafka.Envelope` on each versioned topic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Topics:
+    """Topic names. Every topic is keyed by customer id, so one customer's messages stay ordered."""
+
+    CUSTOMER_EVENTS = "customer.events.v1"
+    CUSTOMER_FEATURES = "customer.features.v1"
+    CHURN_SCORES = "churn.scores.v1"
+    CHURN_ALERTS = "churn.alerts.v1"
+
+    @staticmethod
+    def dead_letter(topic: str) -> str:
+        return f"{topic}.dlq"
+
+
+CustomerEventType = Literal[
+    "signup",
+    "order_placed",
+    "order_returned",
+    "login",
+    "email_sent",
+    "email_opened",
+    "support_ticket_opened",
+    "payment_failed",
+    "loyalty_points_changed",
+]
+CUSTOMER_EVENT_TYPES: tuple[str, ...] = CustomerEventType.__args__  # type: ignore[attr-defined]
+
+#: The behavioural feature vector, in the order models are trained and served with.
+FEATURE_NAMES: tuple[str, ...] = (
+    "total_orders",
+    "total_spent",
+    "avg_order_value",
+    "days_since_last_order",
+    "orders_last_90d",
+    "spend_last_90d",
+    "email_open_rate",
+    "logins_last_30d",
+    "support_tickets_last_90d",
+    "payment_failures_last_90d",
+    "discount_usage_rate",
+    "returns_count",
+    "loyalty_points",
+    "account_age_days",
+)
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomerEventReceivedV1(_Contract):
+    """One thing a customer did, as producers put it on ``customer.events.v1``."""
+
+    event_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64)
+    type: CustomerEventType
+    occurred_at: AwareDatetime
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerFeaturesUpdatedV1(_Contract):
+    """A customer's feature profile after new events, as of ``as_of``."""
+
+    customer_id: str
+    features: dict[str, float | None]
+    as_of: AwareDatetime
+    #: Backfilled history is scored but must not raise alerts.
+    backfill: bool = False
+
+
+class Driver(_Contract):
+    """One feature's contribution to a score (in log-odds), with its value and direction."""
+
+    feature: str
+    value: float | None
+    contribution: float
+    direction: Literal["increases_risk", "decreases_risk"]
+
+
+class ChurnScoreComputedV1(_Contract):
+    customer_id: str
+    churn_probability: float = Field(ge=0.0, le=1.0)
+    previous_probability: float | None = None
+    risk_level: Literal["low", "medium", "high"]
+    model_version: str
+    scored_at: AwareDatetime
+    drivers: list[Driver] = Field(default_factory=list)
+    backfill: bool = False
+
+
+class ChurnAlertRaisedV1(_Contract):
+    alert_id: str
+    customer_id: str
+    kind: Literal["high_risk", "risk_increase"]
+    churn_probability: float
+    previous_probability: float | None = None
+    risk_level: Literal["low", "medium", "high"]
+    model_version: str
+    drivers: list[Driver] = Field(default_factory=list)
+    created_at: datetime

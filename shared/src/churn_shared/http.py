@@ -1,0 +1,25 @@
+"""Outbound HTTP between services: one pooled client that forwards the current request id."""
+
+from __future__ import annotations
+
+import httpx
+
+from churn_shared.logging import request_id_var
+
+
+async def _propagate_request_id(request: httpx.Request) -> None:
+    rid = request_id_var.get()
+    if rid and "x-request-id" not in request.headers:
+        request.headers["x-request-id"] = rid
+
+
+def service_client(
+    base_url: str = "", *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        transport=transport,
+        event_hooks={"request": [_propagate_request_id]},
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )

@@ -1,0 +1,26 @@
+"""Kafka plumbing: one envelope, a publisher, an outbox relay and an idempotent batch consumer."""
+
+from churn_shared.kafka.consumer import BatchConsumer, BatchHandler
+from churn_shared.kafka.envelope import Envelope, EnvelopeError
+from churn_shared.kafka.outbox import (
+    OutboxRelay,
+    claim_event_ids,
+    enqueue,
+    outbox_table,
+    processed_events_table,
+)
+from churn_shared.kafka.producer import EventPublisher, ensure_topics
+
+__all__ = [
+    "BatchConsumer",
+    "BatchHandler",
+    "Envelope",
+    "EnvelopeError",
+    "EventPublisher",
+    "OutboxRelay",
+    "claim_event_ids",
+    "enqueue",
+    "ensure_topics",
+    "outbox_table",
+    "processed_events_table",
+]

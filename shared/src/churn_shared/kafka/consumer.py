@@ -1,0 +1,178 @@
+"""An idempotent micro-batch consumer: getmany → one handler call (one transaction) → commit.
+
+A message that is not a valid envelope, or that keeps failing on its own, goes to
+``<topic>.dlq`` with the error in its headers; the consumer carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from tenacity import AsyncRetrying, stop_after_attempt, stop_after_delay, wait_exponential
+
+from churn_shared.contracts import Topics
+from churn_shared.kafka.envelope import Envelope, EnvelopeError
+from churn_shared.kafka.producer import EventPublisher
+from churn_shared.logging import get_logger, request_id_var
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One consumed envelope and where it came from."""
+
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+    request_id: str | None
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        *,
+        topics: Sequence[str],
+        group_id: str | None,
+        handler: BatchHandler,
+        bootstrap_servers: str,
+        dlq_publisher: EventPublisher,
+        fetch_max_wait_ms: int = 10,
+        max_records: int = 500,
+        auto_offset_reset: str = "earliest",
+        name: str = "consumer",
+        handler_attempts: int = 3,
+    ) -> None:
+        self._topics = list(topics)
+        self._handler = handler
+        self._dlq = dlq_publisher
+        self._max_records = max_records
+        self._name = name
+        self._attempts = handler_attempts
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            max_poll_records=max_records,
+            client_id=name,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._group = group_id is not None
+        self.handled = 0
+        self.dead_lettered = 0
+        self.assigned = asyncio.Event()
+
+    async def start(self) -> None:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(30), wait=wait_exponential(max=2), reraise=True
+        ):
+            with attempt:
+                await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_records)
+                if self._consumer.assignment():
+                    self.assigned.set()
+                if not batch:
+                    continue
+                deliveries: list[Delivery] = []
+                for tp, records in batch.items():
+                    for record in records:
+                        rid = next(
+                            (v.decode() for k, v in (record.headers or ()) if k == "x-request-id"),
+                            None,
+                        )
+                        try:
+                            env = Envelope.from_bytes(record.value)
+                        except EnvelopeError as exc:
+                            await self._dead_letter(
+                                tp.topic, record.key, record.value, f"invalid envelope: {exc}", rid
+                            )
+                            continue
+                        deliveries.append(Delivery(env, tp.topic, tp.partition, record.offset, rid))
+                if deliveries:
+                    await self._handle(deliveries)
+                if self._group:
+                    await self._consumer.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("consumer_loop_failed", consumer=self._name)
+                await asyncio.sleep(1.0)
+
+    async def _handle(self, deliveries: Sequence[Delivery]) -> None:
+        token = request_id_var.set(deliveries[0].request_id)
+        try:
+            await self._with_retries(deliveries)
+            self.handled += len(deliveries)
+            return
+        except Exception:
+            _log.warning("batch_failed_isolating", consumer=self._name, size=len(deliveries))
+        finally:
+            request_id_var.reset(token)
+        # Isolate the poison message(s): handle one at a time, dead-letter what still fails.
+        for delivery in deliveries:
+            token = request_id_var.set(delivery.request_id)
+            try:
+                await self._with_retries([delivery])
+                self.handled += 1
+            except Exception as exc:
+                _log.exception(
+                    "message_dead_lettered",
+                    consumer=self._name,
+                    event_id=delivery.envelope.event_id,
+                )
+                await self._dead_letter(
+                    delivery.topic,
+                    (delivery.envelope.key or "").encode() or None,
+                    delivery.envelope.to_bytes(),
+                    f"{type(exc).__name__}: {exc}",
+                    delivery.request_id,
+                )
+            finally:
+                request_id_var.reset(token)
+
+    async def _with_retries(self, deliveries: Sequence[Delivery]) -> None:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.1, max=1),
+            reraise=True,
+        ):
+            with attempt:
+                await self._handler(deliveries)
+
+    async def _dead_letter(
+        self, topic: str, key: bytes | None, value: bytes | None, reason: str, rid: str | None
+    ) -> None:
+        headers = [("x-error", reason[:1000].encode()), ("x-original-topic", topic.encode())]
+        if rid:
+            headers.append(("x-request-id", rid.encode()))
+        fut = await self._dlq.send_raw(
+            Topics.dead_letter(topic),
+            value or b"",
+            key=key.decode() if key else None,
+            headers=headers,
+        )
+        await fut
+        self.dead_lettered += 1

@@ -1,0 +1,198 @@
+"""Transactional outbox and consumer idempotency.
+
+A service writes the events that accompany a change into its own ``outbox`` table in the same
+transaction as the change (:func:`enqueue`); :class:`OutboxRelay` publishes them afterwards and
+deletes what the broker acknowledged. Consumers record processed event ids in
+``processed_events`` in the transaction that applies them (:func:`claim_event_ids`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
+
+from churn_shared.db import UTCDateTime, utcnow
+from churn_shared.kafka.envelope import Envelope
+from churn_shared.kafka.producer import EventPublisher
+from churn_shared.logging import get_logger, request_id_var
+
+_log = get_logger(__name__)
+
+# Text, not bytes: the envelope is UTF-8 JSON, and aiomysql mis-escapes bytes parameters.
+_JsonText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def outbox_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("message_key", sa.String(200), nullable=True),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("payload", _JsonText, nullable=False),
+        sa.Column("request_id", sa.String(128), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+
+
+def processed_events_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "processed_events",
+        metadata,
+        sa.Column("consumer", sa.String(100), primary_key=True),
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("processed_at", UTCDateTime(), nullable=False),
+    )
+
+
+async def enqueue(
+    session: AsyncSession | SAAsyncSession,
+    table: sa.Table,
+    topic: str,
+    envelopes: Iterable[Envelope],
+    *,
+    request_id: str | None = None,
+) -> int:
+    """Add envelopes to the outbox inside the caller's transaction."""
+    now = utcnow()
+    rid = request_id or request_id_var.get()
+    rows = [
+        {
+            "topic": topic,
+            "message_key": env.key,
+            "event_id": env.event_id,
+            "payload": env.to_bytes().decode(),
+            "request_id": rid,
+            "created_at": now,
+        }
+        for env in envelopes
+    ]
+    if rows:
+        conn = await session.connection()
+        await conn.execute(sa.insert(table), rows)
+    return len(rows)
+
+
+async def claim_event_ids(
+    session: AsyncSession | SAAsyncSession,
+    table: sa.Table,
+    consumer: str,
+    event_ids: Sequence[str],
+) -> set[str]:
+    """Record ``event_ids`` as processed by ``consumer``; return those not seen before."""
+    if not event_ids:
+        return set()
+    unique = list(dict.fromkeys(event_ids))
+    conn = await session.connection()
+    seen = set(
+        (
+            await conn.execute(
+                sa.select(table.c.event_id).where(
+                    table.c.consumer == consumer, table.c.event_id.in_(unique)
+                )
+            )
+        ).scalars()
+    )
+    fresh = [e for e in unique if e not in seen]
+    if fresh:
+        now = utcnow()
+        await conn.execute(
+            sa.insert(table),
+            [{"consumer": consumer, "event_id": e, "processed_at": now} for e in fresh],
+        )
+    return set(fresh)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in id order; woken by :meth:`notify` after a commit, or by polling.
+
+    Several replicas may run a relay: rows are claimed with ``FOR UPDATE SKIP LOCKED``.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: sa.Table,
+        publisher: EventPublisher,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # A last drain so a clean shutdown leaves nothing behind that was already committed.
+        with contextlib.suppress(Exception):
+            while await self.relay_once():
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.relay_once() == self._batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("outbox_relay_failed")
+                await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending rows; return how many were published."""
+        t = self._table
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(t.c.id, t.c.topic, t.c.message_key, t.c.payload, t.c.request_id)
+                    .order_by(t.c.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            futures = []
+            for row in rows:
+                headers = [("x-request-id", row.request_id.encode())] if row.request_id else []
+                futures.append(
+                    await self._publisher.send_raw(
+                        row.topic, row.payload.encode(), key=row.message_key, headers=headers
+                    )
+                )
+            await asyncio.gather(*futures)
+            await conn.execute(sa.delete(t).where(t.c.id.in_([r.id for r in rows])))
+        self.published += len(rows)
+        return len(rows)

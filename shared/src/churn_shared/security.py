@@ -1,0 +1,362 @@
+"""Local verification of the auth service's access tokens against its JWKS.
+
+Only asymmetric algorithms are accepted (``alg: none`` and HMAC tokens are refused before any key
+is looked up); a token must carry ``kid``, ``iss``, ``aud``, ``sub``, ``tid``, ``role``, ``exp``,
+``iat`` and ``typ == "access"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from churn_shared.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from churn_shared.logging import get_logger
+
+_log = get_logger(__name__)
+
+ALLOWED_ALGORITHMS = ("EdDSA",)
+ROLES = ("viewer", "analyst", "admin", "owner")
+#: Integrator API keys look like ``ck_<secret>``; their exchanged access tokens have a subject
+#: ``apikey:<key id>`` and carry the key's scopes in the ``scp`` claim.
+API_KEY_PREFIX = "ck_"
+API_KEY_SUBJECT_PREFIX = "apikey:"
+API_KEY_SCOPES = ("events:write", "predictions", "read")
+_MAX_API_KEY_LENGTH = 256
+
+JwksSource = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, for which tenant, with which role."""
+
+    subject: str
+    tenant_id: str
+    role: str
+    token_id: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    #: The token's ``iat`` (seconds since the epoch), for per-user revocation checks.
+    issued_at: float | None = None
+
+    def has_role(self, minimum: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(minimum)
+
+    @property
+    def is_api_key(self) -> bool:
+        """The caller is an integrator's API key (its scopes limit what it may do)."""
+        return self.subject.startswith(API_KEY_SUBJECT_PREFIX)
+
+    def has_scope(self, scope: str) -> bool:
+        """Users are not limited by scopes; API keys only hold the scopes they were given."""
+        return not self.is_api_key or scope in self.scopes
+
+
+def http_jwks_source(url: str, *, timeout: float = 5.0) -> JwksSource:
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            data: dict[str, Any] = response.json()
+            return data
+
+    return fetch
+
+
+class TokenVerifier:
+    """Verifies access tokens; refetches the key set on an unknown ``kid`` (at most every 10 s)."""
+
+    def __init__(
+        self,
+        source: JwksSource,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: float = 300.0,
+        leeway_seconds: float = 5.0,
+    ) -> None:
+        self._source = source
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl_seconds
+        self._leeway = leeway_seconds
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if self._keys and ((not force and age < self._ttl) or (force and age < 10.0)):
+                return
+            try:
+                jwks = await self._source()
+            except Exception as exc:
+                _log.warning("jwks_fetch_failed", error=str(exc))
+                if not self._keys:
+                    raise UnauthorizedError("Token keys are not available yet.") from exc
+                return
+            keys: dict[str, Any] = {}
+            for jwk in jwks.get("keys", []):
+                try:
+                    keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk)
+                except (KeyError, jwt.PyJWKError):
+                    continue
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError("Malformed token.") from exc
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise UnauthorizedError("Token algorithm not allowed.")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise UnauthorizedError("Token has no key id.")
+        await self._refresh(force=False)
+        if kid not in self._keys:
+            await self._refresh(force=True)
+        key = self._keys.get(kid)
+        if key is None:
+            raise UnauthorizedError("Token signed with an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=list(ALLOWED_ALGORITHMS),
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "tid", "role", "typ"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthorizedError("Token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise UnauthorizedError(f"Invalid token: {exc}") from exc
+        if claims.get("typ") != "access":
+            raise UnauthorizedError("Not an access token.")
+        if claims.get("role") not in ROLES:
+            raise UnauthorizedError("Token carries an unknown role.")
+        return Principal(
+            subject=str(claims["sub"]),
+            tenant_id=str(claims["tid"]),
+            role=str(claims["role"]),
+            token_id=claims.get("jti"),
+            scopes=frozenset(claims.get("scp", [])),
+            issued_at=float(claims["iat"]),
+        )
+
+
+JWKS_PATH = "/v1/auth/.well-known/jwks.json"
+API_KEY_VERIFY_PATH = "/v1/auth/api-keys/verify"
+
+
+def api_key_verify_url(auth_url: str | None, jwks_url: str) -> str:
+    """The auth service's key-verification endpoint: under ``auth_url`` when given, else next to
+    the JWKS (which the auth service serves at ``/v1/auth/.well-known/jwks.json``)."""
+    base = auth_url.rstrip("/") if auth_url else jwks_url.removesuffix(JWKS_PATH).rstrip("/")
+    return base + API_KEY_VERIFY_PATH
+
+
+def looks_like_api_key(credential: str) -> bool:
+    return credential.startswith(API_KEY_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyGrant:
+    """A verified API key: its principal and the short-lived access token that stands for it."""
+
+    principal: Principal
+    access_token: str = field(repr=False)
+    key_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class _CachedGrant:
+    grant: ApiKeyGrant | None
+    expires_at: float
+
+
+class ApiKeyExchanger:
+    """Exchanges an API key for an access token at the auth service
+    (``POST {auth}/v1/auth/api-keys/verify``), and verifies that token locally.
+
+    Successful exchanges are cached in-process for at most ``ttl_seconds`` (≤ 60 s, and never
+    beyond the token's own expiry), refused keys for at most ``failure_ttl_seconds`` (≤ 5 s);
+    the cache is keyed by the SHA-256 of the key, never the key itself. A revoked key therefore
+    stops working within ``ttl_seconds``.
+    """
+
+    MAX_TTL_SECONDS = 60.0
+    MAX_FAILURE_TTL_SECONDS = 5.0
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        verify_url: str,
+        verifier: TokenVerifier,
+        *,
+        ttl_seconds: float = 60.0,
+        failure_ttl_seconds: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= ttl_seconds <= self.MAX_TTL_SECONDS:
+            raise ValueError("ttl_seconds must be between 0 and 60")
+        if not 0 <= failure_ttl_seconds <= self.MAX_FAILURE_TTL_SECONDS:
+            raise ValueError("failure_ttl_seconds must be between 0 and 5")
+        self._client = client
+        self._verify_url = verify_url
+        self._verifier = verifier
+        self._ttl = ttl_seconds
+        self._failure_ttl = failure_ttl_seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._cache: dict[str, _CachedGrant] = {}
+
+    @staticmethod
+    def cache_key(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    def _remember(self, digest: str, grant: ApiKeyGrant | None, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        self._cache.pop(digest, None)
+        while len(self._cache) >= self._max_entries:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[digest] = _CachedGrant(grant, self._clock() + ttl)
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(self.cache_key(key), None)
+
+    async def exchange(self, key: str) -> ApiKeyGrant:
+        if not looks_like_api_key(key) or len(key) > _MAX_API_KEY_LENGTH:
+            raise UnauthorizedError("Malformed API key.")
+        digest = self.cache_key(key)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            if cached.expires_at > self._clock():
+                if cached.grant is None:
+                    raise UnauthorizedError("Invalid or revoked API key.")
+                return cached.grant
+            self._cache.pop(digest, None)
+        try:
+            response = await self._client.post(self._verify_url, json={"key": key})
+        except httpx.HTTPError as exc:
+            _log.warning("api_key_verify_unreachable", error=repr(exc))
+            raise ServiceUnavailableError("API keys cannot be verified right now.") from exc
+        if response.status_code in (400, 401, 403, 404, 422):
+            self._remember(digest, None, self._failure_ttl)
+            raise UnauthorizedError("Invalid or revoked API key.")
+        if response.status_code != 200:
+            _log.warning("api_key_verify_failed", status=response.status_code)
+            raise ServiceUnavailableError("API keys cannot be verified right now.")
+        try:
+            body: dict[str, Any] = response.json()
+            access_token = str(body["access_token"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailableError("The auth service answered nonsense.") from exc
+        principal = await self._verifier.verify(access_token)
+        if not principal.is_api_key or principal.tenant_id != str(body.get("tenant_id")):
+            raise UnauthorizedError("The API key's token does not match the key.")
+        grant = ApiKeyGrant(
+            principal=principal,
+            access_token=access_token,
+            key_id=body.get("key_id"),
+            name=body.get("name"),
+        )
+        exp = jwt.decode(access_token, options={"verify_signature": False}).get("exp")
+        ttl = self._ttl
+        if isinstance(exp, int | float):
+            ttl = min(ttl, float(exp) - time.time() - 30.0)
+        self._remember(digest, grant, ttl)
+        return grant
+
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /v1/auth/login")
+
+
+def _api_key_from(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    if credentials is not None:
+        if credentials.scheme.lower() == "bearer" and looks_like_api_key(credentials.credentials):
+            return credentials.credentials
+        return None
+    header = request.headers.get("x-api-key")
+    return header.strip() if header else None
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the verified caller (``app.state.token_verifier`` must be set).
+
+    When the app also has ``app.state.api_key_exchanger`` (an :class:`ApiKeyExchanger`), an API
+    key (``X-API-Key`` or ``Authorization: Bearer ck_...``) is accepted too. Either way the
+    caller's access token is left in ``request.state.access_token`` for calls made on its behalf
+    (see :func:`forwarded_authorization`).
+    """
+    exchanger: ApiKeyExchanger | None = getattr(request.app.state, "api_key_exchanger", None)
+    if exchanger is not None:
+        key = _api_key_from(request, credentials)
+        if key is not None:
+            grant = await exchanger.exchange(key)
+            request.state.access_token = grant.access_token
+            return grant.principal
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("Missing bearer token.")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = await verifier.verify(credentials.credentials)
+    request.state.access_token = credentials.credentials
+    return principal
+
+
+def forwarded_authorization(request: Request) -> str | None:
+    """The ``Authorization`` header to call another service as the current caller (an API key
+    is replaced by the access token it was exchanged for)."""
+    token: str | None = getattr(request.state, "access_token", None)
+    if token:
+        return f"Bearer {token}"
+    return request.headers.get("authorization")
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(
+    minimum: str, *, scope: str | None = None
+) -> Callable[[Principal], Awaitable[Principal]]:
+    """Dependency factory: the caller must hold ``minimum`` or a higher role (and, when the
+    caller is an API key and ``scope`` is given, that scope)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if not principal.has_role(minimum):
+            raise ForbiddenError(f"This action needs the {minimum} role or higher.")
+        if scope is not None and not principal.has_scope(scope):
+            raise ForbiddenError(f"This API key lacks the {scope!r} scope.")
+        return principal
+
+    return check
+
+
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """Dependency factory: an API key must hold ``scope`` (users are not limited by scopes)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if not principal.has_scope(scope):
+            raise ForbiddenError(f"This API key lacks the {scope!r} scope.")
+        return principal
+
+    return check

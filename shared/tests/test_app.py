@@ -1,0 +1,124 @@
+"""The common app shape: problem+json, body limits, request ids, health and metrics."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from churn_shared.app import make_service_app
+from churn_shared.errors import NotFoundError
+from churn_shared.pagination import decode_cursor, encode_cursor
+
+
+class Item(BaseModel):
+    name: str
+    size: int
+
+
+def _app(ready: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+
+    async def check(app: FastAPI) -> None:
+        if not ready:
+            raise RuntimeError("database down")
+
+    app = make_service_app(
+        title="t",
+        service="t",
+        version="1",
+        lifespan=lifespan,
+        readiness={"database": check},
+        max_body_bytes=2048,
+    )
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    @app.get("/items/{name}")
+    async def get(name: str) -> Item:
+        raise NotFoundError(f"No item {name}.")
+
+    return app
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_errors_are_problem_json():
+    async with _client(_app()) as client:
+        missing = await client.get("/items/x")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["detail"] == "No item x."
+        assert missing.json()["request_id"] == missing.headers["x-request-id"]
+        malformed = await client.post(
+            "/items", content=b"{", headers={"content-type": "application/json"}
+        )
+        assert malformed.status_code == 400
+        invalid = await client.post("/items", json={"name": "a", "size": "big"})
+        assert invalid.status_code == 422
+        assert invalid.json()["errors"][0]["loc"] == ["body", "size"]
+        route = await client.get("/nowhere")
+        assert route.status_code == 404
+        assert route.headers["content-type"] == "application/problem+json"
+
+
+async def test_oversized_body_is_refused_before_the_handler():
+    async with _client(_app()) as client:
+        big = await client.post("/items", json={"name": "a" * 5000, "size": 1})
+        assert big.status_code == 413
+        assert big.headers["content-type"] == "application/problem+json"
+
+        async def stream():
+            for _ in range(10):
+                yield b"x" * 1000
+
+        streamed = await client.post(
+            "/items", content=stream(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+
+
+async def test_request_id_is_adopted_or_minted():
+    async with _client(_app()) as client:
+        adopted = await client.post(
+            "/items", json={"name": "a", "size": 1}, headers={"x-request-id": "abc-123-def"}
+        )
+        assert adopted.headers["x-request-id"] == "abc-123-def"
+        minted = await client.post(
+            "/items", json={"name": "a", "size": 1}, headers={"x-request-id": "bad id with spaces"}
+        )
+        assert minted.headers["x-request-id"] != "bad id with spaces"
+        assert len(minted.headers["x-request-id"]) == 32
+
+
+async def test_health_and_metrics():
+    async with _client(_app(ready=False)) as client:
+        assert (await client.get("/livez")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert "database down" in ready.json()["checks"]["database"]
+        await client.get("/items/x")
+        metrics = (await client.get("/metrics")).text
+        assert (
+            'http_requests_total{method="GET",route="/items/{name}",service="t",status="404"} 1.0'
+            in metrics
+        )
+
+
+def test_cursor_round_trip_and_garbage():
+    import pytest
+
+    from churn_shared.errors import BadRequestError
+
+    assert decode_cursor(encode_cursor([0.5, "c-1"]), 2) == [0.5, "c-1"]
+    for bad in ("%%%", encode_cursor([1]), "bm90IGpzb24"):
+        with pytest.raises(BadRequestError):
+            decode_cursor(bad, 2)

@@ -1,0 +1,182 @@
+"""The outbox relay and the batch consumer against a real broker and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel
+
+from churn_shared.db import create_engine, create_session_factory, unit_of_work
+from churn_shared.kafka import (
+    BatchConsumer,
+    Envelope,
+    EventPublisher,
+    OutboxRelay,
+    claim_event_ids,
+    enqueue,
+    ensure_topics,
+    outbox_table,
+    processed_events_table,
+)
+from churn_shared.kafka.consumer import Delivery
+from churn_shared.logging import request_id_var
+from testkit import wait_for
+
+
+class Ping(BaseModel):
+    n: int
+
+
+@pytest.fixture
+def service_name() -> str:
+    return "customers"
+
+
+@pytest.fixture
+async def tables(database_url):
+    metadata = sa.MetaData()
+    outbox = outbox_table(metadata)
+    processed = processed_events_table(metadata)
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+    yield engine, outbox, processed
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+    await engine.dispose()
+
+
+def _topic() -> str:
+    return f"test.{uuid.uuid4().hex[:8]}.v1"
+
+
+def _envelope(n: int, tenant: str = "t1") -> Envelope:
+    return Envelope.wrap(
+        event_type="Ping", tenant_id=tenant, producer="test", payload=Ping(n=n), key=f"c{n % 3}"
+    )
+
+
+async def _consume(bootstrap: str, topic: str, count: int, timeout: float = 15.0):
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=uuid.uuid4().hex,
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    records = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(records) < count:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def test_envelope_round_trips_and_rejects_garbage():
+    env = _envelope(1)
+    assert Envelope.from_bytes(env.to_bytes()) == env
+    from churn_shared.kafka import EnvelopeError
+
+    for raw in (b"not json", b"{}", b'{"event_type": "x"}', None):
+        with pytest.raises(EnvelopeError):
+            Envelope.from_bytes(raw)
+
+
+async def test_outbox_rows_are_published_with_request_id_and_deleted(kafka_bootstrap, tables):
+    engine, outbox, _ = tables
+    topic = _topic()
+    await ensure_topics(kafka_bootstrap, [topic], 1)
+    publisher = EventPublisher(kafka_bootstrap, client_id="test")
+    await publisher.start()
+    factory = create_session_factory(engine)
+    token = request_id_var.set("req-abcdef123")
+    try:
+        async with unit_of_work(factory) as session:
+            await enqueue(session, outbox, topic, [_envelope(i) for i in range(5)])
+    finally:
+        request_id_var.reset(token)
+    relay = OutboxRelay(engine, outbox, publisher)
+    assert await relay.relay_once() == 5
+    records = await _consume(kafka_bootstrap, topic, 5)
+    assert sorted(Envelope.from_bytes(r.value).payload["n"] for r in records) == [0, 1, 2, 3, 4]
+    assert all(dict(r.headers)["x-request-id"] == b"req-abcdef123" for r in records)
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(outbox))).scalar() == 0
+    await publisher.stop()
+
+
+async def test_rolled_back_transaction_publishes_nothing(tables):
+    engine, outbox, _ = tables
+    factory = create_session_factory(engine)
+
+    async def fail_after_enqueue() -> None:
+        async with unit_of_work(factory) as session:
+            await enqueue(session, outbox, "x.v1", [_envelope(1)])
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_enqueue()
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(outbox))).scalar() == 0
+
+
+async def test_claim_event_ids_is_idempotent(tables):
+    engine, _, processed = tables
+    factory = create_session_factory(engine)
+    async with unit_of_work(factory) as session:
+        assert await claim_event_ids(session, processed, "c", ["a", "b", "a"]) == {"a", "b"}
+    async with unit_of_work(factory) as session:
+        assert await claim_event_ids(session, processed, "c", ["b", "c"]) == {"c"}
+        assert await claim_event_ids(session, processed, "other", ["b"]) == {"b"}
+
+
+async def test_consumer_dead_letters_garbage_and_poison_and_keeps_going(kafka_bootstrap):
+    topic = _topic()
+    await ensure_topics(kafka_bootstrap, [topic], 1)
+    seen: list[int] = []
+
+    async def handler(deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            if d.envelope.payload["n"] == 13:
+                raise ValueError("unlucky")
+        seen.extend(d.envelope.payload["n"] for d in deliveries)
+
+    dlq = EventPublisher(kafka_bootstrap, client_id="dlq")
+    await dlq.start()
+    consumer = BatchConsumer(
+        topics=[topic],
+        group_id=uuid.uuid4().hex,
+        handler=handler,
+        bootstrap_servers=kafka_bootstrap,
+        dlq_publisher=dlq,
+        name="test-consumer",
+    )
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    await producer.send_and_wait(topic, _envelope(1).to_bytes())
+    await producer.send_and_wait(topic, b"{this is not json")
+    await producer.send_and_wait(topic, _envelope(13).to_bytes())
+    await producer.send_and_wait(topic, _envelope(2).to_bytes())
+    await producer.stop()
+
+    await wait_for(lambda: 2 in seen, timeout=20)
+    assert seen.count(1) == 1
+    assert 13 not in seen
+    dead = await _consume(kafka_bootstrap, f"{topic}.dlq", 2)
+    reasons = sorted(dict(r.headers)["x-error"].decode()[:16] for r in dead)
+    assert reasons[0].startswith("ValueError")
+    assert reasons[1].startswith("invalid envelope")
+    assert consumer.dead_lettered == 2
+    await consumer.stop()
+    await dlq.stop()
