@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -40,3 +41,61 @@ async def test_tampered_payload_is_rejected(token_signer):
     with pytest.raises(UnauthorizedError):
         await token_signer.verifier().verify(f"{header}.{forged}.{sig}")
 
+
+def _counting_source(signers: list[Any], calls: list[int]) -> Any:
+    async def source() -> dict[str, Any]:
+        calls.append(1)
+        return {"keys": [key for signer in signers for key in signer.jwks()["keys"]]}
+
+    return source
+
+
+async def test_a_key_rotated_in_right_after_a_fetch_is_accepted_at_once(token_signer):
+    """Regression: a rotation within the refetch interval used to refuse the new tokens."""
+    from churn_shared.security import TokenVerifier
+    from testkit import TEST_AUDIENCE, TEST_ISSUER, TokenSigner
+
+    published = [token_signer]
+    calls: list[int] = []
+    verifier = TokenVerifier(
+        _counting_source(published, calls),
+        issuer=TEST_ISSUER,
+        audience=TEST_AUDIENCE,
+        min_refetch_seconds=0.3,
+    )
+    await verifier.verify(token_signer.issue("t1"))
+    rotated = TokenSigner()
+    published.append(rotated)  # the auth service rotates: old and new key both published
+    principal = await verifier.verify(rotated.issue("t1", role="viewer"))
+    assert principal.role == "viewer"
+    assert len(calls) == 2
+    await verifier.verify(token_signer.issue("t1"))  # the previous key keeps working
+    assert len(calls) == 2
+
+
+async def test_forged_key_ids_share_one_refetch(token_signer):
+    import asyncio
+
+    from churn_shared.security import TokenVerifier
+    from testkit import TEST_AUDIENCE, TEST_ISSUER, TokenSigner
+
+    calls: list[int] = []
+    verifier = TokenVerifier(
+        _counting_source([token_signer], calls),
+        issuer=TEST_ISSUER,
+        audience=TEST_AUDIENCE,
+        min_refetch_seconds=0.3,
+    )
+    await verifier.verify(token_signer.issue("t1"))
+    strangers = [TokenSigner() for _ in range(20)]
+
+    async def attempt(signer: TokenSigner) -> bool:
+        try:
+            await verifier.verify(signer.issue("t1"))
+        except UnauthorizedError:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(s) for s in strangers))
+    assert not any(results)
+    assert len(calls) <= 3  # the initial fetch plus shared refetches, not one per request

@@ -73,7 +73,14 @@ def http_jwks_source(url: str, *, timeout: float = 5.0) -> JwksSource:
 
 
 class TokenVerifier:
-    """Verifies access tokens; refetches the key set on an unknown ``kid`` (at most every 10 s)."""
+    """Verifies access tokens against the auth service's key set.
+
+    The key set is cached for ``ttl_seconds``. A token whose ``kid`` is not in the cache (a key
+    rotated in since the last fetch) triggers one refetch; refetches are spaced at least
+    ``min_refetch_seconds`` apart and concurrent requests share one, so forged ``kid`` values
+    cannot flood the auth service, while a genuinely new key is picked up after at most that
+    short wait instead of being refused.
+    """
 
     def __init__(
         self,
@@ -83,36 +90,51 @@ class TokenVerifier:
         audience: str,
         ttl_seconds: float = 300.0,
         leeway_seconds: float = 5.0,
+        min_refetch_seconds: float = 1.0,
     ) -> None:
         self._source = source
         self._issuer = issuer
         self._audience = audience
         self._ttl = ttl_seconds
         self._leeway = leeway_seconds
+        self._min_refetch = min_refetch_seconds
         self._keys: dict[str, Any] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def _refresh(self, *, force: bool) -> None:
-        async with self._lock:
-            age = time.monotonic() - self._fetched_at
-            if self._keys and ((not force and age < self._ttl) or (force and age < 10.0)):
-                return
+    async def _fetch(self) -> None:
+        try:
+            jwks = await self._source()
+        except Exception as exc:
+            _log.warning("jwks_fetch_failed", error=str(exc))
+            if not self._keys:
+                raise UnauthorizedError("Token keys are not available yet.") from exc
+            return
+        keys: dict[str, Any] = {}
+        for jwk in jwks.get("keys", []):
             try:
-                jwks = await self._source()
-            except Exception as exc:
-                _log.warning("jwks_fetch_failed", error=str(exc))
-                if not self._keys:
-                    raise UnauthorizedError("Token keys are not available yet.") from exc
-                return
-            keys: dict[str, Any] = {}
-            for jwk in jwks.get("keys", []):
-                try:
-                    keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk)
-                except (KeyError, jwt.PyJWKError):
-                    continue
-            self._keys = keys
-            self._fetched_at = time.monotonic()
+                keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk)
+            except (KeyError, jwt.PyJWKError):
+                continue
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    async def _ensure_fresh(self) -> None:
+        if self._keys and time.monotonic() - self._fetched_at < self._ttl:
+            return
+        async with self._lock:
+            if not self._keys or time.monotonic() - self._fetched_at >= self._ttl:
+                await self._fetch()
+
+    async def _refetch_for(self, kid: str) -> None:
+        asked_at = time.monotonic()
+        async with self._lock:
+            if kid in self._keys or self._fetched_at >= asked_at:
+                return  # another request already refetched after we asked
+            wait = self._fetched_at + self._min_refetch - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._fetch()
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -124,9 +146,9 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise UnauthorizedError("Token has no key id.")
-        await self._refresh(force=False)
+        await self._ensure_fresh()
         if kid not in self._keys:
-            await self._refresh(force=True)
+            await self._refetch_for(kid)
         key = self._keys.get(kid)
         if key is None:
             raise UnauthorizedError("Token signed with an unknown key.")
