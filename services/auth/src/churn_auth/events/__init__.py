@@ -1,0 +1,1 @@
+"""Kafka event handling of the auth service: auth publishes and consumes no events yet."""

@@ -1,0 +1,658 @@
+"""Business logic of the auth service. Functions take a session and never commit."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_auth.exceptions import (
+    ApiKeyNotFoundError,
+    EmailAlreadyRegisteredError,
+    InactiveUserError,
+    InvalidApiKeyError,
+    InvalidCredentialsError,
+    InvalidRefreshTokenError,
+    LastOwnerError,
+    LoginLockedError,
+    RefreshTokenReusedError,
+    RoleNotAllowedError,
+    UserNotFoundError,
+    WrongPasswordError,
+)
+from churn_auth.models import ApiKey, RefreshToken, Tenant, User
+from churn_auth.passwords import PasswordHasher
+from churn_auth.rate_limits import LoginThrottle
+from churn_auth.repository import (
+    ApiKeyRepository,
+    RefreshTokenRepository,
+    SigningKeyRepository,
+    TenantRepository,
+    UserRepository,
+)
+from churn_auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyRead,
+    ApiKeyVerified,
+    KeyRotated,
+    LoginRequest,
+    PasswordChange,
+    ProfileUpdate,
+    RegistrationCreate,
+    RegistrationRead,
+    TenantUserRead,
+    TokenPairRead,
+    UserCreate,
+    UserPage,
+    UserRead,
+    UserUpdate,
+)
+from churn_auth.tokens import (
+    KeyRing,
+    hash_api_key_secret,
+    hash_refresh_token,
+    new_api_key,
+    new_refresh_token,
+    new_signing_key,
+    parse_api_key,
+)
+from churn_shared.db import unit_of_work, utcnow
+from churn_shared.errors import BadRequestError, ForbiddenError
+from churn_shared.logging import get_logger
+from churn_shared.pagination import decode_cursor, encode_cursor
+from churn_shared.security import ROLES, Principal
+
+_log = get_logger(__name__)
+
+OWNER_ROLE = "owner"
+#: Roles each role may grant (and manage users holding): owners manage everyone, admins
+#: manage analysts and viewers only; analysts and viewers manage nobody.
+GRANTABLE: dict[str, frozenset[str]] = {
+    "owner": frozenset(ROLES),
+    "admin": frozenset({"analyst", "viewer"}),
+    "analyst": frozenset(),
+    "viewer": frozenset(),
+}
+API_KEY_SUBJECT_PREFIX = "apikey:"
+#: ``last_used_at`` of an API key is written at most this often.
+API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _rank(role: str) -> int:
+    return ROLES.index(role)
+
+
+async def load_key_ring(session: AsyncSession, *, access_token_ttl: timedelta) -> KeyRing:
+    """The key ring from the database, generating the first Ed25519 key if there is none.
+
+    The newest key that is not retired signs; the JWKS publishes every unretired key plus the
+    keys retired less than one access-token lifetime ago (tokens they signed are still valid).
+    """
+    keys = SigningKeyRepository(session)
+    now = utcnow()
+    published = await keys.list_published(retired_after=now - access_token_ttl)
+    active = [k for k in published if k.retired_at is None]
+    if not active:
+        created = await keys.add(new_signing_key(now))
+        _log.info("signing_key_created", kid=created.kid)
+        published = [created, *published]
+        active = [created]
+    return KeyRing(current=active[0], published=published)
+
+
+async def rotate_signing_key(session: AsyncSession, now: datetime) -> KeyRotated:
+    """Add a new signing key and retire the others.
+
+    A retired key stops signing at once but stays in the JWKS for one more access-token
+    lifetime, so tokens it signed keep verifying and nobody is logged out.
+    """
+    keys = SigningKeyRepository(session)
+    created = await keys.add(new_signing_key(now))
+    retired = await keys.retire_all_except(created.kid, now)
+    _log.info("signing_key_rotated", kid=created.kid, retired=list(retired))
+    return KeyRotated(kid=created.kid, previous_kids=list(retired))
+
+
+class SigningKeyCache:
+    """The key ring, reloaded from the database when stale (other replicas, the CLI rotate keys).
+
+    Signing reloads a ring older than ``max_age`` seconds; the JWKS reloads one older than
+    ``jwks_max_age`` so verifiers learn a new ``kid`` quickly.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        access_token_ttl: timedelta,
+        max_age: float = 30.0,
+        jwks_max_age: float = 5.0,
+    ) -> None:
+        self._session_factory = session_factory
+        self._access_token_ttl = access_token_ttl
+        self._max_age = max_age
+        self._jwks_max_age = jwks_max_age
+        self._ring: KeyRing | None = None
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def ring(self) -> KeyRing | None:
+        return self._ring
+
+    async def reload(self) -> KeyRing:
+        async with self._lock:
+            async with unit_of_work(self._session_factory) as session:
+                ring = await load_key_ring(session, access_token_ttl=self._access_token_ttl)
+            self._ring = ring
+            self._loaded_at = time.monotonic()
+            return ring
+
+    async def _fresh(self, max_age: float) -> KeyRing:
+        ring = self._ring
+        if ring is None or time.monotonic() - self._loaded_at > max_age:
+            return await self.reload()
+        return ring
+
+    async def signing_ring(self) -> KeyRing:
+        return await self._fresh(self._max_age)
+
+    async def jwks(self) -> dict[str, Any]:
+        return (await self._fresh(self._jwks_max_age)).jwks()
+
+    async def jwks_source(self) -> dict[str, Any]:
+        """A local ``JwksSource`` for the auth service's own ``TokenVerifier``."""
+        return await self.jwks()
+
+    async def rotate(self) -> KeyRotated:
+        """Rotate in a transaction of its own, then load the new ring at once."""
+        async with unit_of_work(self._session_factory) as session:
+            rotated = await rotate_signing_key(session, utcnow())
+        await self.reload()
+        return rotated
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    issuer: str
+    audience: str
+    access_ttl: timedelta
+    refresh_ttl: timedelta
+    api_key_ttl: timedelta = timedelta(minutes=5)
+    lockout_threshold: int = 5
+    lockout_base_seconds: int = 30
+    lockout_max_seconds: int = 900
+
+    def lock_delay(self, failures: int) -> timedelta | None:
+        """How long the account is locked after ``failures`` consecutive failures."""
+        if failures < self.lockout_threshold:
+            return None
+        exponent = min(failures - self.lockout_threshold, 20)
+        seconds = min(self.lockout_base_seconds * 2**exponent, self.lockout_max_seconds)
+        return timedelta(seconds=seconds)
+
+
+async def resolve_actor(users: UserRepository, principal: Principal) -> User:
+    """The calling user, as the database knows them now.
+
+    Refuses API-key tokens (they act for no user), deactivated users, and tokens issued before
+    the user's ``tokens_valid_after``. The role that counts is the stored one, not the token's.
+    """
+    if principal.subject.startswith(API_KEY_SUBJECT_PREFIX):
+        raise ForbiddenError("API keys cannot act on users, keys or the tenant.")
+    user = await users.get_in_tenant(principal.tenant_id, principal.subject)
+    if user is None or not user.active:
+        raise InactiveUserError
+    valid_after = user.tokens_valid_after
+    if valid_after is not None and (
+        principal.issued_at is None or principal.issued_at < valid_after.timestamp()
+    ):
+        raise InactiveUserError
+    return user
+
+
+class AuthService:
+    """Registration, login, refresh-token rotation and logout."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        keys: SigningKeyCache,
+        passwords: PasswordHasher,
+        policy: TokenPolicy,
+        throttle: LoginThrottle,
+    ) -> None:
+        self.session = session
+        self.keys = keys
+        self.passwords = passwords
+        self.policy = policy
+        self.throttle = throttle
+        self.tenants = TenantRepository(session)
+        self.users = UserRepository(session)
+        self.refresh_tokens = RefreshTokenRepository(session)
+
+    async def register(self, data: RegistrationCreate) -> RegistrationRead:
+        """Create a tenant and its first user, who is always the tenant's owner."""
+        email = normalize_email(str(data.email))
+        if await self.users.email_exists(email):
+            raise EmailAlreadyRegisteredError
+        password_hash = await self.passwords.hash(data.password)
+        now = utcnow()
+        tenant = await self.tenants.add(
+            Tenant(id=str(uuid.uuid4()), name=data.tenant_name, created_at=now)
+        )
+        user = User(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant.id,
+            email=email,
+            password_hash=password_hash,
+            role=OWNER_ROLE,
+            active=True,
+            created_at=now,
+        )
+        try:
+            await self.users.add(user)
+        except IntegrityError as exc:  # a concurrent registration with the same e-mail won
+            raise EmailAlreadyRegisteredError from exc
+        _log.info("tenant_registered", tenant_id=tenant.id, user_id=user.id)
+        return RegistrationRead(tenant_id=tenant.id, user_id=user.id, email=email, role="owner")
+
+    async def login(self, data: LoginRequest, client: str) -> TokenPairRead:
+        """Tokens for valid credentials; one answer for every kind of failure.
+
+        Throttled per client address and per e-mail; consecutive failures lock the account for
+        a growing delay (429 ``login-locked``, also for unknown e-mails).
+        """
+        email = normalize_email(data.email)
+        await self.throttle.login(client, email)
+        now = utcnow()
+        user = await self.users.get_by_email(email)
+        if user is None:
+            await self.throttle.check_unknown_account(email)
+            await self.passwords.verify_against_dummy(data.password)
+            await self.throttle.record_unknown_account_failure(email)
+            raise InvalidCredentialsError
+        if user.locked_until is not None and user.locked_until > now:
+            raise LoginLockedError(math.ceil((user.locked_until - now).total_seconds()))
+        if not await self.passwords.verify(data.password, user.password_hash):
+            failures = await self.users.record_failed_login(user.tenant_id, user.id)
+            delay = self.policy.lock_delay(failures)
+            if delay is not None:
+                await self.users.set_lock(user.tenant_id, user.id, utcnow() + delay)
+                _log.warning("login_locked", user_id=user.id, failures=failures, delay=str(delay))
+            raise InvalidCredentialsError
+        if not user.active:
+            raise InvalidCredentialsError
+        if user.failed_logins or user.locked_until is not None:
+            await self.users.set_lock(user.tenant_id, user.id, None)
+        return await self._issue_pair(user, family_id=str(uuid.uuid4()), now=now)
+
+    async def refresh(self, refresh_token: str, client: str) -> TokenPairRead:
+        """Rotate a refresh token; a token that was already rotated revokes its family."""
+        await self.throttle.refresh_from(client)
+        now = utcnow()
+        stored = await self.refresh_tokens.get_by_hash(hash_refresh_token(refresh_token))
+        if stored is None or stored.revoked_at is not None:
+            raise InvalidRefreshTokenError
+        await self.throttle.refresh_for(stored.user_id)
+        if stored.used_at is not None:
+            await self._revoke_reused_family(stored, now)
+        if stored.expires_at <= now:
+            raise InvalidRefreshTokenError
+        if not await self.refresh_tokens.mark_used(stored.tenant_id, stored.id, now):
+            # A concurrent request rotated (or revoked) it first: the same token was used twice.
+            await self._revoke_reused_family(stored, now)
+        user = await self.users.get_in_tenant(stored.tenant_id, stored.user_id)
+        if user is None or not user.active:
+            await self.refresh_tokens.revoke_family(stored.tenant_id, stored.family_id, now)
+            raise InvalidRefreshTokenError
+        return await self._issue_pair(user, family_id=stored.family_id, now=now)
+
+    async def logout(self, refresh_token: str) -> None:
+        """Revoke the family of a refresh token; an unknown token is ignored (idempotent)."""
+        stored = await self.refresh_tokens.get_by_hash(hash_refresh_token(refresh_token))
+        if stored is None:
+            return
+        revoked = await self.refresh_tokens.revoke_family(
+            stored.tenant_id, stored.family_id, utcnow()
+        )
+        _log.info("logged_out", user_id=stored.user_id, revoked_tokens=revoked)
+
+    async def _revoke_reused_family(self, stored: RefreshToken, now: datetime) -> NoReturn:
+        revoked = await self.refresh_tokens.revoke_family(stored.tenant_id, stored.family_id, now)
+        _log.warning(
+            "refresh_token_reuse_detected",
+            tenant_id=stored.tenant_id,
+            user_id=stored.user_id,
+            family_id=stored.family_id,
+            revoked_tokens=revoked,
+        )
+        raise RefreshTokenReusedError
+
+    async def _issue_pair(self, user: User, *, family_id: str, now: datetime) -> TokenPairRead:
+        ring = await self.keys.signing_ring()
+        access = ring.issue_access_token(
+            subject=user.id,
+            tenant_id=user.tenant_id,
+            role=user.role,
+            issuer=self.policy.issuer,
+            audience=self.policy.audience,
+            now=now,
+            ttl=self.policy.access_ttl,
+        )
+        refresh = new_refresh_token()
+        await self.refresh_tokens.add(
+            RefreshToken(
+                id=str(uuid.uuid4()),
+                token_hash=hash_refresh_token(refresh),
+                family_id=family_id,
+                user_id=user.id,
+                tenant_id=user.tenant_id,
+                expires_at=now + self.policy.refresh_ttl,
+                created_at=now,
+            )
+        )
+        return TokenPairRead(
+            access_token=access.token, refresh_token=refresh, expires_in=access.expires_in
+        )
+
+
+def _tenant_user(user: User) -> TenantUserRead:
+    return TenantUserRead(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        active=user.active,
+        created_at=user.created_at,
+        locked_until=user.locked_until,
+    )
+
+
+class UserService:
+    """Profiles, and the tenant's users as managed by its owners and admins."""
+
+    def __init__(self, session: AsyncSession, passwords: PasswordHasher) -> None:
+        self.session = session
+        self.passwords = passwords
+        self.users = UserRepository(session)
+        self.refresh_tokens = RefreshTokenRepository(session)
+
+    async def get_me(self, principal: Principal) -> UserRead:
+        await resolve_actor(self.users, principal)
+        found = await self.users.get_with_tenant(principal.tenant_id, principal.subject)
+        if found is None:
+            raise UserNotFoundError
+        user, tenant = found
+        return UserRead(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            tenant_id=user.tenant_id,
+            tenant_name=tenant.name,
+            created_at=user.created_at,
+        )
+
+    async def update_me(self, principal: Principal, data: ProfileUpdate) -> UserRead:
+        user = await resolve_actor(self.users, principal)
+        if data.email is not None:
+            email = normalize_email(str(data.email))
+            if email != user.email:
+                if await self.users.email_exists(email):
+                    raise EmailAlreadyRegisteredError
+                user.email = email
+                self.session.add(user)
+                try:
+                    await self.session.flush()
+                except IntegrityError as exc:
+                    raise EmailAlreadyRegisteredError from exc
+        return await self.get_me(principal)
+
+    async def change_password(self, principal: Principal, data: PasswordChange) -> None:
+        """Needs the old password; revokes every refresh-token family but the caller's own."""
+        user = await resolve_actor(self.users, principal)
+        if not await self.passwords.verify(data.old_password, user.password_hash):
+            raise WrongPasswordError
+        keep_family: str | None = None
+        if data.keep_refresh_token:
+            kept = await self.refresh_tokens.get_by_hash(
+                hash_refresh_token(data.keep_refresh_token)
+            )
+            if kept is not None and kept.user_id == user.id and kept.revoked_at is None:
+                keep_family = kept.family_id
+        user.password_hash = await self.passwords.hash(data.new_password)
+        self.session.add(user)
+        await self.session.flush()
+        revoked = await self.refresh_tokens.revoke_user(
+            user.tenant_id, user.id, utcnow(), except_family=keep_family
+        )
+        _log.info("password_changed", user_id=user.id, revoked_tokens=revoked)
+
+    async def create_user(self, principal: Principal, data: UserCreate) -> TenantUserRead:
+        actor = await resolve_actor(self.users, principal)
+        if not GRANTABLE[actor.role]:
+            raise RoleNotAllowedError("Only owners and admins create users.")
+        if data.role not in GRANTABLE[actor.role]:
+            raise RoleNotAllowedError(f"A {actor.role} cannot create a user with role {data.role}.")
+        email = normalize_email(str(data.email))
+        if await self.users.email_exists(email):
+            raise EmailAlreadyRegisteredError
+        user = User(
+            id=str(uuid.uuid4()),
+            tenant_id=actor.tenant_id,
+            email=email,
+            password_hash=await self.passwords.hash(data.password),
+            role=data.role,
+            active=True,
+            created_at=utcnow(),
+        )
+        try:
+            await self.users.add(user)
+        except IntegrityError as exc:
+            raise EmailAlreadyRegisteredError from exc
+        _log.info("user_created", tenant_id=user.tenant_id, user_id=user.id, role=user.role)
+        return _tenant_user(user)
+
+    async def list_users(self, principal: Principal, *, limit: int, cursor: str | None) -> UserPage:
+        actor = await resolve_actor(self.users, principal)
+        if _rank(actor.role) < _rank("admin"):
+            raise RoleNotAllowedError("Only owners and admins list users.")
+        position = decode_cursor(cursor, 2)
+        after: tuple[datetime, str] | None = None
+        if position is not None:
+            try:
+                after = (datetime.fromisoformat(str(position[0])), str(position[1]))
+            except ValueError as exc:
+                raise BadRequestError("The cursor is not valid.") from exc
+        rows = await self.users.list_page(actor.tenant_id, limit=limit + 1, after=after)
+        items = [_tenant_user(u) for u in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor([last.created_at.isoformat(), last.id])
+        return UserPage(items=items, next_cursor=next_cursor)
+
+    async def update_user(
+        self, principal: Principal, user_id: str, data: UserUpdate
+    ) -> TenantUserRead:
+        """Change a user's role or activation, under the rules of docs/permissions.md."""
+        actor = await resolve_actor(self.users, principal)
+        grantable = GRANTABLE[actor.role]
+        if not grantable:
+            raise RoleNotAllowedError("Only owners and admins manage users.")
+        target = await self.users.get_in_tenant(actor.tenant_id, user_id)
+        if target is None:
+            raise UserNotFoundError
+        if target.id == actor.id:
+            if data.role is not None and data.role != actor.role:
+                raise RoleNotAllowedError("Nobody can change their own role.")
+            if data.active is False:
+                raise RoleNotAllowedError("Nobody can deactivate themselves.")
+            return _tenant_user(target)
+        if target.role not in grantable:
+            raise RoleNotAllowedError(
+                f"A {actor.role} cannot manage a user with role {target.role}."
+            )
+        if data.role is not None and data.role not in grantable:
+            raise RoleNotAllowedError(f"A {actor.role} cannot grant the role {data.role}.")
+        loses_owner = (
+            target.role == OWNER_ROLE
+            and target.active
+            and ((data.role is not None and data.role != OWNER_ROLE) or data.active is False)
+        )
+        if loses_owner:
+            owners = await self.users.lock_active_owners(actor.tenant_id)
+            if not set(owners) - {target.id}:
+                raise LastOwnerError
+        now = utcnow()
+        deactivating = target.active and data.active is False
+        if data.role is not None:
+            target.role = data.role
+        if data.active is not None:
+            target.active = data.active
+        if deactivating:
+            target.tokens_valid_after = now
+        self.session.add(target)
+        await self.session.flush()
+        if deactivating:
+            await self.refresh_tokens.revoke_user(target.tenant_id, target.id, now)
+        _log.info(
+            "user_updated",
+            tenant_id=target.tenant_id,
+            user_id=target.id,
+            by=actor.id,
+            role=target.role,
+            active=target.active,
+        )
+        return _tenant_user(target)
+
+
+def api_key_role(scopes: Sequence[str]) -> str:
+    """The role an API key acts with: analyst if it may write events or score, else viewer."""
+    return "analyst" if {"events:write", "predictions"} & set(scopes) else "viewer"
+
+
+def _api_key_read(key: ApiKey) -> ApiKeyRead:
+    return ApiKeyRead(
+        id=key.id,
+        name=key.name,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+    )
+
+
+class ApiKeyService:
+    """Integrators' API keys: created, listed and revoked by admins; verified for services."""
+
+    def __init__(
+        self, session: AsyncSession, *, keys: SigningKeyCache, policy: TokenPolicy
+    ) -> None:
+        self.session = session
+        self.keys = keys
+        self.policy = policy
+        self.users = UserRepository(session)
+        self.api_keys = ApiKeyRepository(session)
+
+    async def _admin(self, principal: Principal) -> User:
+        actor = await resolve_actor(self.users, principal)
+        if _rank(actor.role) < _rank("admin"):
+            raise RoleNotAllowedError("Only owners and admins manage API keys.")
+        return actor
+
+    async def create(self, principal: Principal, data: ApiKeyCreate) -> ApiKeyCreated:
+        actor = await self._admin(principal)
+        fresh = new_api_key()
+        scopes: list[str] = sorted({str(scope) for scope in data.scopes})
+        key = await self.api_keys.add(
+            ApiKey(
+                id=fresh.id,
+                tenant_id=actor.tenant_id,
+                name=data.name,
+                scopes=scopes,
+                secret_hash=fresh.secret_hash,
+                created_by=actor.id,
+                created_at=utcnow(),
+            )
+        )
+        _log.info("api_key_created", tenant_id=key.tenant_id, key_id=key.id, scopes=scopes)
+        return ApiKeyCreated(**_api_key_read(key).model_dump(), key=fresh.key)
+
+    async def list(self, principal: Principal) -> ApiKeyList:
+        actor = await self._admin(principal)
+        return ApiKeyList(
+            items=[_api_key_read(k) for k in await self.api_keys.list_active(actor.tenant_id)]
+        )
+
+    async def revoke(self, principal: Principal, key_id: str) -> None:
+        actor = await self._admin(principal)
+        if not await self.api_keys.revoke(actor.tenant_id, key_id, utcnow()):
+            raise ApiKeyNotFoundError
+        _log.info("api_key_revoked", tenant_id=actor.tenant_id, key_id=key_id)
+
+    async def verify(self, presented: str) -> ApiKeyVerified:
+        """The key's tenant and scopes plus a short-lived access token; 401 otherwise."""
+        parsed = parse_api_key(presented)
+        if parsed is None:
+            raise InvalidApiKeyError
+        key_id, secret = parsed
+        key = await self.api_keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            raise InvalidApiKeyError
+        if not hmac.compare_digest(key.secret_hash, hash_api_key_secret(secret)):
+            raise InvalidApiKeyError
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
+            await self.api_keys.touch(key.id, now)
+        scopes = list(key.scopes)
+        ring = await self.keys.signing_ring()
+        access = ring.issue_access_token(
+            subject=f"{API_KEY_SUBJECT_PREFIX}{key.id}",
+            tenant_id=key.tenant_id,
+            role=api_key_role(scopes),
+            issuer=self.policy.issuer,
+            audience=self.policy.audience,
+            now=now,
+            ttl=self.policy.api_key_ttl,
+            extra_claims={"scp": scopes},
+        )
+        return ApiKeyVerified(
+            key_id=key.id,
+            tenant_id=key.tenant_id,
+            scopes=scopes,
+            name=key.name,
+            access_token=access.token,
+            expires_in=access.expires_in,
+        )
+
+
+class SigningKeyService:
+    """Rotation of the signing keys, by a tenant owner."""
+
+    def __init__(self, session: AsyncSession, *, keys: SigningKeyCache) -> None:
+        self.users = UserRepository(session)
+        self.keys = keys
+
+    async def rotate(self, principal: Principal) -> KeyRotated:
+        actor = await resolve_actor(self.users, principal)
+        if actor.role != OWNER_ROLE:
+            raise RoleNotAllowedError("Only owners rotate the signing keys.")
+        rotated = await self.keys.rotate()
+        _log.info("signing_keys_rotated_by", user_id=actor.id, kid=rotated.kid)
+        return rotated

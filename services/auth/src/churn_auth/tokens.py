@@ -1,0 +1,147 @@
+"""Ed25519 signing keys, the key ring that signs access tokens, and opaque refresh tokens.
+
+No SQL here: :mod:`churn_auth.service` loads and stores keys through the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from churn_auth.models import SigningKey
+
+ALGORITHM = "EdDSA"
+ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a token type name, not a secret
+
+
+def new_signing_key(now: datetime) -> SigningKey:
+    """A fresh Ed25519 key pair as a row: PKCS#8 PEM private key and its public JWK."""
+    private_key = Ed25519PrivateKey.generate()
+    kid = uuid.uuid4().hex
+    pem = private_key.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    ).decode("ascii")
+    public_jwk: dict[str, Any] = {
+        **jwt.algorithms.OKPAlgorithm.to_jwk(private_key.public_key(), as_dict=True),
+        "kid": kid,
+        "alg": ALGORITHM,
+        "use": "sig",
+    }
+    return SigningKey(kid=kid, private_key_pem=pem, public_jwk=public_jwk, created_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    token: str
+    expires_in: int
+
+
+class KeyRing:
+    """The current signing key plus every public key a valid token may still be signed with."""
+
+    def __init__(self, current: SigningKey, published: Sequence[SigningKey]) -> None:
+        key = serialization.load_pem_private_key(current.private_key_pem.encode("ascii"), None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise TypeError(f"signing key {current.kid} is not an Ed25519 key")
+        self.kid = current.kid
+        self._private_key = key
+        self._jwks: dict[str, Any] = {"keys": [dict(k.public_jwk) for k in published]}
+
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set to publish (a copy, safe to hand out)."""
+        return {"keys": [dict(k) for k in self._jwks["keys"]]}
+
+    async def jwks_source(self) -> dict[str, Any]:
+        """A local ``JwksSource`` for ``TokenVerifier``: no HTTP round trip to ourselves."""
+        return self.jwks()
+
+    def issue_access_token(
+        self,
+        *,
+        subject: str,
+        tenant_id: str,
+        role: str,
+        issuer: str,
+        audience: str,
+        now: datetime,
+        ttl: timedelta,
+        extra_claims: dict[str, Any] | None = None,
+    ) -> AccessToken:
+        claims: dict[str, Any] = {
+            "iss": issuer,
+            "aud": audience,
+            "sub": subject,
+            "tid": tenant_id,
+            "role": role,
+            "typ": ACCESS_TOKEN_TYPE,
+            # Sub-second ``iat`` (a JSON number may have a fraction, RFC 7519 §2), so the
+            # auth service can refuse tokens issued before a user's ``tokens_valid_after``.
+            "iat": now.timestamp(),
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            **(extra_claims or {}),
+        }
+        token = jwt.encode(
+            claims, self._private_key, algorithm=ALGORITHM, headers={"kid": self.kid}
+        )
+        return AccessToken(token=token, expires_in=int(ttl.total_seconds()))
+
+
+def new_refresh_token() -> str:
+    """An opaque refresh token (256 random bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    """What is stored instead of the token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+API_KEY_PREFIX = "ck"
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    id: str
+    secret_hash: str
+    #: ``ck_<id>_<secret>``: what the integrator stores; never kept by the server.
+    key: str
+
+
+def new_api_key() -> NewApiKey:
+    """A key id (128 bits, hex) and a 32-byte random secret (URL-safe base64)."""
+    key_id = uuid.uuid4().hex
+    secret = secrets.token_urlsafe(32)
+    return NewApiKey(
+        id=key_id,
+        secret_hash=hash_api_key_secret(secret),
+        key=f"{API_KEY_PREFIX}_{key_id}_{secret}",
+    )
+
+
+def parse_api_key(key: str) -> tuple[str, str] | None:
+    """``(id, secret)`` of a well-formed key, else None."""
+    prefix, sep, rest = key.strip().partition("_")
+    if prefix != API_KEY_PREFIX or not sep:
+        return None
+    key_id, sep, secret = rest.partition("_")
+    if len(key_id) != 32 or not sep or not secret:
+        return None
+    return key_id, secret
+
+
+def hash_api_key_secret(secret: str) -> str:
+    """SHA-256 (hex) of the secret: enough for 256 random bits, no slow hash needed."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
