@@ -1,0 +1,232 @@
+"""HTTP routes: parse, call one service method, return."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+
+from churn_customers.dependencies import (
+    CustomerServiceDep,
+    EventIngestServiceDep,
+    ImportServiceDep,
+    TrainingSetServiceDep,
+)
+from churn_customers.importing import MultipartError, parse_multipart
+from churn_customers.schemas import (
+    CustomerCreate,
+    CustomerDetail,
+    CustomerFeaturesRead,
+    CustomerPage,
+    CustomerRead,
+    CustomerSort,
+    CustomerTrainingSet,
+    CustomerUpdate,
+    EventBatchAccepted,
+    EventBatchIn,
+    EventTrainingSet,
+    ImportAccepted,
+    ImportRead,
+)
+from churn_customers.service import parse_cutoff
+from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError
+from churn_shared.security import Principal, PrincipalDep, require_role
+
+#: Changing data needs the analyst role or higher; reading needs any role.
+WriterDep = Annotated[Principal, Depends(require_role("analyst"))]
+
+events_router = APIRouter(prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES)
+customers_router = APIRouter(
+    prefix="/v1/customers", tags=["customers"], responses=PROBLEM_RESPONSES
+)
+
+
+@events_router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventBatchAccepted,
+    operation_id="events_ingest",
+)
+async def ingest_events(
+    body: EventBatchIn,
+    principal: WriterDep,
+    service: EventIngestServiceDep,
+    backfill: Annotated[
+        bool, Query(description="Historical events: scored, never alerted")
+    ] = False,
+) -> EventBatchAccepted:
+    """Store a batch of customer events and refresh the affected customers' features."""
+    return await service.record_events(principal.tenant_id, body.events, backfill=backfill)
+
+
+@customers_router.get("", response_model=CustomerPage, operation_id="customers_list")
+async def list_customers(
+    principal: PrincipalDep,
+    service: CustomerServiceDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    sort: CustomerSort = "customer_id",
+) -> CustomerPage:
+    return await service.list_customers(principal.tenant_id, limit=limit, cursor=cursor, sort=sort)
+
+
+@customers_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CustomerRead,
+    operation_id="customers_create",
+)
+async def create_customer(
+    body: CustomerCreate, principal: WriterDep, service: CustomerServiceDep
+) -> CustomerRead:
+    return await service.create_customer(principal.tenant_id, body)
+
+
+@customers_router.get("/{customer_id}", response_model=CustomerDetail, operation_id="customers_get")
+async def get_customer(
+    customer_id: str, principal: PrincipalDep, service: CustomerServiceDep
+) -> CustomerDetail:
+    return await service.get_customer(principal.tenant_id, customer_id)
+
+
+@customers_router.patch(
+    "/{customer_id}", response_model=CustomerRead, operation_id="customers_update"
+)
+async def update_customer(
+    customer_id: str, body: CustomerUpdate, principal: WriterDep, service: CustomerServiceDep
+) -> CustomerRead:
+    return await service.update_customer(principal.tenant_id, customer_id, body)
+
+
+@customers_router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    operation_id="customers_delete",
+)
+async def delete_customer(
+    customer_id: str, principal: WriterDep, service: CustomerServiceDep
+) -> Response:
+    await service.delete_customer(principal.tenant_id, customer_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@customers_router.get(
+    "/{customer_id}/features",
+    response_model=CustomerFeaturesRead,
+    operation_id="customers_features",
+)
+async def get_customer_features(
+    customer_id: str, principal: PrincipalDep, service: CustomerServiceDep
+) -> CustomerFeaturesRead:
+    return await service.get_features(principal.tenant_id, customer_id)
+
+
+imports_router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=PROBLEM_RESPONSES)
+training_sets_router = APIRouter(
+    prefix="/v1/training-sets", tags=["training-sets"], responses=PROBLEM_RESPONSES
+)
+
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV with a header row (XLSX is refused with 415)",
+                        },
+                        "id_column": {
+                            "type": "string",
+                            "default": "customer_id",
+                            "description": "The column holding each customer's id",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@imports_router.post(
+    "/import",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportAccepted,
+    operation_id="customers_import",
+    openapi_extra=_IMPORT_BODY,
+)
+async def import_customers(
+    request: Request,
+    background: BackgroundTasks,
+    principal: WriterDep,
+    service: ImportServiceDep,
+) -> ImportAccepted:
+    """Upload a customer file; its rows are upserted in the background (poll the import).
+
+    Cells are typed (numbers as numbers, blanks as null) and merged into each customer's
+    attributes; rows with errors are skipped whole and reported with their line numbers."""
+    try:
+        form = parse_multipart(await request.body(), request.headers.get("content-type", ""))
+    except MultipartError as exc:
+        raise UnprocessableError(f"Send the file as multipart/form-data: {exc}.") from exc
+    return await service.start_import(
+        principal.tenant_id,
+        principal.subject,
+        form.files.get("file"),
+        form.fields.get("id_column") or "customer_id",
+        background.add_task,
+    )
+
+
+@imports_router.get(
+    "/imports/{import_id}", response_model=ImportRead, operation_id="customers_import_get"
+)
+async def get_import(
+    import_id: str, principal: PrincipalDep, service: ImportServiceDep
+) -> ImportRead:
+    return await service.get_import(principal.tenant_id, import_id)
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@training_sets_router.get(
+    "/customers",
+    response_model=CustomerTrainingSet,
+    operation_id="training_sets_customers",
+)
+async def customer_training_set(
+    principal: PrincipalDep,
+    service: TrainingSetServiceDep,
+    label: Annotated[str, Query(min_length=1, description="The label attribute")],
+) -> Response:
+    """Imported attributes of the customers that have the label attribute (for training)."""
+    return _json(await service.customer_training_set(principal.tenant_id, label))
+
+
+@training_sets_router.get(
+    "/events",
+    response_model=EventTrainingSet,
+    operation_id="training_sets_events",
+)
+async def event_training_set(
+    principal: PrincipalDep,
+    service: TrainingSetServiceDep,
+    horizon_days: Annotated[int, Query(description="30, 60, 90 or 180")],
+    cutoff: Annotated[str | None, Query(description="YYYY-MM-DD (midnight UTC)")] = None,
+    cutoffs: Annotated[
+        list[str] | None, Query(description="Several cutoffs to stack (repeat the parameter)")
+    ] = None,
+) -> Response:
+    """A point-in-time training set: features from events up to the cutoff, label = no order
+    in (cutoff, cutoff + horizon_days]."""
+    moments = [parse_cutoff(text) for text in [*([cutoff] if cutoff else []), *(cutoffs or [])]]
+    return _json(await service.events_training_set(principal.tenant_id, moments, horizon_days))

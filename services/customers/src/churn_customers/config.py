@@ -1,0 +1,25 @@
+"""Settings of the customers service (environment prefix ``CHURN_CUSTOMERS_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from churn_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHURN_CUSTOMERS_", extra="ignore", env_nested_delimiter="__"
+    )
+
+    service_name: str = "customers"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/customers.db")
+    #: Kafka consumer groups are ``<consumer_group>-events`` and ``<consumer_group>-scores``.
+    consumer_group: str = "churn-customers"
+    #: Largest ``POST /v1/events`` batch; a larger one is answered 413.
+    max_events_per_batch: int = Field(default=10_000, ge=1, le=100_000)
+    #: Largest customer file ``POST /v1/customers/import`` accepts; a larger one is answered 413.
+    #: The service's request body limit is raised to fit it (``max_body_bytes`` still applies
+    #: to every other route's body size when it is larger).
+    max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)

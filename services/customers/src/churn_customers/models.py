@@ -1,0 +1,131 @@
+"""Tables of the customers service, on its own registry (its own schema and Alembic history).
+
+The hot paths (event ingest, feature upserts, score updates) use the Core tables exposed at the
+bottom of this module; ordinary CRUD goes through the same tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from churn_shared.db import UTCDateTime
+from churn_shared.kafka import outbox_table, processed_events_table
+
+
+class Base(SQLModel, registry=registry()):
+    pass
+
+
+def _utc_column(*, nullable: bool = False) -> Any:
+    return sa.Column(UTCDateTime(), nullable=nullable)
+
+
+def _json_column() -> Any:
+    return sa.Column(sa.JSON(), nullable=False)
+
+
+def _bigint_id() -> Any:
+    return sa.Column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+class Customer(Base, table=True):
+    """A tenant's customer, known by the tenant's own id, with the latest churn score."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "customer_id", name="uq_customers_tenant_customer"),
+        sa.Index("ix_customers_tenant_probability", "tenant_id", "churn_probability"),
+        sa.Index("ix_customers_tenant_updated", "tenant_id", "updated_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_bigint_id())
+    tenant_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    created_at: datetime = Field(sa_column=_utc_column())
+    updated_at: datetime = Field(sa_column=_utc_column())
+    #: When the platform received the customer's first event (null until then).
+    first_seen_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    churn_probability: float | None = Field(
+        default=None, sa_column=sa.Column(sa.Double(), nullable=True)
+    )
+    risk_level: str | None = Field(default=None, max_length=16)
+    model_version: str | None = Field(default=None, max_length=128)
+    scored_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class CustomerEvent(Base, table=True):
+    """One raw event as received (HTTP or Kafka); ``event_id`` is unique per tenant."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "event_id", name="uq_events_tenant_event"),
+        sa.Index("ix_events_tenant_customer_occurred", "tenant_id", "customer_id", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_bigint_id())
+    tenant_id: str = Field(max_length=64)
+    event_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64)
+    type: str = Field(max_length=32)
+    occurred_at: datetime = Field(sa_column=_utc_column())
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    received_at: datetime = Field(sa_column=_utc_column())
+
+
+class CustomerFeatures(Base, table=True):
+    """A customer's latest feature profile (``churn_shared.contracts.FEATURE_NAMES``)."""
+
+    __tablename__ = "customer_features"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(primary_key=True, max_length=64)
+    features: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    as_of: datetime = Field(sa_column=_utc_column())
+    updated_at: datetime = Field(sa_column=_utc_column())
+
+
+class CustomerImport(Base, table=True):
+    """One uploaded customer file and how its import went (``status``: queued, running,
+    succeeded, failed). ``errors`` holds the first rejected rows, ``{"line", "error"}``."""
+
+    __tablename__ = "customer_imports"
+    __table_args__ = (sa.Index("ix_customer_imports_tenant_created", "tenant_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    filename: str | None = Field(default=None, max_length=255)
+    id_column: str = Field(max_length=255)
+    rows_total: int = 0
+    rows_imported: int = 0
+    rows_rejected: int = 0
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+    #: Why the whole import failed (unreadable file, missing id column …), when it did.
+    failure: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    created_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+    finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, sa.Table)
+    return table
+
+
+customers: sa.Table = _table(Customer)
+events: sa.Table = _table(CustomerEvent)
+customer_features: sa.Table = _table(CustomerFeatures)
+customer_imports: sa.Table = _table(CustomerImport)
+outbox = outbox_table(Base.metadata)
+processed_events = processed_events_table(Base.metadata)

@@ -1,0 +1,463 @@
+"""All SQL of the customers service. Repositories execute and flush; they never commit.
+
+Hot paths (event ingest, feature upserts, score updates) are SQLAlchemy Core bulk statements on
+the session's connection; every statement filters by ``tenant_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_customers.features import PROPERTY_EVENT_TYPES
+from churn_customers.models import customer_features, customer_imports, customers, events
+from churn_shared.db import UTCDateTime
+
+#: Bound parameters per IN list (SQLite allows 32,766 variables per statement).
+_CHUNK = 5_000
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """The part of a stored event that features are computed from."""
+
+    customer_id: str
+    type: str
+    occurred_at: datetime
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreUpdate:
+    tenant_id: str
+    customer_id: str
+    churn_probability: float
+    risk_level: str
+    model_version: str
+    scored_at: datetime
+
+
+def _is_mysql(conn: AsyncConnection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
+def _insert_or_ignore(conn: AsyncConnection, table: sa.Table, key: Sequence[str]) -> Any:
+    """An INSERT that leaves (and, on MySQL, row-locks) rows whose ``key`` already exists."""
+    if _is_mysql(conn):
+        mysql_insert = mysql.insert(table)
+        return mysql_insert.on_duplicate_key_update({key[0]: mysql_insert.inserted[key[0]]})
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+
+def _upsert(
+    conn: AsyncConnection, table: sa.Table, key: Sequence[str], columns: Sequence[str]
+) -> Any:
+    """An INSERT that overwrites ``columns`` of rows whose ``key`` already exists."""
+    if _is_mysql(conn):
+        mysql_insert = mysql.insert(table)
+        return mysql_insert.on_duplicate_key_update(
+            {name: mysql_insert.inserted[name] for name in columns}
+        )
+    sqlite_insert = sqlite.insert(table)
+    return sqlite_insert.on_conflict_do_update(
+        index_elements=list(key), set_={name: sqlite_insert.excluded[name] for name in columns}
+    )
+
+
+class _Repository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _conn(self) -> AsyncConnection:
+        return await self.session.connection()
+
+
+class EventRepository(_Repository):
+    async def existing_event_ids(self, tenant_id: str, event_ids: Sequence[str]) -> set[str]:
+        conn = await self._conn()
+        found: set[str] = set()
+        for chunk in _chunks(event_ids):
+            result = await conn.execute(
+                sa.select(events.c.event_id).where(
+                    events.c.tenant_id == tenant_id, events.c.event_id.in_(chunk)
+                )
+            )
+            found.update(result.scalars())
+        return found
+
+    async def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            conn = await self._conn()
+            await conn.execute(sa.insert(events), list(rows))
+
+    async def for_customers(
+        self, tenant_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, list[StoredEvent]]:
+        """Every stored event of these customers, grouped by customer, in time order.
+
+        Properties are loaded only for the event types features read (decoding JSON is the
+        costliest part of this query)."""
+        conn = await self._conn()
+        properties = sa.case(
+            (events.c.type.in_(sorted(PROPERTY_EVENT_TYPES)), events.c.properties),
+            else_=sa.null(),
+        )
+        grouped: dict[str, list[StoredEvent]] = {cid: [] for cid in customer_ids}
+        for chunk in _chunks(customer_ids):
+            result = await conn.execute(
+                sa.select(
+                    events.c.customer_id,
+                    events.c.type,
+                    events.c.occurred_at,
+                    properties,
+                )
+                .where(events.c.tenant_id == tenant_id, events.c.customer_id.in_(chunk))
+                .order_by(events.c.customer_id, events.c.occurred_at, events.c.id)
+            )
+            for cid, kind, occurred_at, properties in result:
+                grouped[cid].append(StoredEvent(cid, kind, occurred_at, properties or {}))
+        return grouped
+
+    async def latest_occurred_at(self, tenant_id: str) -> datetime | None:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(sa.func.max(events.c.occurred_at)).where(events.c.tenant_id == tenant_id)
+        )
+        value: Any = result.scalar()
+        if value is None:
+            return None
+        # ``max()`` may lose the column type on some backends; normalise like UTCDateTime.
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(moment, datetime)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+    async def stream_histories(
+        self, tenant_id: str, until: datetime, *, partition: int = 5_000
+    ) -> AsyncIterator[tuple[str, list[StoredEvent]]]:
+        """Every customer's events up to ``until``, one customer at a time, in time order.
+
+        One streamed (server-side cursor) query in index order (tenant, customer, time), so the
+        tenant's history is read once and never held in memory whole."""
+        conn = await self._conn()
+        properties = sa.case(
+            (events.c.type.in_(sorted(PROPERTY_EVENT_TYPES)), events.c.properties),
+            else_=sa.null(),
+        )
+        result = await conn.stream(
+            sa.select(events.c.customer_id, events.c.type, events.c.occurred_at, properties)
+            .where(events.c.tenant_id == tenant_id, events.c.occurred_at <= until)
+            .order_by(events.c.customer_id, events.c.occurred_at, events.c.id)
+        )
+        current: str | None = None
+        history: list[StoredEvent] = []
+        async for rows in result.partitions(partition):
+            for cid, kind, occurred_at, props in rows:
+                if cid != current:
+                    if current is not None:
+                        yield current, history
+                    current, history = cid, []
+                history.append(StoredEvent(cid, kind, occurred_at, props or {}))
+        if current is not None:
+            yield current, history
+
+    async def delete_for_customer(self, tenant_id: str, customer_id: str) -> None:
+        conn = await self._conn()
+        await conn.execute(
+            sa.delete(events).where(
+                events.c.tenant_id == tenant_id, events.c.customer_id == customer_id
+            )
+        )
+
+
+class FeatureRepository(_Repository):
+    async def upsert_many(
+        self,
+        tenant_id: str,
+        profiles: Mapping[str, Mapping[str, float | None]],
+        as_of: datetime,
+    ) -> None:
+        """Insert or overwrite the feature profiles of these customers (one bulk statement)."""
+        if not profiles:
+            return
+        conn = await self._conn()
+        statement = _upsert(
+            conn,
+            customer_features,
+            ("tenant_id", "customer_id"),
+            ("features", "as_of", "updated_at"),
+        )
+        await conn.execute(
+            statement,
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "customer_id": cid,
+                    "features": dict(features),
+                    "as_of": as_of,
+                    "updated_at": as_of,
+                }
+                for cid, features in profiles.items()
+            ],
+        )
+
+    async def get(self, tenant_id: str, customer_id: str) -> sa.Row[Any, Any] | None:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customer_features.c.features, customer_features.c.as_of).where(
+                customer_features.c.tenant_id == tenant_id,
+                customer_features.c.customer_id == customer_id,
+            )
+        )
+        return result.first()
+
+    async def delete_for_customer(self, tenant_id: str, customer_id: str) -> None:
+        conn = await self._conn()
+        await conn.execute(
+            sa.delete(customer_features).where(
+                customer_features.c.tenant_id == tenant_id,
+                customer_features.c.customer_id == customer_id,
+            )
+        )
+
+
+class CustomerRepository(_Repository):
+    async def ensure_exist(
+        self, tenant_id: str, customer_ids: Sequence[str], now: datetime
+    ) -> None:
+        """Create the customers not known yet (first seen now). On MySQL this also locks every
+        one of these customer rows, in id order, until the transaction ends: concurrent ingests
+        for the same customer take turns, so each recomputes features from all committed events.
+        """
+        if not customer_ids:
+            return
+        conn = await self._conn()
+        statement = _insert_or_ignore(conn, customers, ("tenant_id", "customer_id"))
+        await conn.execute(
+            statement,
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "customer_id": cid,
+                    "attributes": {},
+                    "created_at": now,
+                    "updated_at": now,
+                    "first_seen_at": now,
+                }
+                for cid in sorted(customer_ids)
+            ],
+        )
+
+    async def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            conn = await self._conn()
+            await conn.execute(sa.insert(customers), list(rows))
+
+    async def attributes_for(
+        self, tenant_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The stored attributes of those of these customers that exist, locked (MySQL) until
+        the transaction ends so a concurrent update is not lost between read and write."""
+        conn = await self._conn()
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(customer_ids):
+            result = await conn.execute(
+                sa.select(customers.c.customer_id, customers.c.attributes)
+                .where(customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk))
+                .with_for_update()
+            )
+            for cid, attributes in result:
+                found[cid] = dict(attributes or {})
+        return found
+
+    async def upsert_attributes(
+        self, tenant_id: str, attributes: Mapping[str, Mapping[str, Any]], now: datetime
+    ) -> None:
+        """Create these customers or overwrite their attributes (bulk, in chunks)."""
+        if not attributes:
+            return
+        conn = await self._conn()
+        statement = _upsert(
+            conn, customers, ("tenant_id", "customer_id"), ("attributes", "updated_at")
+        )
+        items = list(attributes.items())
+        for chunk in _chunks(items, 1_000):
+            await conn.execute(
+                statement,
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "customer_id": cid,
+                        "attributes": dict(values),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for cid, values in chunk
+                ],
+            )
+
+    async def all_attributes(self, tenant_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(customer_id, attributes)`` of every customer of the tenant, by customer id."""
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customers.c.customer_id, customers.c.attributes)
+            .where(customers.c.tenant_id == tenant_id)
+            .order_by(customers.c.customer_id)
+        )
+        return [(cid, dict(attributes or {})) for cid, attributes in result]
+
+    async def mark_seen(self, tenant_id: str, customer_ids: Sequence[str], now: datetime) -> None:
+        """Touch ``updated_at`` and set ``first_seen_at`` where it is still empty."""
+        conn = await self._conn()
+        for chunk in _chunks(customer_ids):
+            await conn.execute(
+                sa.update(customers)
+                .where(customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk))
+                .values(
+                    updated_at=now,
+                    first_seen_at=sa.func.coalesce(
+                        customers.c.first_seen_at, sa.literal(now, customers.c.first_seen_at.type)
+                    ),
+                )
+            )
+
+    async def get(self, tenant_id: str, customer_id: str) -> sa.Row[Any] | None:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customers).where(
+                customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id
+            )
+        )
+        return result.first()
+
+    async def set_attributes(
+        self, tenant_id: str, customer_id: str, attributes: dict[str, Any], now: datetime
+    ) -> None:
+        conn = await self._conn()
+        await conn.execute(
+            sa.update(customers)
+            .where(customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id)
+            .values(attributes=attributes, updated_at=now)
+        )
+
+    async def delete(self, tenant_id: str, customer_id: str) -> int:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.delete(customers).where(
+                customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id
+            )
+        )
+        return int(result.rowcount)
+
+    async def page(
+        self, tenant_id: str, sort: str, limit: int, after: list[Any] | None
+    ) -> Sequence[sa.Row[Any]]:
+        """One keyset page (``limit + 1`` rows, to tell whether another page follows).
+
+        Every order ends with ``customer_id`` so it is total. ``-churn_probability`` puts
+        unscored customers (null) last on SQLite and MySQL alike.
+        """
+        c = customers.c
+        query = sa.select(customers).where(c.tenant_id == tenant_id)
+        if sort == "customer_id":
+            query = query.order_by(c.customer_id)
+            if after is not None:
+                query = query.where(c.customer_id > after[0])
+        elif sort == "-churn_probability":
+            query = query.order_by(c.churn_probability.desc(), c.customer_id)
+            if after is not None:
+                probability, last_id = after
+                if probability is None:
+                    query = query.where(c.churn_probability.is_(None), c.customer_id > last_id)
+                else:
+                    query = query.where(
+                        sa.or_(
+                            c.churn_probability < probability,
+                            sa.and_(c.churn_probability == probability, c.customer_id > last_id),
+                            c.churn_probability.is_(None),
+                        )
+                    )
+        elif sort == "-updated_at":
+            query = query.order_by(c.updated_at.desc(), c.customer_id)
+            if after is not None:
+                updated_at, last_id = after
+                query = query.where(
+                    sa.or_(
+                        c.updated_at < updated_at,
+                        sa.and_(c.updated_at == updated_at, c.customer_id > last_id),
+                    )
+                )
+        else:  # pragma: no cover - the schema restricts ``sort``
+            raise ValueError(f"unknown sort {sort!r}")
+        conn = await self._conn()
+        result = await conn.execute(query.limit(limit + 1))
+        return result.all()
+
+    async def apply_scores(self, scores: Iterable[ScoreUpdate]) -> None:
+        """Store each score as the customer's latest unless a newer one is already stored."""
+        rows = [
+            {
+                "b_tenant_id": s.tenant_id,
+                "b_customer_id": s.customer_id,
+                "b_probability": s.churn_probability,
+                "b_risk_level": s.risk_level,
+                "b_model_version": s.model_version,
+                "b_scored_at": s.scored_at,
+            }
+            for s in sorted(scores, key=lambda s: s.scored_at)
+        ]
+        if not rows:
+            return
+        c = customers.c
+        scored_at = sa.bindparam("b_scored_at", type_=UTCDateTime())
+        statement = (
+            sa.update(customers)
+            .where(
+                c.tenant_id == sa.bindparam("b_tenant_id"),
+                c.customer_id == sa.bindparam("b_customer_id"),
+                sa.or_(c.scored_at.is_(None), c.scored_at <= scored_at),
+            )
+            .values(
+                churn_probability=sa.bindparam("b_probability"),
+                risk_level=sa.bindparam("b_risk_level"),
+                model_version=sa.bindparam("b_model_version"),
+                scored_at=scored_at,
+            )
+        )
+        conn = await self._conn()
+        await conn.execute(statement, rows)
+
+
+class ImportRepository(_Repository):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        conn = await self._conn()
+        await conn.execute(sa.insert(customer_imports), [dict(row)])
+
+    async def get(self, tenant_id: str, import_id: str) -> sa.Row[Any] | None:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customer_imports).where(
+                customer_imports.c.tenant_id == tenant_id, customer_imports.c.id == import_id
+            )
+        )
+        return result.first()
+
+    async def update(self, tenant_id: str, import_id: str, **values: Any) -> None:
+        conn = await self._conn()
+        await conn.execute(
+            sa.update(customer_imports)
+            .where(customer_imports.c.tenant_id == tenant_id, customer_imports.c.id == import_id)
+            .values(**values)
+        )

@@ -1,0 +1,174 @@
+"""Request and response bodies of the customers service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from churn_shared.contracts.events import CustomerEventType
+
+CustomerSort = Literal["customer_id", "-churn_probability", "-updated_at"]
+
+#: ``order_placed`` properties that must be numbers ≥ 0 when present.
+ORDER_NUMERIC_PROPERTIES = ("amount", "discount")
+
+
+def order_properties_problem(event_type: str, properties: dict[str, Any]) -> str | None:
+    """Why an event's properties are unacceptable, or ``None`` (shared by HTTP and Kafka)."""
+    if event_type != "order_placed":
+        return None
+    for name in ORDER_NUMERIC_PROPERTIES:
+        if name not in properties:
+            continue
+        value = properties[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            return f"order_placed.properties.{name} must be a number >= 0"
+        if value != value or value == float("inf"):
+            return f"order_placed.properties.{name} must be a finite number"
+    return None
+
+
+class EventIn(BaseModel):
+    """One thing a customer did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64)
+    type: CustomerEventType
+    occurred_at: AwareDatetime
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_properties(self) -> EventIn:
+        problem = order_properties_problem(self.type, self.properties)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class EventBatchIn(BaseModel):
+    """``POST /v1/events``: up to ``max_events_per_batch`` events (10,000 by default)."""
+
+    events: list[EventIn]
+
+
+class EventBatchAccepted(BaseModel):
+    #: Events stored by this request.
+    accepted: int
+    #: Events already stored for the tenant, or repeated inside the batch (applied once).
+    duplicates: int
+
+
+class CustomerBase(BaseModel):
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerCreate(CustomerBase):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=64)
+
+
+class CustomerUpdate(BaseModel):
+    """A JSON merge patch of the attributes: given keys are set, keys given as null removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: dict[str, Any]
+
+
+class CustomerRead(CustomerBase):
+    model_config = ConfigDict(from_attributes=True)
+
+    customer_id: str
+    churn_probability: float | None = None
+    risk_level: str | None = None
+    model_version: str | None = None
+    scored_at: datetime | None = None
+    first_seen_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CustomerDetail(CustomerRead):
+    """A customer with their current feature profile."""
+
+    features: dict[str, float | None] | None = None
+    features_as_of: datetime | None = None
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerRead]
+    next_cursor: str | None = None
+
+
+class CustomerFeaturesRead(BaseModel):
+    customer_id: str
+    features: dict[str, float | None]
+    as_of: datetime
+
+
+ImportStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+class ImportAccepted(BaseModel):
+    """``POST /v1/customers/import``: the file is stored and will be imported in the background."""
+
+    import_id: str
+
+
+class ImportRowError(BaseModel):
+    #: Line of the file (1 = the header) where the rejected row ends.
+    line: int
+    error: str
+
+
+class ImportRead(BaseModel):
+    """How an import went. ``errors`` lists the first 50 rejected rows (``rows_rejected`` counts
+    them all); ``failure`` says why the whole file was refused, when it was."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    import_id: str
+    status: ImportStatus
+    filename: str | None = None
+    id_column: str
+    rows_total: int
+    rows_imported: int
+    rows_rejected: int
+    errors: list[ImportRowError]
+    failure: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class CustomerTrainingSet(BaseModel):
+    """The tenant's customers that have the label attribute, one row each: ``customer_id`` first,
+    then every attribute key any customer has (null where a customer lacks it)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    id_column: str = "customer_id"
+
+
+class EventTrainingSet(BaseModel):
+    """A point-in-time training set: one row per customer (per cutoff) with events at or before
+    the cutoff; ``labels[i]`` is 1 when that customer placed no order in
+    (cutoff, cutoff + horizon_days]."""
+
+    feature_names: list[str]
+    customer_ids: list[str]
+    features: list[list[float | None]]
+    labels: list[int]
+    #: The (latest) cutoff; ``cutoffs`` lists all of them and ``row_cutoffs`` gives each row's.
+    cutoff: str
+    cutoffs: list[str]
+    row_cutoffs: list[str]
+    horizon_days: int
+    days_since_last_order: list[float | None]
+    positive_rate: float
+    n_customers: int
+    n_rows: int

@@ -1,0 +1,549 @@
+"""Business logic of the customers service. Services take a session and never commit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_customers.exceptions import (
+    ConcurrentIngestError,
+    CustomerAlreadyExistsError,
+    CustomerNotFoundError,
+    EventBatchTooLargeError,
+    ImportNotFoundError,
+    ImportTooLargeError,
+    TrainingSetError,
+    UnsupportedMediaTypeError,
+)
+from churn_customers.features import compute_features, point_in_time_rows
+from churn_customers.importing import (
+    CsvFileError,
+    UploadedFile,
+    looks_like_spreadsheet,
+    parse_customer_csv,
+)
+from churn_customers.models import outbox
+from churn_customers.repository import (
+    CustomerRepository,
+    EventRepository,
+    FeatureRepository,
+    ImportRepository,
+    ScoreUpdate,
+    StoredEvent,
+)
+from churn_customers.schemas import (
+    CustomerCreate,
+    CustomerDetail,
+    CustomerFeaturesRead,
+    CustomerPage,
+    CustomerRead,
+    CustomerSort,
+    CustomerUpdate,
+    EventBatchAccepted,
+    EventIn,
+    ImportAccepted,
+    ImportRead,
+)
+from churn_shared.contracts import (
+    FEATURE_NAMES,
+    ChurnScoreComputedV1,
+    CustomerFeaturesUpdatedV1,
+    Topics,
+)
+from churn_shared.db import unit_of_work, utcnow
+from churn_shared.errors import BadRequestError, UnprocessableError
+from churn_shared.kafka import Envelope, enqueue
+from churn_shared.logging import get_logger
+from churn_shared.pagination import decode_cursor, encode_cursor
+
+log = get_logger(__name__)
+
+PRODUCER = "churn-customers"
+FEATURES_EVENT_TYPE = "CustomerFeaturesUpdatedV1"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantScore:
+    tenant_id: str
+    score: ChurnScoreComputedV1
+
+
+class EventIngestService:
+    """Stores raw events and keeps the affected customers' feature profiles current."""
+
+    def __init__(self, session: AsyncSession, *, max_batch: int | None = None) -> None:
+        self._session = session
+        self._max_batch = max_batch
+        self._events = EventRepository(session)
+        self._customers = CustomerRepository(session)
+        self._features = FeatureRepository(session)
+
+    async def record_events(
+        self, tenant_id: str, batch: Sequence[EventIn], *, backfill: bool = False
+    ) -> EventBatchAccepted:
+        """Store new events (an id already stored, or repeated in the batch, is a duplicate),
+        create unknown customers, recompute the affected customers' features from all their
+        stored events and enqueue one ``CustomerFeaturesUpdatedV1`` per affected customer —
+        all in the caller's transaction."""
+        if self._max_batch is not None and len(batch) > self._max_batch:
+            raise EventBatchTooLargeError(len(batch), self._max_batch)
+        unique: list[EventIn] = []
+        seen: set[str] = set()
+        for event in batch:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                unique.append(event)
+        if not unique:
+            return EventBatchAccepted(accepted=0, duplicates=0)
+
+        now = utcnow()
+        # Lock (creating where needed) the batch's customers first, so the reads below see
+        # every event a concurrent ingest for the same customers committed before us.
+        await self._customers.ensure_exist(
+            tenant_id, list(dict.fromkeys(e.customer_id for e in unique)), now
+        )
+        stored = await self._events.existing_event_ids(tenant_id, [e.event_id for e in unique])
+        fresh = [e for e in unique if e.event_id not in stored]
+        result = EventBatchAccepted(accepted=len(fresh), duplicates=len(batch) - len(fresh))
+        if not fresh:
+            return result
+
+        affected = list(dict.fromkeys(e.customer_id for e in fresh))
+        try:
+            await self._events.insert_many(
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "event_id": e.event_id,
+                        "customer_id": e.customer_id,
+                        "type": e.type,
+                        "occurred_at": e.occurred_at,
+                        "properties": e.properties,
+                        "received_at": now,
+                    }
+                    for e in fresh
+                ]
+            )
+        except IntegrityError as exc:
+            raise ConcurrentIngestError() from exc
+        await self._customers.mark_seen(tenant_id, affected, now)
+
+        history = await self._events.for_customers(tenant_id, affected)
+        profiles = {cid: compute_features(history[cid], now) for cid in affected}
+        await self._features.upsert_many(tenant_id, profiles, now)
+        await enqueue(
+            self._session,
+            outbox,
+            Topics.CUSTOMER_FEATURES,
+            [
+                Envelope.wrap(
+                    event_type=FEATURES_EVENT_TYPE,
+                    tenant_id=tenant_id,
+                    producer=PRODUCER,
+                    key=cid,
+                    occurred_at=now,
+                    payload=CustomerFeaturesUpdatedV1(
+                        customer_id=cid, features=features, as_of=now, backfill=backfill
+                    ),
+                )
+                for cid, features in profiles.items()
+            ],
+        )
+        return result
+
+    async def record_scores(self, scores: Sequence[TenantScore]) -> None:
+        """Keep each customer's latest score (an older score than the stored one is ignored)."""
+        await self._customers.apply_scores(
+            ScoreUpdate(
+                tenant_id=s.tenant_id,
+                customer_id=s.score.customer_id,
+                churn_probability=s.score.churn_probability,
+                risk_level=s.score.risk_level,
+                model_version=s.score.model_version,
+                scored_at=s.score.scored_at,
+            )
+            for s in scores
+        )
+
+
+def _cursor_values(sort: CustomerSort, row: Any) -> list[Any]:
+    if sort == "customer_id":
+        return [row.customer_id]
+    if sort == "-churn_probability":
+        return [row.churn_probability, row.customer_id]
+    return [row.updated_at.isoformat(), row.customer_id]
+
+
+def _decode_after(sort: CustomerSort, cursor: str | None) -> list[Any] | None:
+    after = decode_cursor(cursor, 1 if sort == "customer_id" else 2)
+    if after is None:
+        return None
+    try:
+        if sort == "customer_id":
+            valid = isinstance(after[0], str)
+        elif sort == "-churn_probability":
+            valid = isinstance(after[1], str) and (
+                after[0] is None or isinstance(after[0], int | float)
+            )
+        else:
+            after[0] = datetime.fromisoformat(after[0])
+            valid = after[0].tzinfo is not None and isinstance(after[1], str)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise BadRequestError("The cursor is not valid for this sort order.")
+    return after
+
+
+class CustomerService:
+    """Customer CRUD, scoped to one tenant."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._customers = CustomerRepository(session)
+        self._events = EventRepository(session)
+        self._features = FeatureRepository(session)
+
+    async def list_customers(
+        self, tenant_id: str, *, limit: int, cursor: str | None, sort: CustomerSort
+    ) -> CustomerPage:
+        after = _decode_after(sort, cursor)
+        rows = await self._customers.page(tenant_id, sort, limit, after)
+        next_cursor = (
+            encode_cursor(_cursor_values(sort, rows[limit - 1])) if len(rows) > limit else None
+        )
+        return CustomerPage(
+            items=[CustomerRead.model_validate(row) for row in rows[:limit]],
+            next_cursor=next_cursor,
+        )
+
+    async def create_customer(self, tenant_id: str, data: CustomerCreate) -> CustomerRead:
+        if await self._customers.get(tenant_id, data.customer_id) is not None:
+            raise CustomerAlreadyExistsError(data.customer_id)
+        now = utcnow()
+        try:
+            await self._customers.insert_many(
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "customer_id": data.customer_id,
+                        "attributes": data.attributes,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                ]
+            )
+        except IntegrityError as exc:
+            raise CustomerAlreadyExistsError(data.customer_id) from exc
+        return await self._read(tenant_id, data.customer_id)
+
+    async def get_customer(self, tenant_id: str, customer_id: str) -> CustomerDetail:
+        row = await self._customers.get(tenant_id, customer_id)
+        if row is None:
+            raise CustomerNotFoundError(customer_id)
+        detail = CustomerDetail.model_validate(row)
+        profile = await self._features.get(tenant_id, customer_id)
+        if profile is not None:
+            detail.features = profile.features
+            detail.features_as_of = profile.as_of
+        return detail
+
+    async def update_customer(
+        self, tenant_id: str, customer_id: str, data: CustomerUpdate
+    ) -> CustomerRead:
+        row = await self._customers.get(tenant_id, customer_id)
+        if row is None:
+            raise CustomerNotFoundError(customer_id)
+        merged = dict(row.attributes or {})
+        for key, value in data.attributes.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        await self._customers.set_attributes(tenant_id, customer_id, merged, utcnow())
+        return await self._read(tenant_id, customer_id)
+
+    async def delete_customer(self, tenant_id: str, customer_id: str) -> None:
+        """Delete the customer with their events and feature profile."""
+        if await self._customers.delete(tenant_id, customer_id) == 0:
+            raise CustomerNotFoundError(customer_id)
+        await self._events.delete_for_customer(tenant_id, customer_id)
+        await self._features.delete_for_customer(tenant_id, customer_id)
+
+    async def get_features(self, tenant_id: str, customer_id: str) -> CustomerFeaturesRead:
+        """The stored profile; a customer without events gets the empty profile as of now."""
+        if await self._customers.get(tenant_id, customer_id) is None:
+            raise CustomerNotFoundError(customer_id)
+        profile = await self._features.get(tenant_id, customer_id)
+        if profile is None:
+            now = utcnow()
+            return CustomerFeaturesRead(
+                customer_id=customer_id, features=compute_features([], now), as_of=now
+            )
+        return CustomerFeaturesRead(
+            customer_id=customer_id, features=profile.features, as_of=profile.as_of
+        )
+
+    async def _read(self, tenant_id: str, customer_id: str) -> CustomerRead:
+        row = await self._customers.get(tenant_id, customer_id)
+        if row is None:  # pragma: no cover - read right after a write in one transaction
+            raise CustomerNotFoundError(customer_id)
+        return CustomerRead.model_validate(row)
+
+
+# --------------------------------------------------------------------------- imports
+
+#: ``schedule(function, *args)`` runs ``await function(*args)`` after the response (and after
+#: the request's transaction committed): FastAPI's ``BackgroundTasks.add_task``.
+Scheduler = Callable[..., None]
+
+
+class ImportService:
+    """Customer file uploads: accept, then import in the background (:func:`run_import`)."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        session_factory: async_sessionmaker[AsyncSession] | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._imports = ImportRepository(session)
+        self._session_factory = session_factory
+        self._max_bytes = max_bytes
+
+    async def start_import(
+        self,
+        tenant_id: str,
+        subject: str | None,
+        upload: UploadedFile | None,
+        id_column: str,
+        schedule: Scheduler,
+    ) -> ImportAccepted:
+        if upload is None:
+            raise UnprocessableError("Send the customer file in a multipart form field 'file'.")
+        if self._max_bytes is not None and len(upload.content) > self._max_bytes:
+            raise ImportTooLargeError(self._max_bytes)
+        if looks_like_spreadsheet(upload):
+            raise UnsupportedMediaTypeError(
+                "Spreadsheets (XLSX/XLS) cannot be read here (no spreadsheet reader is "
+                "installed); save the sheet as CSV (UTF-8) and upload that."
+            )
+        id_column = id_column.strip()
+        if not id_column:
+            raise UnprocessableError("id_column must not be blank.")
+        if self._session_factory is None:  # pragma: no cover - wired by the dependency
+            raise RuntimeError("ImportService needs a session factory to run imports")
+        import_id = str(uuid.uuid4())
+        # Committed on its own, before the background import starts (which may run before the
+        # request's unit of work ends).
+        async with unit_of_work(self._session_factory) as session:
+            await ImportRepository(session).add(
+                {
+                    "id": import_id,
+                    "tenant_id": tenant_id,
+                    "status": "queued",
+                    "filename": (upload.filename or "")[:255] or None,
+                    "id_column": id_column[:255],
+                    "rows_total": 0,
+                    "rows_imported": 0,
+                    "rows_rejected": 0,
+                    "errors": [],
+                    "created_by": (subject or "")[:64] or None,
+                    "created_at": utcnow(),
+                }
+            )
+        schedule(run_import, self._session_factory, tenant_id, import_id, upload.content, id_column)
+        return ImportAccepted(import_id=import_id)
+
+    async def get_import(self, tenant_id: str, import_id: str) -> ImportRead:
+        row = await self._imports.get(tenant_id, import_id)
+        if row is None:
+            raise ImportNotFoundError(import_id)
+        return ImportRead.model_validate({**row._mapping, "import_id": row.id})
+
+
+async def run_import(
+    session_factory: async_sessionmaker[AsyncSession],
+    tenant_id: str,
+    import_id: str,
+    content: bytes,
+    id_column: str,
+) -> None:
+    """Parse the file off the event loop, then upsert every valid row in one transaction (a
+    rejected row is reported and skipped whole) and record the outcome on the import."""
+    async with unit_of_work(session_factory) as session:
+        await ImportRepository(session).update(tenant_id, import_id, status="running")
+    try:
+        parsed = await asyncio.to_thread(parse_customer_csv, content, id_column)
+        del content
+        now = utcnow()
+        async with unit_of_work(session_factory) as session:
+            customers = CustomerRepository(session)
+            existing = await customers.attributes_for(tenant_id, list(parsed.rows))
+            merged = {
+                cid: {**existing.get(cid, {}), **values} for cid, values in parsed.rows.items()
+            }
+            await customers.upsert_attributes(tenant_id, merged, now)
+            await ImportRepository(session).update(
+                tenant_id,
+                import_id,
+                status="succeeded",
+                rows_total=parsed.rows_total,
+                rows_imported=len(parsed.rows),
+                rows_rejected=parsed.rows_rejected,
+                errors=parsed.errors,
+                finished_at=utcnow(),
+            )
+        log.info(
+            "customers imported",
+            import_id=import_id,
+            tenant_id=tenant_id,
+            rows=len(parsed.rows),
+            rejected=parsed.rows_rejected,
+        )
+    except Exception as exc:
+        failure = str(exc) if isinstance(exc, CsvFileError) else "internal error while importing"
+        if not isinstance(exc, CsvFileError):
+            log.exception("customer import failed", import_id=import_id, tenant_id=tenant_id)
+        async with unit_of_work(session_factory) as session:
+            await ImportRepository(session).update(
+                tenant_id, import_id, status="failed", failure=failure, finished_at=utcnow()
+            )
+
+
+# --------------------------------------------------------------------------- training sets
+
+HORIZONS = (30, 60, 90, 180)
+#: Events handed to a worker thread at a time when building a point-in-time set.
+_COMPUTE_BATCH_EVENTS = 20_000
+
+
+def parse_cutoff(text: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 datetime with a time zone."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UnprocessableError(f"cutoff {text!r} is not a date (YYYY-MM-DD)") from None
+    if moment.tzinfo is None:
+        raise UnprocessableError(f"cutoff {text!r} needs a time zone (or give a date)")
+    return moment.astimezone(UTC)
+
+
+def format_cutoff(cutoff: datetime) -> str:
+    if cutoff == datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC):
+        return cutoff.date().isoformat()
+    return cutoff.isoformat()
+
+
+def _compute_batch(
+    batch: list[tuple[str, list[StoredEvent]]], cutoffs: Sequence[datetime], horizon: timedelta
+) -> list[tuple[str, int, dict[str, float | None], int]]:
+    return [
+        (cid, index, features, label)
+        for cid, history in batch
+        for index, features, label in point_in_time_rows(history, cutoffs, horizon)
+    ]
+
+
+class TrainingSetService:
+    """Training sets built from a tenant's data (read only)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._customers = CustomerRepository(session)
+        self._events = EventRepository(session)
+
+    async def customer_training_set(self, tenant_id: str, label: str) -> dict[str, Any]:
+        """Imported attributes of the customers that have a value for ``label``."""
+        labelled = [
+            (cid, attributes)
+            for cid, attributes in await self._customers.all_attributes(tenant_id)
+            if attributes.get(label) is not None
+        ]
+        if not labelled:
+            raise TrainingSetError(
+                f"No customer has a value for the label attribute {label!r}; import a file "
+                "with that column first."
+            )
+        names: dict[str, None] = {}
+        for _, attributes in labelled:
+            names.update(dict.fromkeys(k for k in attributes if k != "customer_id"))
+        columns = list(names)
+        return {
+            "columns": ["customer_id", *columns],
+            "rows": [[cid, *(a.get(n) for n in columns)] for cid, a in labelled],
+            "id_column": "customer_id",
+        }
+
+    async def events_training_set(
+        self,
+        tenant_id: str,
+        cutoffs: Sequence[datetime],
+        horizon_days: int,
+        *,
+        require_known_labels: bool = True,
+    ) -> dict[str, Any]:
+        """Point-in-time rows for each cutoff (see :func:`point_in_time_rows`), streamed from
+        the tenant's history one customer at a time.
+
+        With ``require_known_labels`` (the HTTP route) a cutoff whose horizon ends after the
+        tenant's latest event is refused: the label would be unknown, not "churned"."""
+        if horizon_days not in HORIZONS:
+            raise TrainingSetError(f"horizon_days must be one of {list(HORIZONS)}")
+        ordered = sorted(set(cutoffs))
+        if not ordered:
+            raise TrainingSetError("Give at least one cutoff date.")
+        horizon = timedelta(days=horizon_days)
+        latest = await self._events.latest_occurred_at(tenant_id)
+        if latest is None:
+            raise TrainingSetError("The tenant has no events yet.")
+        end = ordered[-1] + horizon
+        if require_known_labels and end > latest:
+            raise TrainingSetError(
+                f"The horizon of cutoff {format_cutoff(ordered[-1])} ends {end.isoformat()}, "
+                f"after the latest event ({latest.isoformat()}): its labels are not known yet.",
+                latest_event_at=latest.isoformat(),
+            )
+
+        rows: list[tuple[str, int, dict[str, float | None], int]] = []
+        batch: list[tuple[str, list[StoredEvent]]] = []
+        pending = 0
+        async for cid, history in self._events.stream_histories(tenant_id, end):
+            batch.append((cid, history))
+            pending += len(history)
+            if pending >= _COMPUTE_BATCH_EVENTS:
+                rows.extend(await asyncio.to_thread(_compute_batch, batch, ordered, horizon))
+                batch, pending = [], 0
+        if batch:
+            rows.extend(await asyncio.to_thread(_compute_batch, batch, ordered, horizon))
+        if not rows:
+            raise TrainingSetError("No customer has an event at or before the cutoff.")
+
+        labels = [label for *_, label in rows]
+        names = list(FEATURE_NAMES)
+        cutoff_text = [format_cutoff(c) for c in ordered]
+        return {
+            "feature_names": names,
+            "customer_ids": [cid for cid, *_ in rows],
+            "features": [[features[n] for n in names] for _, _, features, _ in rows],
+            "labels": labels,
+            "cutoff": cutoff_text[-1],
+            "cutoffs": cutoff_text,
+            "row_cutoffs": [cutoff_text[index] for _, index, _, _ in rows],
+            "horizon_days": horizon_days,
+            "days_since_last_order": [f["days_since_last_order"] for _, _, f, _ in rows],
+            "positive_rate": sum(labels) / len(labels),
+            "n_customers": len({cid for cid, *_ in rows}),
+            "n_rows": len(rows),
+        }

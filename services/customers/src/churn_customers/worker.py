@@ -1,0 +1,118 @@
+"""Background work of the customers service: the events and scores consumers and the outbox
+relay. Started by the API's lifespan when ``run_workers`` is set, or on its own with
+``python -m churn_customers.worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_customers.config import Settings
+from churn_customers.events.handlers import ChurnScoreHandler, CustomerEventHandler
+from churn_customers.models import outbox
+from churn_shared.contracts import Topics
+from churn_shared.db import create_engine, create_session_factory, run_migrations
+from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ensure_topics
+from churn_shared.logging import configure_logging
+
+MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
+TOPICS = (Topics.CUSTOMER_EVENTS, Topics.CUSTOMER_FEATURES, Topics.CHURN_SCORES)
+
+
+class CustomerWorkers:
+    """The two consumers and the outbox relay of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        session_factory: async_sessionmaker[AsyncSession],
+        publisher: EventPublisher,
+    ) -> None:
+        self.relay = OutboxRelay(engine, outbox, publisher)
+        self.events_consumer = BatchConsumer(
+            topics=[Topics.CUSTOMER_EVENTS],
+            group_id=f"{settings.consumer_group}-events",
+            handler=CustomerEventHandler(session_factory, self.relay.notify),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            dlq_publisher=publisher,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            name="customers-events",
+        )
+        self.scores_consumer = BatchConsumer(
+            topics=[Topics.CHURN_SCORES],
+            group_id=f"{settings.consumer_group}-scores",
+            handler=ChurnScoreHandler(session_factory),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            dlq_publisher=publisher,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            name="customers-scores",
+        )
+
+    async def start(self) -> None:
+        self.relay.start()
+        # Joining a consumer group takes seconds on Tansu: join both groups at once.
+        await asyncio.gather(self.events_consumer.start(), self.scores_consumer.start())
+
+    async def stop(self) -> None:
+        await self.scores_consumer.stop()
+        await self.events_consumer.stop()
+        await self.relay.stop()
+
+
+@dataclass
+class Resources:
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    publisher: EventPublisher
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """The database (migrated when ``auto_migrate``), the topics and a started publisher."""
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        if settings.auto_migrate:
+            await run_migrations(engine, MIGRATIONS)
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, TOPICS, settings.kafka_topic_partitions
+        )
+        publisher = EventPublisher(
+            settings.kafka_bootstrap_servers,
+            client_id="churn-customers",
+            linger_ms=settings.kafka_linger_ms,
+        )
+        await publisher.start()
+        try:
+            yield Resources(engine, create_session_factory(engine), publisher)
+        finally:
+            await publisher.stop()
+    finally:
+        await engine.dispose()
+
+
+async def run(settings: Settings | None = None) -> None:
+    """Run the workers alone (no HTTP API) until cancelled."""
+    settings = settings or Settings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    async with open_resources(settings) as resources:
+        workers = CustomerWorkers(
+            settings, resources.engine, resources.session_factory, resources.publisher
+        )
+        await workers.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await workers.stop()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
