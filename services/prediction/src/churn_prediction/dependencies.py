@@ -1,0 +1,111 @@
+"""FastAPI dependencies: one unit of work per request, settings, the prediction service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_prediction.clients import TrainingSetClient
+from churn_prediction.config import Settings
+from churn_prediction.jobs import TrainingJobRunner
+from churn_prediction.service import (
+    ModelRegistryService,
+    PredictionService,
+    RecommendationRuleService,
+    RulesLoader,
+    TrainingJobQueries,
+)
+from churn_prediction.serving import ServingModels
+from churn_shared.db import unit_of_work
+from churn_shared.security import Principal, require_role
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit on success, roll back on error, then wake the relay."""
+    async with unit_of_work(request.app.state.session_factory) as session:
+        yield session
+    relay = getattr(request.app.state, "outbox_relay", None)
+    if relay is not None:
+        relay.notify()
+
+
+def rules_loader(state: Any) -> RulesLoader:
+    """A tenant's recommendation rules, cached per replica for a few seconds."""
+
+    async def load(tenant_id: str) -> list[dict[str, Any]]:
+        cache: dict[str, tuple[float, list[dict[str, Any]]]] = state.rules_cache
+        ttl: float = state.settings.recommendation_rules_ttl_seconds
+        now = time.monotonic()
+        hit = cache.get(tenant_id)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        async with unit_of_work(state.session_factory) as session:
+            rules = await RecommendationRuleService(session).rules(tenant_id)
+        cache[tenant_id] = (now, rules)
+        return rules
+
+    return load
+
+
+def get_prediction_service(request: Request) -> PredictionService:
+    state = request.app.state
+    return PredictionService(
+        state.serving_models, state.settings, state.customers_client, rules_loader(state)
+    )
+
+
+async def get_registry_service(
+    session: Annotated[AsyncSession, Depends(get_session)],
+) -> ModelRegistryService:
+    return ModelRegistryService(session)
+
+
+async def get_rule_service(
+    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+) -> RecommendationRuleService:
+    return RecommendationRuleService(session, request.app.state.rules_cache)
+
+
+async def get_job_queries(
+    session: Annotated[AsyncSession, Depends(get_session)],
+) -> TrainingJobQueries:
+    return TrainingJobQueries(session)
+
+
+def get_job_runner(request: Request) -> TrainingJobRunner:
+    runner: TrainingJobRunner = request.app.state.job_runner
+    return runner
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
+RegistryServiceDep = Annotated[ModelRegistryService, Depends(get_registry_service)]
+RuleServiceDep = Annotated[RecommendationRuleService, Depends(get_rule_service)]
+JobQueriesDep = Annotated[TrainingJobQueries, Depends(get_job_queries)]
+JobRunnerDep = Annotated[TrainingJobRunner, Depends(get_job_runner)]
+AnalystDep = Annotated[Principal, Depends(require_role("analyst"))]
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+
+def get_serving_models(request: Request) -> ServingModels:
+    models: ServingModels = request.app.state.serving_models
+    return models
+
+
+def get_training_sets(request: Request) -> TrainingSetClient:
+    client: TrainingSetClient = request.app.state.training_sets
+    return client
+
+
+ServingModelsDep = Annotated[ServingModels, Depends(get_serving_models)]
+TrainingSetsDep = Annotated[TrainingSetClient, Depends(get_training_sets)]

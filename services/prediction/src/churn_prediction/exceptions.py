@@ -1,0 +1,62 @@
+"""Domain errors of the prediction service; each carries its HTTP status."""
+
+from __future__ import annotations
+
+from churn_shared.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
+
+
+class CustomerNotFoundError(NotFoundError):
+    type_slug = "customer-not-found"
+
+
+class MalformedBodyError(BadRequestError):
+    type_slug = "malformed-json"
+
+
+class InvalidPredictionInputError(UnprocessableError):
+    """A body of the wrong shape, an unknown feature or a non-numeric value."""
+
+
+class BatchTooLargeError(PayloadTooLargeError):
+    type_slug = "batch-too-large"
+
+
+class ModelNotLoadedError(ServiceUnavailableError):
+    type_slug = "model-not-loaded"
+
+
+class CustomersUnavailableError(ServiceUnavailableError):
+    type_slug = "customers-unavailable"
+
+
+class ModelSchemaMismatchError(UnprocessableError):
+    """A model whose features do not match what serving provides; it is not served."""
+
+    type_slug = "model-schema-mismatch"
+
+
+class ModelVersionNotFoundError(NotFoundError):
+    type_slug = "model-version-not-found"
+
+
+class TrainingJobNotFoundError(NotFoundError):
+    type_slug = "training-job-not-found"
+
+
+class NothingToRollBackError(ConflictError):
+    type_slug = "nothing-to-roll-back"
+
+
+class ModelNotEvaluableError(UnprocessableError):
+    type_slug = "model-not-evaluable"
+
+
+class TrainingSetError(RuntimeError):
+    """The customers service could not give a usable training set (fails the job)."""

@@ -1,0 +1,249 @@
+"""Background training jobs: fetch a training set from the customers service, train in a worker
+thread, register the result as the tenant's challenger.
+
+The runner is owned by the app's lifespan: every job is an asyncio task in its registry, and
+``stop()`` cancels whatever still runs (the job is then marked failed). Training itself
+(:func:`churn_prediction.training.train`) runs in ``asyncio.to_thread``, so the event loop keeps
+serving; its progress callback only stores the latest (percent, stage), and the job's task writes
+it to the database and the outbox (``TrainingProgressV1`` on ``model.training.v1``) at most every
+``training_progress_interval_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_prediction.clients import TrainingSetClient
+from churn_prediction.config import Settings
+from churn_prediction.exceptions import TrainingSetError
+from churn_prediction.models import TrainingJob, outbox
+from churn_prediction.schemas import TrainingCreate, TrainingJobAccepted
+from churn_prediction.service import PRODUCER, ModelRegistryService, TrainingJobQueries
+from churn_prediction.serving import ServingModels
+from churn_prediction.training import TrainedModel, TrainingSet, labelled_training_set, train
+from churn_shared.contracts import FEATURE_NAMES, ModelTopics, TrainingProgressV1
+from churn_shared.db import unit_of_work, utcnow
+from churn_shared.kafka import Envelope, enqueue
+from churn_shared.logging import get_logger
+
+_log = get_logger(__name__)
+
+
+def events_training_set(parts: list[dict[str, Any]], horizon_days: int) -> TrainingSet:
+    """Stack point-in-time sets (one per cutoff); ``groups_time`` makes CV time-ordered."""
+    frames: list[pd.DataFrame] = []
+    labels: list[np.ndarray[Any, Any]] = []
+    times: list[str] = []
+    for part in parts:
+        names = [str(n) for n in part["feature_names"]]
+        if names != list(FEATURE_NAMES):
+            raise TrainingSetError(
+                f"The point-in-time set's features {names} are not the online features "
+                f"{list(FEATURE_NAMES)}; an events model must serve the online stream."
+            )
+        n = len(part["labels"])
+        if len(part["features"]) != n:
+            raise TrainingSetError("The point-in-time set has a different number of rows/labels.")
+        matrix = np.asarray(part["features"], dtype=np.float64).reshape(n, len(names))
+        frames.append(pd.DataFrame(matrix, columns=names))
+        labels.append(np.asarray(part["labels"], dtype=np.int64))
+        times.extend([str(part.get("cutoff", ""))] * n)
+    X = pd.concat(frames, ignore_index=True)
+    y = np.concatenate(labels) if labels else np.empty(0, dtype=np.int64)
+    if len(y) == 0:
+        raise TrainingSetError("No customer had events before the cutoff(s): nothing to train on.")
+    cutoffs = sorted(set(times))
+    return TrainingSet(
+        X=X,
+        y=y,
+        feature_names=list(FEATURE_NAMES),
+        categorical=[],
+        groups_time=np.asarray(times) if len(cutoffs) > 1 else None,
+        label_source=(
+            f"no order_placed within {horizon_days} days after the cutoff "
+            f"({', '.join(cutoffs)}); {int(y.sum())} of {len(y)} positive"
+        ),
+    )
+
+
+def customers_frame(body: dict[str, Any]) -> tuple[pd.DataFrame, str | None]:
+    columns = [str(c) for c in body["columns"]]
+    frame = pd.DataFrame(body["rows"], columns=columns)
+    id_column = body.get("id_column")
+    return frame, (str(id_column) if id_column in columns else None)
+
+
+class TrainingJobRunner:
+    """Runs training jobs as tasks of the app; ``stop()`` cancels them."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        training_sets: TrainingSetClient,
+        models: ServingModels,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.factory = session_factory
+        self.training_sets = training_sets
+        self.models = models
+        self.notify = notify
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(
+        self, job_id: str, tenant_id: str, body: TrainingCreate, authorization: str | None
+    ) -> None:
+        task = asyncio.create_task(
+            self._run(job_id, tenant_id, body, authorization), name=f"training-{job_id}"
+        )
+        self.tasks[job_id] = task
+        task.add_done_callback(lambda _t: self.tasks.pop(job_id, None))
+
+    async def stop(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _update(self, job_id: str, tenant_id: str, **changes: Any) -> None:
+        now = utcnow()
+        async with unit_of_work(self.factory) as session:
+            job = await session.get(TrainingJob, job_id)
+            if job is None:
+                return
+            for key, value in changes.items():
+                setattr(job, key, value)
+            job.updated_at = now
+            session.add(job)
+            event = TrainingProgressV1.model_validate(
+                {
+                    "job_id": job.id,
+                    "status": job.status,
+                    "progress": job.progress,
+                    "stage": job.stage,
+                    "model_version": job.model_version,
+                    "error": job.error,
+                    "updated_at": now,
+                }
+            )
+            envelope = Envelope.wrap(
+                event_type="TrainingProgressV1",
+                tenant_id=tenant_id,
+                producer=PRODUCER,
+                payload=event,
+                key=job_id,
+            )
+            await enqueue(session, outbox, ModelTopics.TRAINING_PROGRESS, [envelope])
+        if self.notify is not None:
+            self.notify()
+
+    async def _run(
+        self, job_id: str, tenant_id: str, body: TrainingCreate, authorization: str | None
+    ) -> None:
+        try:
+            await self._update(
+                job_id, tenant_id, status="running", progress=1, stage="fetching training set"
+            )
+            source, training_set = await self._fetch(body, authorization)
+            await self._update(job_id, tenant_id, progress=5, stage="training")
+            trained = await self._train(job_id, tenant_id, training_set)
+            await self._update(job_id, tenant_id, progress=97, stage="registering")
+            async with unit_of_work(self.factory) as session:
+                registry = ModelRegistryService(session)
+                version = await registry.register(tenant_id, trained, source=source, job_id=job_id)
+            if self.notify is not None:
+                self.notify()
+            async with unit_of_work(self.factory) as session:
+                await ModelRegistryService(session).reload_tenant(
+                    self.models, tenant_id, self.settings.model_num_threads
+                )
+            await self._update(
+                job_id,
+                tenant_id,
+                status="succeeded",
+                progress=100,
+                stage="done",
+                model_version=version,
+            )
+            _log.info("training_job_succeeded", job_id=job_id, version=version)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self._update(job_id, tenant_id, status="failed", error="cancelled at shutdown")
+                )
+            raise
+        except Exception as exc:
+            _log.warning("training_job_failed", job_id=job_id, error=repr(exc))
+            message = str(exc) if isinstance(exc, TrainingSetError | ValueError) else repr(exc)
+            await self._update(job_id, tenant_id, status="failed", stage="failed", error=message)
+
+    async def _fetch(
+        self, body: TrainingCreate, authorization: str | None
+    ) -> tuple[dict[str, Any], TrainingSet]:
+        if body.source == "events":
+            cutoffs: list[date] = body.cutoff_list()
+            parts = [
+                await self.training_sets.events(
+                    c.isoformat(), body.horizon_days, authorization=authorization
+                )
+                for c in cutoffs
+            ]
+            ts = await asyncio.to_thread(events_training_set, parts, body.horizon_days)
+            source = {
+                "source": "events",
+                "cutoffs": [c.isoformat() for c in cutoffs],
+                "horizon_days": body.horizon_days,
+            }
+            return source, ts
+        label = body.label or ""
+        data = await self.training_sets.customers(label, authorization=authorization)
+        frame, id_column = await asyncio.to_thread(customers_frame, data)
+        ts = await asyncio.to_thread(labelled_training_set, frame, label, id_column, body.features)
+        source = {"source": "customers", "label": label, "features": ts.feature_names}
+        return source, ts
+
+    async def _train(self, job_id: str, tenant_id: str, ts: TrainingSet) -> TrainedModel:
+        latest: list[tuple[float, str]] = []
+
+        def progress(percent: float, stage: str) -> None:
+            latest.append((percent, stage))  # list.append is atomic; read from the loop
+
+        work = asyncio.ensure_future(
+            asyncio.to_thread(train, ts, threshold=self.settings.high_risk_from, progress=progress)
+        )
+        written: tuple[int, str] | None = None
+        interval = self.settings.training_progress_interval_seconds
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=interval)
+            if latest:
+                percent, stage = latest[-1]
+                # Training is 5..95 % of the job (fetching before, registering after).
+                current = (min(95, 5 + int(percent * 0.9)), stage)
+                if current != written:
+                    await self._update(job_id, tenant_id, progress=current[0], stage=current[1])
+                    written = current
+            if done:
+                return work.result()
+
+    async def submit(
+        self, tenant_id: str, body: TrainingCreate, *, authorization: str | None
+    ) -> TrainingJobAccepted:
+        """Record a queued job (committed at once) and start it right after."""
+        async with unit_of_work(self.factory) as session:
+            job = await TrainingJobQueries(session).create(tenant_id, body)
+            job_id = job.id
+        self.start(job_id, tenant_id, body, authorization)
+        return TrainingJobAccepted(job_id=job_id)
