@@ -1,0 +1,30 @@
+"""Settings of the alerts service (environment prefix ``CHURN_ALERTS_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from churn_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHURN_ALERTS_", extra="ignore", env_nested_delimiter="__"
+    )
+
+    service_name: str = "alerts"
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/alerts.db")
+    #: Kafka consumer group reading ``churn.scores.v1``.
+    consumer_group: str = "churn-alerts"
+    #: A delivery that failed this many times is marked ``failed``.
+    max_delivery_attempts: int = Field(default=6, ge=1, le=50)
+    #: Wait before retry ``n`` is ``base * 2 ** (n - 1)`` seconds, capped at the maximum.
+    delivery_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    #: Timeout of one webhook POST.
+    delivery_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: How often the delivery worker looks for due deliveries when nobody wakes it.
+    delivery_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    #: Deliveries claimed (and posted concurrently) per round.
+    delivery_batch_size: int = Field(default=50, ge=1, le=1000)

@@ -1,0 +1,227 @@
+"""All SQL of the alerts service. Repositories add, flush and query; they never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery, outbox, processed_events
+from churn_shared.kafka import Envelope, claim_event_ids, enqueue
+
+
+class RuleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, tenant_id: str) -> AlertRule | None:
+        return await self.session.get(AlertRule, tenant_id)
+
+    async def for_tenants(self, tenant_ids: Iterable[str]) -> list[AlertRule]:
+        ids = list(set(tenant_ids))
+        if not ids:
+            return []
+        result = await self.session.exec(select(AlertRule).where(col(AlertRule.tenant_id).in_(ids)))
+        return list(result.all())
+
+    async def save(self, rule: AlertRule) -> AlertRule:
+        self.session.add(rule)
+        await self.session.flush()
+        return rule
+
+
+class ChannelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, channel: AlertChannel) -> AlertChannel:
+        self.session.add(channel)
+        await self.session.flush()
+        return channel
+
+    async def get_active(self, tenant_id: str, channel_id: str) -> AlertChannel | None:
+        result = await self.session.exec(
+            select(AlertChannel).where(
+                AlertChannel.tenant_id == tenant_id,
+                AlertChannel.id == channel_id,
+                col(AlertChannel.active).is_(True),
+            )
+        )
+        return result.first()
+
+    async def list_active(self, tenant_ids: Iterable[str]) -> list[AlertChannel]:
+        ids = list(set(tenant_ids))
+        if not ids:
+            return []
+        result = await self.session.exec(
+            select(AlertChannel)
+            .where(col(AlertChannel.tenant_id).in_(ids), col(AlertChannel.active).is_(True))
+            .order_by(col(AlertChannel.created_at), col(AlertChannel.id))
+        )
+        return list(result.all())
+
+    async def deactivate(self, channel: AlertChannel, error: str, now: datetime) -> None:
+        """Retire a channel; its undelivered deliveries are given up."""
+        channel.active = False
+        self.session.add(channel)
+        await self.session.exec(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.tenant_id) == channel.tenant_id,
+                col(Delivery.channel_id) == channel.id,
+                col(Delivery.status) == "pending",
+            )
+            .values(status="failed", last_error=error, next_attempt_at=now)
+        )
+        await self.session.flush()
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, tenant_id: str, alert_id: str) -> Alert | None:
+        result = await self.session.exec(
+            select(Alert).where(Alert.tenant_id == tenant_id, Alert.id == alert_id)
+        )
+        return result.first()
+
+    async def page(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        customer_id: str | None,
+        kind: str | None,
+    ) -> list[Alert]:
+        """Newest first, keyset-paginated on ``(created_at, id)``."""
+        query = select(Alert).where(Alert.tenant_id == tenant_id)
+        if customer_id is not None:
+            query = query.where(Alert.customer_id == customer_id)
+        if kind is not None:
+            query = query.where(Alert.kind == kind)
+        if after is not None:
+            created_at, alert_id = after
+            query = query.where(
+                sa.or_(
+                    col(Alert.created_at) < created_at,
+                    sa.and_(col(Alert.created_at) == created_at, col(Alert.id) < alert_id),
+                )
+            )
+        query = query.order_by(col(Alert.created_at).desc(), col(Alert.id).desc()).limit(limit)
+        result = await self.session.exec(query)
+        return list(result.all())
+
+    async def last_raised_at(
+        self, keys: Iterable[tuple[str, str]], since: datetime
+    ) -> dict[tuple[str, str, str], datetime]:
+        """When each kind was last raised since ``since`` for the given (tenant, customer) pairs,
+        in one query."""
+        pairs = set(keys)
+        if not pairs:
+            return {}
+        tenants = {t for t, _ in pairs}
+        customers = {c for _, c in pairs}
+        last = sa.func.max(col(Alert.created_at)).label("last_at")
+        query = (
+            select(col(Alert.tenant_id), col(Alert.customer_id), col(Alert.kind), last)
+            .where(
+                col(Alert.tenant_id).in_(tenants),
+                col(Alert.customer_id).in_(customers),
+                col(Alert.created_at) >= since,
+            )
+            .group_by(col(Alert.tenant_id), col(Alert.customer_id), col(Alert.kind))
+        )
+        rows = (await self.session.exec(query)).all()
+        return {
+            (tenant_id, customer_id, kind): last_at
+            for tenant_id, customer_id, kind, last_at in rows
+            if (tenant_id, customer_id) in pairs and last_at is not None
+        }
+
+    async def add_all(self, alerts: Sequence[Alert]) -> None:
+        self.session.add_all(alerts)
+        await self.session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A claimed delivery with what is needed to send it."""
+
+    delivery: Delivery
+    alert: Alert
+    channel: AlertChannel
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_all(self, deliveries: Sequence[Delivery]) -> None:
+        self.session.add_all(deliveries)
+        await self.session.flush()
+
+    async def claim_due(self, now: datetime, limit: int) -> list[DueDelivery]:
+        """Lock due pending deliveries (skipping rows another worker holds)."""
+        due = (
+            await self.session.exec(
+                select(Delivery)
+                .where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now)
+                .order_by(col(Delivery.next_attempt_at))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not due:
+            return []
+        alert_ids = {d.alert_id for d in due}
+        channel_ids = {d.channel_id for d in due}
+        alerts = {
+            a.id: a
+            for a in (await self.session.exec(select(Alert).where(col(Alert.id).in_(alert_ids))))
+        }
+        channels = {
+            c.id: c
+            for c in (
+                await self.session.exec(
+                    select(AlertChannel).where(col(AlertChannel.id).in_(channel_ids))
+                )
+            )
+        }
+        return [DueDelivery(d, alerts[d.alert_id], channels[d.channel_id]) for d in due]
+
+    async def get(self, delivery_id: str) -> Delivery | None:
+        return await self.session.get(Delivery, delivery_id)
+
+    async def for_alert(self, tenant_id: str, alert_id: str) -> list[Delivery]:
+        result = await self.session.exec(
+            select(Delivery).where(Delivery.tenant_id == tenant_id, Delivery.alert_id == alert_id)
+        )
+        return list(result.all())
+
+    async def update_pending(self, delivery_id: str, **values: Any) -> None:
+        """Change a delivery that is still pending (a deleted channel may have failed it)."""
+        await self.session.exec(
+            sa.update(Delivery)
+            .where(col(Delivery.id) == delivery_id, col(Delivery.status) == "pending")
+            .values(**values)
+        )
+
+
+class EventRepository:
+    """The service's outbox and processed-event ids."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        return await claim_event_ids(self.session, processed_events, consumer, event_ids)
+
+    async def enqueue(self, topic: str, envelopes: Sequence[Envelope]) -> None:
+        await enqueue(self.session, outbox, topic, envelopes)

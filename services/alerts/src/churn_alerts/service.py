@@ -1,0 +1,339 @@
+"""Business logic of the alerts service. Takes a session; never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_alerts.exceptions import AlertNotFoundError, ChannelNotFoundError, InvalidChannelUrlError
+from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery
+from churn_alerts.repository import (
+    AlertRepository,
+    ChannelRepository,
+    DeliveryRepository,
+    EventRepository,
+    RuleRepository,
+)
+from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan_alerts
+from churn_alerts.schemas import (
+    AlertChannelCreate,
+    AlertChannelCreated,
+    AlertChannelList,
+    AlertChannelRead,
+    AlertPage,
+    AlertRead,
+    AlertRulesRead,
+    AlertRulesUpdate,
+)
+from churn_alerts.signing import new_secret
+from churn_alerts.url_policy import channel_url_problem
+from churn_shared.contracts import ChurnAlertRaisedV1, Topics
+from churn_shared.db import utcnow
+from churn_shared.errors import BadRequestError
+from churn_shared.kafka import Envelope
+from churn_shared.pagination import decode_cursor, encode_cursor
+
+PRODUCER = "alerts"
+SCORES_CONSUMER = "alerts.scores"
+
+
+def _rules_of(row: AlertRule | None) -> AlertRules:
+    if row is None:
+        return DEFAULT_RULES
+    return AlertRules(row.high_risk_threshold, row.risk_increase_threshold, row.cooldown_minutes)
+
+
+def webhook_payload(alert: Alert) -> dict[str, Any]:
+    """The JSON body posted to webhook channels."""
+    return {"event": "churn_alert", **AlertRead.model_validate(alert).model_dump(mode="json")}
+
+
+@dataclass(frozen=True, slots=True)
+class ScoresOutcome:
+    alerts: int
+    deliveries: int
+
+
+class AlertService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.alerts = AlertRepository(session)
+        self.rules = RuleRepository(session)
+        self.channels = ChannelRepository(session)
+        self.deliveries = DeliveryRepository(session)
+        self.events = EventRepository(session)
+
+    # --- scores → alerts -------------------------------------------------------------------
+
+    async def handle_scores(
+        self, scored: Sequence[tuple[str, TenantScore]], now: datetime | None = None
+    ) -> ScoresOutcome:
+        """Apply one batch of consumed scores ``(event_id, score)`` exactly once."""
+        fresh = await self.events.claim(SCORES_CONSUMER, [event_id for event_id, _ in scored])
+        scores: list[TenantScore] = []
+        for event_id, score in scored:
+            if event_id in fresh:
+                fresh.discard(event_id)  # a copy later in the same batch is a duplicate
+                scores.append(score)
+        return await self.raise_alerts(scores, now)
+
+    async def raise_alerts(
+        self, scores: Sequence[TenantScore], now: datetime | None = None
+    ) -> ScoresOutcome:
+        """Store the alerts these scores raise, queue their deliveries and their events."""
+        now = now or utcnow()
+        live = [s for s in scores if not s.score.backfill]
+        if not live:
+            return ScoresOutcome(0, 0)
+        tenants = {s.tenant_id for s in live}
+        rules = {r.tenant_id: _rules_of(r) for r in await self.rules.for_tenants(tenants)}
+        longest = max(rules.get(t, DEFAULT_RULES).cooldown for t in tenants)
+        last = await self.alerts.last_raised_at(
+            ((s.tenant_id, s.score.customer_id) for s in live), since=now - longest
+        )
+        planned = plan_alerts(live, rules, last, now)
+        if not planned:
+            return ScoresOutcome(0, 0)
+        alerts = [
+            Alert(
+                tenant_id=p.tenant_id,
+                customer_id=p.score.customer_id,
+                kind=p.kind,
+                churn_probability=p.score.churn_probability,
+                previous_probability=p.score.previous_probability,
+                risk_level=p.score.risk_level,
+                model_version=p.score.model_version,
+                drivers=[d.model_dump(mode="json") for d in p.score.drivers],
+                status="open",
+                created_at=now,
+            )
+            for p in planned
+        ]
+        await self.alerts.add_all(alerts)
+        channels_by_tenant: dict[str, list[AlertChannel]] = {}
+        for channel in await self.channels.list_active({a.tenant_id for a in alerts}):
+            channels_by_tenant.setdefault(channel.tenant_id, []).append(channel)
+        deliveries = [
+            Delivery(
+                tenant_id=alert.tenant_id,
+                alert_id=alert.id,
+                channel_id=channel.id,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for alert in alerts
+            for channel in channels_by_tenant.get(alert.tenant_id, [])
+        ]
+        if deliveries:
+            await self.deliveries.add_all(deliveries)
+        await self.events.enqueue(
+            Topics.CHURN_ALERTS,
+            [
+                Envelope.wrap(
+                    event_type="ChurnAlertRaisedV1",
+                    tenant_id=p.tenant_id,
+                    producer=PRODUCER,
+                    key=a.customer_id,
+                    payload=ChurnAlertRaisedV1(
+                        alert_id=a.id,
+                        customer_id=a.customer_id,
+                        kind=p.kind,
+                        churn_probability=a.churn_probability,
+                        previous_probability=a.previous_probability,
+                        risk_level=p.score.risk_level,
+                        model_version=a.model_version,
+                        drivers=list(p.score.drivers),
+                        created_at=a.created_at,
+                    ),
+                )
+                for p, a in zip(planned, alerts, strict=True)
+            ],
+        )
+        return ScoresOutcome(len(alerts), len(deliveries))
+
+    # --- alerts --------------------------------------------------------------------------------
+
+    async def list_alerts(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        customer_id: str | None,
+        kind: str | None,
+    ) -> AlertPage:
+        after: tuple[datetime, str] | None = None
+        values = decode_cursor(cursor, 2)
+        if values is not None:
+            try:
+                after = (datetime.fromisoformat(str(values[0])), str(values[1]))
+            except ValueError as exc:
+                raise BadRequestError("The cursor is not valid.") from exc
+            if after[0].tzinfo is None:
+                raise BadRequestError("The cursor is not valid.")
+        rows = await self.alerts.page(
+            tenant_id, limit=limit + 1, after=after, customer_id=customer_id, kind=kind
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (
+            encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+        )
+        return AlertPage(items=[AlertRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+    async def get_alert(self, tenant_id: str, alert_id: str) -> AlertRead:
+        alert = await self.alerts.get(tenant_id, alert_id)
+        if alert is None:
+            raise AlertNotFoundError(alert_id)
+        return AlertRead.model_validate(alert)
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    async def get_rules(self, tenant_id: str) -> AlertRulesRead:
+        row = await self.rules.get(tenant_id)
+        if row is None:
+            d = DEFAULT_RULES
+            return AlertRulesRead(
+                high_risk_threshold=d.high_risk_threshold,
+                risk_increase_threshold=d.risk_increase_threshold,
+                cooldown_minutes=d.cooldown_minutes,
+                updated_at=None,
+            )
+        return AlertRulesRead.model_validate(row)
+
+    async def update_rules(self, tenant_id: str, update: AlertRulesUpdate) -> AlertRulesRead:
+        row = await self.rules.get(tenant_id) or AlertRule(tenant_id=tenant_id)
+        row.high_risk_threshold = update.high_risk_threshold
+        row.risk_increase_threshold = update.risk_increase_threshold
+        row.cooldown_minutes = update.cooldown_minutes
+        row.updated_at = utcnow()
+        return AlertRulesRead.model_validate(await self.rules.save(row))
+
+    # --- channels ------------------------------------------------------------------------------
+
+    async def create_channel(
+        self, tenant_id: str, data: AlertChannelCreate, *, allow_internal_urls: bool
+    ) -> AlertChannelCreated:
+        url = data.url.strip()
+        problem = channel_url_problem(url, allow_internal=allow_internal_urls)
+        if problem:
+            raise InvalidChannelUrlError(problem)
+        channel = AlertChannel(
+            tenant_id=tenant_id,
+            kind=data.kind,
+            name=data.name or (urlsplit(url).hostname or url),
+            url=url,
+            secret=new_secret(),
+            active=True,
+            created_at=utcnow(),
+        )
+        await self.channels.add(channel)
+        return AlertChannelCreated.model_validate(channel)
+
+    async def list_channels(self, tenant_id: str) -> AlertChannelList:
+        rows = await self.channels.list_active([tenant_id])
+        return AlertChannelList(items=[AlertChannelRead.model_validate(c) for c in rows])
+
+    async def delete_channel(self, tenant_id: str, channel_id: str) -> None:
+        channel = await self.channels.get_active(tenant_id, channel_id)
+        if channel is None:
+            raise ChannelNotFoundError(channel_id)
+        await self.channels.deactivate(channel, "channel deleted", utcnow())
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookJob:
+    """One claimed delivery, ready to be signed and posted."""
+
+    delivery_id: str
+    url: str
+    secret: str
+    body: bytes
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    delivery_id: str
+    attempt: int
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+    #: How long a claimed delivery stays hidden from other workers while it is being posted.
+    lease_seconds: float
+
+    def backoff(self, attempt: int) -> timedelta:
+        seconds = min(self.base_seconds * 2 ** max(attempt - 1, 0), self.max_seconds)
+        return timedelta(seconds=seconds)
+
+
+class DeliveryService:
+    """Claims due deliveries and records what became of them; the caller owns both transactions
+    and does the HTTP in between, so no transaction stays open across the network."""
+
+    def __init__(self, session: AsyncSession, policy: RetryPolicy) -> None:
+        self.session = session
+        self.policy = policy
+        self.deliveries = DeliveryRepository(session)
+
+    async def claim_due(self, limit: int, now: datetime | None = None) -> list[WebhookJob]:
+        now = now or utcnow()
+        jobs: list[WebhookJob] = []
+        lease_until = now + timedelta(seconds=self.policy.lease_seconds)
+        for due in await self.deliveries.claim_due(now, limit):
+            d = due.delivery
+            if not due.channel.active:
+                await self.deliveries.update_pending(
+                    d.id, status="failed", last_error="channel deleted", next_attempt_at=now
+                )
+                continue
+            if d.attempts >= self.policy.max_attempts:
+                await self.deliveries.update_pending(d.id, status="failed", next_attempt_at=now)
+                continue
+            attempt = d.attempts + 1
+            await self.deliveries.update_pending(
+                d.id, attempts=attempt, next_attempt_at=lease_until
+            )
+            jobs.append(
+                WebhookJob(
+                    delivery_id=d.id,
+                    url=due.channel.url,
+                    secret=due.channel.secret,
+                    body=orjson.dumps(webhook_payload(due.alert)),
+                    attempt=attempt,
+                )
+            )
+        return jobs
+
+    async def record(self, results: Sequence[DeliveryResult], now: datetime | None = None) -> None:
+        now = now or utcnow()
+        for r in results:
+            if r.ok:
+                await self.deliveries.update_pending(
+                    r.delivery_id, status="delivered", delivered_at=now, last_error=None
+                )
+            elif r.attempt >= self.policy.max_attempts:
+                await self.deliveries.update_pending(
+                    r.delivery_id, status="failed", last_error=(r.error or "")[:1000]
+                )
+            else:
+                await self.deliveries.update_pending(
+                    r.delivery_id,
+                    next_attempt_at=now + self.policy.backoff(r.attempt),
+                    last_error=(r.error or "")[:1000],
+                )

@@ -1,0 +1,103 @@
+"""Fixtures of the alerts service's tests: settings on a fresh database and the session's real
+broker, a token per tenant, and a real webhook receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from churn_alerts.config import Settings
+
+
+@pytest.fixture
+def service_name() -> str:
+    return "alerts"
+
+
+@pytest.fixture
+def make_settings(database_url: str, kafka_bootstrap: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "consumer_group": f"alerts-test-{uuid.uuid4().hex[:8]}",
+            "dev_mode": True,
+            "log_json": False,
+            "delivery_backoff_base_seconds": 0.1,
+            "delivery_poll_interval_seconds": 0.05,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def tenant(token_signer: Any) -> dict[str, Any]:
+    tenant_id = f"t-{uuid.uuid4().hex[:12]}"
+    token = token_signer.issue(tenant_id, role="owner")
+    return {"id": tenant_id, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on 127.0.0.1; answers 500 to the first ``fail_first`` requests."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.fail_first = fail_first
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.received.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "raw": body,
+                        "body": json.loads(body),
+                    }
+                )
+                failing = len(receiver.received) <= receiver.fail_first
+                self.send_response(500 if failing else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/churn"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def flaky_webhook_receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(fail_first=2) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def broken_webhook_receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(fail_first=10**6) as receiver:
+        yield receiver
