@@ -1,0 +1,68 @@
+"""Gateway settings (environment prefix ``CHURN_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+from limits import parse as parse_rate_limit
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from churn_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """Where the upstream services live, and how the edge protects them."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_GATEWAY_", extra="ignore")
+
+    service_name: str = "gateway"
+    auth_url: str = "http://127.0.0.1:8001"
+    customers_url: str = "http://127.0.0.1:8002"
+    prediction_url: str = "http://127.0.0.1:8003"
+    alerts_url: str = "http://127.0.0.1:8004"
+    #: Browser origins allowed to call the API (CORS); empty disables CORS headers.
+    cors_origins: list[str] = Field(default_factory=list)
+    #: Per client address, on every route (``limits`` notation).
+    rate_limit: str = "600/minute"
+    #: Per client address on ``POST /v1/auth/login`` and ``/v1/auth/refresh``.
+    auth_rate_limit: str = "20/minute"
+    #: Per tenant (from the verified token), on every authenticated route.
+    tenant_rate_limit: str = "3000/minute"
+    rate_limit_enabled: bool = True
+    #: Prefix of the rate-limit keys in the shared storage (Redis).
+    rate_limit_key_prefix: str = "churn-gateway"
+    #: Peers (addresses or networks) whose ``X-Forwarded-For`` is believed, e.g. an ingress.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How long a verified API key is trusted without asking auth again (≤ 60 s; a revoked key
+    #: stops working within this time), and how long a refused key stays refused (≤ 5 s).
+    api_key_cache_seconds: float = Field(default=60.0, ge=0, le=60)
+    api_key_failure_cache_seconds: float = Field(default=5.0, ge=0, le=5)
+    #: How long the merged OpenAPI document is reused before the upstreams are asked again.
+    openapi_cache_seconds: float = Field(default=300.0, ge=0)
+
+    @field_validator("rate_limit", "auth_rate_limit", "tenant_rate_limit")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ip_network(item, strict=False)
+        return value
+
+    def upstream_urls(self) -> dict[str, str]:
+        """Base URL of each upstream service, by name."""
+        return {
+            "auth": self.auth_url.rstrip("/"),
+            "customers": self.customers_url.rstrip("/"),
+            "prediction": self.prediction_url.rstrip("/"),
+            "alerts": self.alerts_url.rstrip("/"),
+        }
+
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [ip_network(item, strict=False) for item in self.trusted_proxies]

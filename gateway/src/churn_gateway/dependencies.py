@@ -1,0 +1,78 @@
+"""FastAPI dependencies of the gateway's routes (typed access to what the lifespan created)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from churn_gateway.authentication import EdgeAuthenticator, check_api_key_scope, is_internal_path
+from churn_gateway.config import Settings
+from churn_gateway.exceptions import RouteNotFoundError
+from churn_gateway.openapi import PUBLIC_OPERATIONS, MergedOpenAPI
+from churn_gateway.proxy import resolve_upstream
+from churn_gateway.rate_limits import EdgeRateLimiter
+from churn_shared.security import Principal
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_http_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.http_client
+    return client
+
+
+def get_merged_openapi(request: Request) -> MergedOpenAPI:
+    merged: MergedOpenAPI = request.app.state.openapi
+    return merged
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
+MergedOpenAPIDep = Annotated[MergedOpenAPI, Depends(get_merged_openapi)]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTarget:
+    """Where a ``/v1`` request goes, who sent it (``None`` on public auth routes), and the
+    ``Authorization`` header to send upstream (``None``: the caller's own, if any)."""
+
+    upstream: str
+    base_url: str
+    path: str
+    principal: Principal | None
+    authorization: str | None = None
+
+
+async def proxy_target(path: str, request: Request, settings: SettingsDep) -> ProxyTarget:
+    """Resolve the upstream (404; internal paths too), authenticate at the edge (401), check an
+    API key's scopes (403), limit the tenant (429)."""
+    full_path = f"/v1/{path}"
+    if is_internal_path(full_path):
+        raise RouteNotFoundError(f"No service serves {full_path}.")
+    upstream = resolve_upstream(full_path)
+    if (request.method, full_path) in PUBLIC_OPERATIONS:
+        return ProxyTarget(upstream, settings.upstream_urls()[upstream], full_path, None)
+    authenticator: EdgeAuthenticator = request.app.state.authenticator
+    caller = await authenticator.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    check_api_key_scope(caller, request.method, full_path)
+    limiter: EdgeRateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        await limiter.hit_tenant(caller.tenant_id)
+    return ProxyTarget(
+        upstream,
+        settings.upstream_urls()[upstream],
+        full_path,
+        caller.principal,
+        caller.upstream_authorization,
+    )
+
+
+ProxyTargetDep = Annotated[ProxyTarget, Depends(proxy_target)]

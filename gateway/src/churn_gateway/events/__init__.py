@@ -1,0 +1,1 @@
+"""Kafka → Socket.IO: the live feed's consumer handlers."""

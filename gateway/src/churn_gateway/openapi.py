@@ -1,0 +1,243 @@
+"""One OpenAPI document for the whole platform, merged from the services' own documents.
+
+:func:`merge_openapi` is pure: the gateway feeds it the upstreams' live ``/openapi.json`` and the
+``churn openapi`` command feeds it documents built offline from in-process apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from churn_gateway.authentication import is_internal_path
+from churn_gateway.exceptions import BadGatewayError, OpenAPIMergeError, UpstreamUnavailableError
+from churn_shared.logging import get_logger
+
+_log = get_logger(__name__)
+
+#: The gateway's security scheme: the access token from ``POST /v1/auth/login``.
+SECURITY_SCHEME_NAME = "BearerAuth"
+SECURITY_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": (
+        "Access token from POST /v1/auth/login (EdDSA-signed JWT), or an integrator's API key "
+        "(`ck_...`, also accepted as `X-API-Key`), limited by its scopes."
+    ),
+}
+
+#: Operations that the gateway lets through without a token (method, path).
+PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/v1/auth/register"),
+        ("POST", "/v1/auth/login"),
+        ("POST", "/v1/auth/refresh"),
+        ("POST", "/v1/auth/logout"),
+        ("GET", "/v1/auth/.well-known/jwks.json"),
+    }
+)
+
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _bearer_scheme_names(doc: Mapping[str, Any]) -> set[str]:
+    schemes = doc.get("components", {}).get("securitySchemes", {})
+    return {
+        name
+        for name, scheme in schemes.items()
+        if scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() == "bearer"
+    }
+
+
+def _rewrite_security(
+    requirements: Iterable[Mapping[str, Any]], bearer_names: set[str]
+) -> list[dict[str, Any]]:
+    rewritten: list[dict[str, Any]] = []
+    for requirement in requirements:
+        item = {
+            (SECURITY_SCHEME_NAME if name in bearer_names else name): scopes
+            for name, scopes in requirement.items()
+        }
+        if item not in rewritten:
+            rewritten.append(item)
+    return rewritten
+
+
+def _merge_named(
+    target: dict[str, Any],
+    owners: dict[str, str],
+    section: str,
+    items: Mapping[str, Any],
+    service: str,
+) -> None:
+    for name, value in items.items():
+        if name not in target:
+            target[name] = value
+            owners[name] = service
+        elif target[name] != value:
+            raise OpenAPIMergeError(
+                f"components.{section}.{name} differs between {owners[name]!r} and "
+                f"{service!r}; rename one of them"
+            )
+
+
+def merge_openapi(
+    docs: Mapping[str, dict[str, Any]],
+    *,
+    title: str,
+    version: str,
+    description: str = "",
+) -> dict[str, Any]:
+    """Merge the services' documents (keyed by service name) into the gateway's document.
+
+    Paths are united (one path served by two services is an error), components are united
+    (two different definitions under one name are an error; identical ones are shared), every
+    operationId must stay unique, and the services' bearer schemes are replaced by the gateway's
+    own. Operations the gateway protects get the bearer requirement even if a service left it out.
+    """
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": {}},
+        "tags": [],
+    }
+    if description:
+        merged["info"]["description"] = description
+    path_owner: dict[str, str] = {}
+    operation_owner: dict[str, str] = {}
+    component_owners: dict[str, dict[str, str]] = {}
+    tag_names: set[str] = set()
+    openapi_versions: set[str] = set()
+
+    for service in sorted(docs):
+        doc = copy.deepcopy(docs[service])
+        openapi_versions.add(str(doc.get("openapi", "3.1.0")))
+        bearer_names = _bearer_scheme_names(doc)
+
+        for path, item in doc.get("paths", {}).items():
+            if is_internal_path(path):
+                continue  # only the services call these; the gateway answers 404
+            if path in merged["paths"]:
+                raise OpenAPIMergeError(
+                    f"path {path!r} is served by both {path_owner[path]!r} and {service!r}"
+                )
+            for method in _HTTP_METHODS:
+                operation = item.get(method)
+                if operation is None:
+                    continue
+                operation_id = operation.get("operationId")
+                if operation_id:
+                    if operation_id in operation_owner:
+                        raise OpenAPIMergeError(
+                            f"operationId {operation_id!r} is used by both "
+                            f"{operation_owner[operation_id]!r} and {service!r}"
+                        )
+                    operation_owner[operation_id] = service
+                security = _rewrite_security(operation.get("security", []), bearer_names)
+                if (method.upper(), path) in PUBLIC_OPERATIONS:
+                    if security:
+                        operation["security"] = security
+                else:
+                    if {SECURITY_SCHEME_NAME: []} not in security:
+                        security.insert(0, {SECURITY_SCHEME_NAME: []})
+                    operation["security"] = security
+            merged["paths"][path] = item
+            path_owner[path] = service
+
+        for section, items in doc.get("components", {}).items():
+            if section == "securitySchemes":
+                items = {k: v for k, v in items.items() if k not in bearer_names}
+            target = merged["components"].setdefault(section, {})
+            owners = component_owners.setdefault(section, {})
+            _merge_named(target, owners, section, items, service)
+
+        for tag in doc.get("tags", []):
+            if tag.get("name") not in tag_names:
+                tag_names.add(tag.get("name"))
+                merged["tags"].append(tag)
+
+    if len(openapi_versions) > 1:
+        raise OpenAPIMergeError(f"the services use different OpenAPI versions: {openapi_versions}")
+    if openapi_versions:
+        merged["openapi"] = openapi_versions.pop()
+    existing = merged["components"]["securitySchemes"].get(SECURITY_SCHEME_NAME)
+    if existing is not None and existing != SECURITY_SCHEME:
+        raise OpenAPIMergeError(f"securitySchemes.{SECURITY_SCHEME_NAME} is reserved")
+    merged["components"]["securitySchemes"][SECURITY_SCHEME_NAME] = SECURITY_SCHEME
+    merged["paths"] = dict(sorted(merged["paths"].items()))
+    merged["components"] = {
+        section: dict(sorted(items.items()))
+        for section, items in sorted(merged["components"].items())
+    }
+    if not merged["tags"]:
+        del merged["tags"]
+    return merged
+
+
+class MergedOpenAPI:
+    """The merged document of the live upstreams, cached; a failed fetch is retried next time."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        upstreams: Mapping[str, str],
+        *,
+        title: str,
+        version: str,
+        ttl_seconds: float = 300.0,
+    ) -> None:
+        self._client = client
+        self._upstreams = dict(upstreams)
+        self._title = title
+        self._version = version
+        self._ttl = ttl_seconds
+        self._cached: dict[str, Any] | None = None
+        self._cached_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._cached = None
+
+    async def _fetch(self, base_url: str) -> dict[str, Any]:
+        response = await self._client.get(f"{base_url}/openapi.json")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def document(self) -> dict[str, Any]:
+        async with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached_at < self._ttl:
+                return self._cached
+            names = sorted(self._upstreams)
+            results = await asyncio.gather(
+                *(self._fetch(self._upstreams[name]) for name in names), return_exceptions=True
+            )
+            docs: dict[str, dict[str, Any]] = {}
+            missing: list[str] = []
+            for name, result in zip(names, results, strict=True):
+                if isinstance(result, BaseException):
+                    _log.warning("openapi_fetch_failed", upstream=name, error=repr(result))
+                    missing.append(name)
+                else:
+                    docs[name] = result
+            if not docs:
+                raise UpstreamUnavailableError("No service answered with its OpenAPI document.")
+            try:
+                merged = merge_openapi(docs, title=self._title, version=self._version)
+            except OpenAPIMergeError as exc:
+                _log.error("openapi_merge_failed", error=str(exc))
+                raise BadGatewayError(f"The services' OpenAPI documents conflict: {exc}") from exc
+            if missing:
+                # Serve what is there, say what is not, and ask again on the next request.
+                merged["info"]["x-unavailable-services"] = missing
+                return merged
+            self._cached = merged
+            self._cached_at = time.monotonic()
+            return merged

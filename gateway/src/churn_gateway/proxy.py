@@ -1,0 +1,222 @@
+"""Reverse proxy: which upstream serves a ``/v1`` path, and forwarding one request to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from churn_gateway.exceptions import (
+    BadGatewayError,
+    RouteNotFoundError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from churn_shared.logging import get_logger
+
+_log = get_logger(__name__)
+
+#: Path prefix → upstream service name. A prefix matches itself and anything below it.
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("/v1/auth", "auth"),
+    ("/v1/users", "auth"),
+    ("/v1/api-keys", "auth"),
+    ("/v1/events", "customers"),
+    ("/v1/customers", "customers"),
+    ("/v1/training-sets", "customers"),
+    ("/v1/predictions", "prediction"),
+    ("/v1/models", "prediction"),
+    ("/v1/recommendation-rules", "prediction"),
+    ("/v1/alerts", "alerts"),
+    ("/v1/alert-rules", "alerts"),
+    ("/v1/alert-channels", "alerts"),
+)
+
+#: Request headers passed on to the upstream (everything else, e.g. ``X-API-Key``, stays at the
+#: edge).
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "cache-control",
+        "content-encoding",
+        "content-type",
+        "idempotency-key",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-unmodified-since",
+        "prefer",
+        "traceparent",
+        "tracestate",
+        "user-agent",
+    }
+)
+
+HOP_BY_HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+#: Response headers the gateway sets itself (the server adds date/server, the request-id
+#: middleware adds x-request-id).
+_OWN_RESPONSE_HEADERS = frozenset({"date", "server", "x-request-id"})
+
+Networks = Sequence[IPv4Network | IPv6Network]
+
+
+def resolve_upstream(path: str) -> str:
+    """The name of the service that serves ``path``, or :class:`RouteNotFoundError`."""
+    for prefix, upstream in ROUTES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return upstream
+    raise RouteNotFoundError(f"No service serves {path}.")
+
+
+def _is_trusted(address: str, trusted: Networks) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def forwarded_chain(
+    peer: str | None, headers: Iterable[tuple[str, str]], trusted: Networks
+) -> list[str]:
+    """The ``X-Forwarded-For`` chain to pass on, ending with the direct peer.
+
+    An incoming chain is only believed when the direct peer is a trusted proxy.
+    """
+    if peer is None:
+        return []
+    chain: list[str] = []
+    if _is_trusted(peer, trusted):
+        for name, value in headers:
+            if name.lower() == "x-forwarded-for":
+                chain.extend(part.strip() for part in value.split(",") if part.strip())
+    chain.append(peer)
+    return chain
+
+
+def client_address(chain: Sequence[str], trusted: Networks) -> str:
+    """The first address of the chain (from the right) that is not a trusted proxy."""
+    for address in reversed(chain):
+        if not _is_trusted(address, trusted):
+            return address
+    return chain[0] if chain else "unknown"
+
+
+def _response_headers(
+    headers: httpx.Headers, upstream_base: str, public_base: str
+) -> list[tuple[str, str]]:
+    connection_listed = {
+        token.strip().lower() for token in headers.get("connection", "").split(",") if token
+    }
+    kept: list[tuple[str, str]] = []
+    for name, value in headers.multi_items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP_HEADERS or lower in connection_listed:
+            continue
+        if lower in _OWN_RESPONSE_HEADERS:
+            continue
+        if lower == "location" and value.startswith(upstream_base):
+            value = public_base + value[len(upstream_base) :]
+        kept.append((lower, value))
+    return kept
+
+
+def upstream_request_headers(
+    request: Request,
+    *,
+    request_id: str,
+    forwarded_for: Sequence[str],
+    authorization: str | None = None,
+) -> dict[str, str]:
+    headers = {
+        name: value for name, value in request.headers.items() if name in FORWARDED_REQUEST_HEADERS
+    }
+    if authorization is not None:
+        headers["authorization"] = authorization
+    headers["x-request-id"] = request_id
+    if forwarded_for:
+        headers["x-forwarded-for"] = ", ".join(forwarded_for)
+    headers["x-forwarded-proto"] = request.url.scheme
+    host = request.headers.get("host")
+    if host:
+        headers["x-forwarded-host"] = host
+    return headers
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream body as it arrives; the pooled connection is released even if the client
+    goes away half-way."""
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    finally:
+        await response.aclose()
+
+
+async def forward(
+    client: httpx.AsyncClient,
+    request: Request,
+    *,
+    upstream: str,
+    base_url: str,
+    path: str,
+    request_id: str,
+    forwarded_for: Sequence[str],
+    authorization: str | None = None,
+) -> StreamingResponse:
+    """Send ``request`` to ``base_url`` (same method, path, query and body); stream the answer.
+    ``authorization`` replaces the caller's header (an API key becomes its access token)."""
+    # Forward the path and query byte for byte (an encoded "/" in an id must stay encoded).
+    raw_path: bytes = request.scope.get("raw_path") or path.encode()
+    query: bytes = request.scope.get("query_string", b"")
+    base = httpx.URL(base_url)
+    target = base.raw_path.rstrip(b"/") + raw_path + (b"?" + query if query else b"")
+    url = base.copy_with(raw_path=target)
+    body = await request.body()
+    upstream_request = client.build_request(
+        request.method,
+        url,
+        headers=upstream_request_headers(
+            request,
+            request_id=request_id,
+            forwarded_for=forwarded_for,
+            authorization=authorization,
+        ),
+        content=body,
+    )
+    try:
+        response = await client.send(upstream_request, stream=True)
+    except httpx.TimeoutException as exc:
+        _log.warning("upstream_timeout", upstream=upstream, path=request.url.path)
+        raise UpstreamTimeoutError(f"The {upstream} service did not answer in time.") from exc
+    except httpx.ConnectError as exc:
+        _log.warning("upstream_unreachable", upstream=upstream, error=str(exc))
+        raise UpstreamUnavailableError(f"The {upstream} service is not reachable.") from exc
+    except httpx.HTTPError as exc:
+        _log.warning("upstream_failed", upstream=upstream, error=repr(exc))
+        raise BadGatewayError(f"The {upstream} service failed to answer.") from exc
+    public_base = str(request.base_url).rstrip("/")
+    proxied = StreamingResponse(_relay(response), status_code=response.status_code)
+    # Raw headers keep repeated ones (several Set-Cookie, Link…) and the upstream's framing.
+    proxied.raw_headers = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in _response_headers(response.headers, base_url, public_base)
+    ]
+    return proxied

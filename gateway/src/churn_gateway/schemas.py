@@ -1,0 +1,29 @@
+"""Shapes the gateway itself reads or sends (everything else belongs to the upstream services)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Socket.IO event names of the live feed.
+LiveEventName = Literal["churn_alert", "score_update", "training_progress"]
+CHURN_ALERT_EVENT: LiveEventName = "churn_alert"
+SCORE_UPDATE_EVENT: LiveEventName = "score_update"
+TRAINING_PROGRESS_EVENT: LiveEventName = "training_progress"
+
+
+class SocketAuth(BaseModel):
+    """The ``auth`` payload of a Socket.IO connect: ``{"token": "<access token>"}``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    token: str = Field(min_length=1, max_length=8192)
+
+
+class LiveMessage(BaseModel):
+    """One message of the live feed, addressed to one tenant's room."""
+
+    event: LiveEventName
+    tenant_id: str
+    payload: dict[str, Any]

@@ -1,0 +1,83 @@
+"""Which envelopes become live-feed messages, and for which room."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from churn_gateway.events.handlers import live_message
+from churn_gateway.realtime import tenant_room
+from churn_shared.contracts import ChurnAlertRaisedV1, ChurnScoreComputedV1, Topics
+from churn_shared.kafka import Envelope
+
+
+def _score(backfill: bool) -> ChurnScoreComputedV1:
+    return ChurnScoreComputedV1(
+        customer_id="c1",
+        churn_probability=0.8,
+        risk_level="high",
+        model_version="m1",
+        scored_at=datetime.now(UTC),
+        backfill=backfill,
+    )
+
+
+def test_alert_becomes_churn_alert_for_its_tenant():
+    alert = ChurnAlertRaisedV1(
+        alert_id="a1",
+        customer_id="c1",
+        kind="risk_increase",
+        churn_probability=0.6,
+        previous_probability=0.3,
+        risk_level="medium",
+        model_version="m1",
+        created_at=datetime.now(UTC),
+    )
+    env = Envelope.wrap(
+        event_type="ChurnAlertRaisedV1", tenant_id="t1", producer="alerts", payload=alert
+    )
+    message = live_message(Topics.CHURN_ALERTS, env)
+    assert message is not None
+    assert (message.event, message.tenant_id) == ("churn_alert", "t1")
+    assert message.payload == alert.model_dump(mode="json")
+    assert tenant_room(message.tenant_id) == "tenant:t1"
+
+
+def test_score_becomes_score_update_but_backfill_is_skipped():
+    live = Envelope.wrap(
+        event_type="ChurnScoreComputedV1", tenant_id="t1", producer="p", payload=_score(False)
+    )
+    backfill = Envelope.wrap(
+        event_type="ChurnScoreComputedV1", tenant_id="t1", producer="p", payload=_score(True)
+    )
+    message = live_message(Topics.CHURN_SCORES, live)
+    assert message is not None
+    assert message.event == "score_update"
+    assert live_message(Topics.CHURN_SCORES, backfill) is None
+
+
+def test_unknown_types_and_invalid_payloads_are_left_out():
+    unknown = Envelope(event_type="SomethingElseV1", tenant_id="t1", producer="p", payload={})
+    invalid = Envelope(
+        event_type="ChurnAlertRaisedV1", tenant_id="t1", producer="p", payload={"alert_id": 1}
+    )
+    assert live_message(Topics.CHURN_ALERTS, unknown) is None
+    assert live_message(Topics.CHURN_ALERTS, invalid) is None
+
+
+def test_training_progress_reaches_its_tenant_room():
+    from churn_shared.contracts import ModelTopics, TrainingProgressV1
+
+    progress = TrainingProgressV1(
+        job_id="j1",
+        status="running",
+        progress=40,
+        stage="cross-validating",
+        updated_at=datetime.now(UTC),
+    )
+    env = Envelope.wrap(
+        event_type="TrainingProgressV1", tenant_id="t9", producer="prediction", payload=progress
+    )
+    message = live_message(ModelTopics.TRAINING_PROGRESS, env)
+    assert message is not None
+    assert (message.event, message.tenant_id) == ("training_progress", "t9")
+    assert message.payload["progress"] == 40

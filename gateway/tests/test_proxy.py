@@ -1,0 +1,140 @@
+"""The /v1 reverse proxy: routing, what is forwarded, and how upstream failures look."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+ROUTING = [
+    ("GET", "/v1/users/me", "auth"),
+    ("POST", "/v1/api-keys", "auth"),
+    ("POST", "/v1/events", "customers"),
+    ("GET", "/v1/customers", "customers"),
+    ("GET", "/v1/customers/c-1/features", "customers"),
+    ("POST", "/v1/predictions/batch", "prediction"),
+    ("GET", "/v1/models/current", "prediction"),
+    ("GET", "/v1/alerts", "alerts"),
+    ("PUT", "/v1/alert-rules", "alerts"),
+    ("DELETE", "/v1/alert-channels/ch-1", "alerts"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "service"), ROUTING)
+async def test_each_prefix_is_served_by_its_upstream(
+    gateway, upstreams, bearer, method, path, service
+):
+    async with gateway(upstreams) as client:
+        response = await client.request(method, path, headers=bearer())
+    assert response.status_code == 200, response.text
+    assert response.json()["service"] == service
+    assert response.json()["path"] == path
+    assert len(upstreams.calls_to(service)) == 1
+
+
+async def test_method_path_query_body_and_headers_are_forwarded(gateway, upstreams, bearer):
+    headers = {
+        **bearer(),
+        "Content-Type": "application/json",
+        "Idempotency-Key": "idem-1",
+        "If-Match": '"v3"',
+        "Accept": "application/json",
+        "X-Request-ID": "client-chosen-id-123",
+        "Cookie": "session=secret",
+        "X-Internal-Tenant": "someone-else",
+    }
+    async with gateway(upstreams) as client:
+        response = await client.patch(
+            "/v1/customers/c-1?fields=a&fields=b&sort=-churn_probability",
+            content=b'{"attributes": {"plan": "gold"}}',
+            headers=headers,
+        )
+    assert response.status_code == 200
+    echoed = response.json()
+    assert echoed["method"] == "PATCH"
+    assert echoed["path"] == "/v1/customers/c-1"
+    assert echoed["query"] == "fields=a&fields=b&sort=-churn_probability"
+    assert echoed["body"] == '{"attributes": {"plan": "gold"}}'
+    sent = echoed["headers"]
+    assert sent["authorization"] == headers["Authorization"]
+    assert sent["content-type"] == "application/json"
+    assert sent["idempotency-key"] == "idem-1"
+    assert sent["if-match"] == '"v3"'
+    assert sent["x-forwarded-for"] == "203.0.113.7"
+    assert "cookie" not in sent
+    assert "x-internal-tenant" not in sent
+    # The gateway mints the request id, ignores the client's, and answers with the same one.
+    rid = response.headers["x-request-id"]
+    assert sent["x-request-id"] == rid
+    assert rid != "client-chosen-id-123"
+    assert response.headers.get_list("x-request-id") == [rid]
+    assert response.headers["x-upstream"] == "customers"
+
+
+async def test_encoded_path_segments_reach_the_upstream_unchanged(gateway, upstreams, bearer):
+    async with gateway(upstreams) as client:
+        response = await client.get("/v1/customers/a%2Fb%20c", headers=bearer())
+    assert response.status_code == 200
+    assert response.json()["raw_path"] == "/v1/customers/a%2Fb%20c"
+
+
+async def test_upstream_status_and_body_pass_through(gateway, upstreams, bearer):
+    async with gateway(upstreams) as client:
+        response = await client.get("/v1/alerts?echo_status=409", headers=bearer())
+    assert response.status_code == 409
+    assert response.json()["service"] == "alerts"
+
+
+async def test_forwarded_for_chain_is_kept_only_from_trusted_proxies(gateway, upstreams, bearer):
+    spoofed = {**bearer(), "X-Forwarded-For": "198.51.100.1"}
+    async with gateway(upstreams) as client:
+        untrusted = await client.get("/v1/alerts", headers=spoofed)
+    async with gateway(upstreams, trusted_proxies=["203.0.113.0/24"]) as client:
+        trusted = await client.get("/v1/alerts", headers=spoofed)
+    assert untrusted.json()["headers"]["x-forwarded-for"] == "203.0.113.7"
+    assert trusted.json()["headers"]["x-forwarded-for"] == "198.51.100.1, 203.0.113.7"
+
+
+async def test_unknown_v1_path_is_a_404_problem(gateway, upstreams, bearer):
+    async with gateway(upstreams) as client:
+        response = await client.get("/v1/nothing-here", headers=bearer())
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 404
+    assert [c for c in upstreams.calls if not c.url.path.endswith("jwks.json")] == []
+
+
+async def test_unreachable_upstream_is_a_503_problem(gateway, upstreams, bearer):
+    upstreams.down.add("customers")
+    async with gateway(upstreams) as client:
+        response = await client.get("/v1/customers", headers=bearer())
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "customers" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (httpx.ReadTimeout("slow"), 504),
+        (httpx.ConnectTimeout("slow"), 504),
+        (httpx.RemoteProtocolError("garbage"), 502),
+    ],
+)
+async def test_upstream_failures_map_to_gateway_errors(
+    gateway, token_signer, bearer, error, status
+):
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    async with gateway(httpx.MockTransport(fail), token_verifier=token_signer.verifier()) as client:
+        response = await client.get("/v1/models/current", headers=bearer())
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_body_over_the_limit_is_refused_with_413(gateway, upstreams, bearer):
+    async with gateway(upstreams, max_body_bytes=2048) as client:
+        response = await client.post("/v1/events", headers=bearer(), content=b"x" * 4096)
+    assert response.status_code == 413
+    assert upstreams.calls_to("customers") == []
