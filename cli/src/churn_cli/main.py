@@ -1,0 +1,195 @@
+"""The ``churn`` command line."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Customer churn early-warning platform.", no_args_is_help=True)
+console = Console()
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@app.command()
+def up(
+    demo: Annotated[
+        bool, typer.Option(help="Create a demo tenant and stream simulated events.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Gateway port (a free one if taken).")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where SQLite files and logs go.")] = Path(
+        ".churn"
+    ),
+    fresh: Annotated[bool, typer.Option(help="Start from empty databases.")] = False,
+    customers: Annotated[int, typer.Option(help="Simulated customers in the demo.")] = 200,
+    rate: Annotated[float, typer.Option(help="Demo events per second.")] = 20.0,
+    kafka: Annotated[
+        str | None, typer.Option(help="Use this Kafka instead of embedded Tansu.")
+    ] = None,
+    mysql: Annotated[
+        str | None, typer.Option(help="MySQL URL template with {service}, instead of SQLite.")
+    ] = None,
+    cache: Annotated[str, typer.Option(help="memory:// or redis://host:port/db")] = "memory://",
+) -> None:
+    """Start every service, the gateway and (embedded mode) a Kafka-compatible broker."""
+    from churn_cli.launcher import Stack, StackConfig
+
+    data_dir = data_dir.resolve()
+    if fresh and data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not _port_is_free(port):
+        console.print(f"[yellow]port {port} is taken; using a free one[/yellow]")
+        port = 0
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    stack = Stack(
+        StackConfig(
+            data_dir=data_dir,
+            gateway_port=port,
+            kafka_bootstrap=kafka,
+            mysql_url_template=mysql,
+            cache_url=cache,
+            dev_mode=True,
+        )
+    )
+    with console.status("starting broker, services and gateway…"):
+        stack.start()
+    try:
+        console.print(f"[bold green]churn platform is up[/bold green]: gateway {stack.gateway_url}")
+        console.print(
+            f"  API docs: {stack.gateway_url}/docs   live feed: {stack.gateway_url}/socket.io/"
+        )
+        console.print(f"  logs: {stack.log_dir}   broker: {stack.kafka_bootstrap}")
+        if demo:
+            from churn_cli.demo import run_demo
+
+            thread = threading.Thread(
+                target=run_demo,
+                args=(stack.gateway_url,),
+                kwargs={
+                    "customers": customers,
+                    "events_per_second": rate,
+                    "stop": stop,
+                    "on_status": lambda m: console.print(f"  [cyan]demo[/cyan] {m}"),
+                },
+                daemon=True,
+            )
+            thread.start()
+        console.print("Press Ctrl-C to stop.")
+        while not stop.is_set():
+            dead = [name for name, ok in stack.alive().items() if not ok]
+            if dead:
+                console.print(
+                    f"[red]stopped unexpectedly: {', '.join(dead)}; see {stack.log_dir}[/red]"
+                )
+                break
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        with console.status("stopping…"):
+            stack.stop()
+        console.print("stopped.")
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where the merged document is written.")] = Path(
+        "openapi/openapi.json"
+    ),
+    check: Annotated[
+        bool, typer.Option(help="Fail if the committed document is out of date.")
+    ] = False,
+) -> None:
+    """Write (or check) the gateway's merged OpenAPI document."""
+    from churn_cli.spec import build_openapi, render
+
+    text = render(build_openapi())
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            console.print(f"[red]{output} is out of date: run `churn openapi`[/red]")
+            raise typer.Exit(1)
+        console.print(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    console.print(f"wrote {output}")
+
+
+@app.command()
+def train(
+    file: Annotated[Path, typer.Option("--file", help="Labelled CSV, one row per customer.")],
+    label: Annotated[str, typer.Option(help="The label column (Yes/No, 1/0, true/false).")],
+    id_column: Annotated[str | None, typer.Option("--id", help="Customer id column.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train and cross-validate on a labelled file with the prediction service's pipeline."""
+    import json
+
+    from churn_cli.train import train_file
+
+    def progress(pct: float, stage: str) -> None:
+        if not as_json:
+            console.print(f"  {pct:5.1f}%  {stage}")
+
+    try:
+        report = train_file(file, label, id_column, seed=seed, progress=progress)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        console.print(f"[red]cannot train: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    console.print(
+        f"[bold]{report['model']}[/bold]: ROC-AUC {report['roc_auc']:.3f}, "
+        f"PR-AUC {report['pr_auc']:.3f}, Brier {report['brier']:.4f} "
+        f"({report['n_rows']} rows, {report['positive_rate']:.1%} positive; cross-validated)"
+    )
+
+
+auth_app = typer.Typer(help="Operator tasks of the auth service.", no_args_is_help=True)
+app.add_typer(auth_app, name="auth")
+
+
+@auth_app.command("rotate-keys")
+def auth_rotate_keys() -> None:
+    """Add a new signing key to the auth database (CHURN_AUTH_DATABASE_URL), retiring the old.
+
+    Tokens signed with the old key stay valid until they expire; replicas switch within 30 s.
+    """
+    import asyncio
+
+    from churn_auth.admin import rotate_keys
+
+    rotated = asyncio.run(rotate_keys())
+    console.print(
+        f"new signing key {rotated.kid}; retired {', '.join(rotated.previous_kids) or '-'}"
+    )
+
+
+if __name__ == "__main__":
+    app()
