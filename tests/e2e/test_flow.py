@@ -1,0 +1,214 @@
+"""Register → log in → live socket → events → features → score → alert, through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+
+from churn_cli.simulator import at_risk_story, loyal_story
+from testkit import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+async def _tenant(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
+    email = f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+    password = "correct horse battery staple"
+    registered = await client.post(
+        "/v1/auth/register", json={"tenant_name": name, "email": email, "password": password}
+    )
+    assert registered.status_code == 201, registered.text
+    login = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    assert tokens["token_type"] == "bearer"
+    return {
+        **registered.json(),
+        **tokens,
+        "headers": {"Authorization": f"Bearer {tokens['access_token']}"},
+    }
+
+
+async def _socket(gateway: str, token: str) -> tuple[socketio.AsyncClient, dict[str, list[Any]]]:
+    received: dict[str, list[Any]] = {"churn_alert": [], "score_update": []}
+    sio = socketio.AsyncClient(reconnection=False)
+
+    @sio.on("churn_alert")
+    async def on_alert(data: Any) -> None:
+        received["churn_alert"].append(data)
+
+    @sio.on("score_update")
+    async def on_score(data: Any) -> None:
+        received["score_update"].append(data)
+
+    await sio.connect(
+        gateway,
+        auth={"token": token},
+        transports=["websocket"],
+        socketio_path="/socket.io",
+        wait_timeout=10,
+    )
+    return sio, received
+
+
+async def test_high_risk_events_raise_alert_on_socket_and_webhook(stack, webhook_receiver):
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        alice = await _tenant(client, "alice-shop")
+        bob = await _tenant(client, "bob-shop")
+        channel = await client.post(
+            "/v1/alert-channels",
+            headers=alice["headers"],
+            json={"kind": "webhook", "url": webhook_receiver.url},
+        )
+        assert channel.status_code == 201, channel.text
+
+        alice_sio, alice_feed = await _socket(stack.gateway_url, alice["access_token"])
+        bob_sio, bob_feed = await _socket(stack.gateway_url, bob["access_token"])
+        try:
+            events = at_risk_story("risky-1") + loyal_story("loyal-1")
+            posted = await client.post(
+                "/v1/events", headers=alice["headers"], json={"events": events}
+            )
+            assert posted.status_code == 202, posted.text
+            assert posted.json() == {"accepted": len(events), "duplicates": 0}
+            request_id = posted.headers["x-request-id"]
+
+            alerts = await wait_for(
+                lambda: [a for a in alice_feed["churn_alert"] if a["customer_id"] == "risky-1"],
+                timeout=60,
+            )
+            assert alerts[0]["kind"] == "high_risk"
+            assert alerts[0]["churn_probability"] >= 0.7
+            assert not [a for a in alice_feed["churn_alert"] if a["customer_id"] == "loyal-1"]
+
+            hooks = await wait_for(
+                lambda: [
+                    h
+                    for h in webhook_receiver.received
+                    if h["body"].get("customer_id") == "risky-1"
+                ],
+                timeout=30,
+            )
+            assert hooks[0]["headers"].get("X-Churn-Signature", "").startswith("t=")
+            assert any(s["customer_id"] == "loyal-1" for s in alice_feed["score_update"])
+
+            listed = await client.get("/v1/alerts", headers=alice["headers"])
+            assert listed.status_code == 200
+            assert [a["customer_id"] for a in listed.json()["items"]] == ["risky-1"]
+
+            ranked = await client.get(
+                "/v1/customers", headers=alice["headers"], params={"sort": "-churn_probability"}
+            )
+            assert ranked.status_code == 200
+            assert [c["customer_id"] for c in ranked.json()["items"]][:2] == ["risky-1", "loyal-1"]
+
+            # Tenant isolation: bob sees nothing of alice's, on the socket or over HTTP.
+            await asyncio.sleep(0.5)
+            assert bob_feed == {"churn_alert": [], "score_update": []}
+            assert (await client.get("/v1/alerts", headers=bob["headers"])).json()["items"] == []
+            foreign = await client.get("/v1/customers/risky-1", headers=bob["headers"])
+            assert foreign.status_code == 404
+
+            # The gateway's request id travelled through every hop into every service's logs.
+            def logged_everywhere() -> bool:
+                return all(
+                    request_id in (stack.log_dir / f"{svc}.log").read_text(errors="replace")
+                    for svc in ("customers", "prediction", "alerts")
+                )
+
+            await wait_for(logged_everywhere, timeout=10)
+
+            # Sending the same events again changes nothing and raises no second alert.
+            again = await client.post(
+                "/v1/events", headers=alice["headers"], json={"events": events}
+            )
+            assert again.json() == {"accepted": 0, "duplicates": len(events)}
+            await asyncio.sleep(1.0)
+            listed = await client.get("/v1/alerts", headers=alice["headers"])
+            assert len(listed.json()["items"]) == 1
+        finally:
+            await alice_sio.disconnect()
+            await bob_sio.disconnect()
+
+
+async def test_predictions_and_model_through_gateway(stack):
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        carol = await _tenant(client, "carol-shop")
+        current = await client.get("/v1/models/current", headers=carol["headers"])
+        assert current.status_code == 200, current.text
+        features = current.json()["features"]
+        row = dict.fromkeys(features, 1.0)
+        batch = await client.post(
+            "/v1/predictions/batch", headers=carol["headers"], json={"rows": [row, row]}
+        )
+        assert batch.status_code == 200, batch.text
+        body = batch.json()
+        assert body["model_version"] == current.json()["version"]
+        assert len(body["predictions"]) == 2
+        assert 0.0 <= body["predictions"][0]["churn_probability"] <= 1.0
+        assert body["predictions"][0] == body["predictions"][1]
+
+
+async def test_bad_input_gets_problem_details(stack):
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        dave = await _tenant(client, "dave-shop")
+        no_token = await client.get("/v1/customers")
+        assert no_token.status_code == 401
+        assert no_token.headers["content-type"].startswith("application/problem+json")
+
+        bad_token = await client.get(
+            "/v1/customers", headers={"Authorization": "Bearer abc.def.ghi"}
+        )
+        assert bad_token.status_code == 401
+
+        malformed = await client.post(
+            "/v1/events",
+            headers={**dave["headers"], "Content-Type": "application/json"},
+            content=b'{"events": [',
+        )
+        assert malformed.status_code == 400
+        assert malformed.headers["content-type"].startswith("application/problem+json")
+
+        unknown_type = await client.post(
+            "/v1/events",
+            headers=dave["headers"],
+            json={
+                "events": [
+                    {
+                        "event_id": "e1",
+                        "customer_id": "c1",
+                        "type": "teleported",
+                        "occurred_at": "2026-01-01T00:00:00Z",
+                        "properties": {},
+                    }
+                ]
+            },
+        )
+        assert unknown_type.status_code == 422
+        assert (await client.get("/v1/customers/c1", headers=dave["headers"])).status_code == 404
+
+        too_many = await client.post(
+            "/v1/events",
+            headers=dave["headers"],
+            json={
+                "events": [
+                    {
+                        "event_id": f"e{i}",
+                        "customer_id": "c1",
+                        "type": "login",
+                        "occurred_at": "2026-01-01T00:00:00Z",
+                        "properties": {},
+                    }
+                    for i in range(10_001)
+                ]
+            },
+        )
+        assert too_many.status_code == 413
+
+        unknown_route = await client.get("/v1/nothing-here", headers=dave["headers"])
+        assert unknown_route.status_code == 404
