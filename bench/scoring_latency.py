@@ -1,0 +1,159 @@
+"""In-process scoring latency of the served model kinds, with drivers on and off.
+
+Each model goes through the registry's round trip first (artifact text → ``ServingModel.from_row``
+with the feature-schema check), so what is timed is exactly what a replica serves:
+
+* ``default booster``: the global default (LightGBM over the behavioural features, simulated
+  history, the service's default size);
+* ``events pipeline``: a ``training.train`` model on simulated behavioural features (what an
+  events-trained tenant model looks like; it scores the online stream);
+* ``telco pipeline``: a ``training.train_labelled`` model on the Telco file (attribute schema,
+  categorical columns), when ``shared/datasets/telco_customer_churn.csv`` is present.
+
+Single row: median over ``--single`` calls. 10,000 rows: best of ``--repeat`` calls.
+
+    uv run python bench/scoring_latency.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn_prediction.config import Settings
+from churn_prediction.models import ModelVersion
+from churn_prediction.service import train_default_model
+from churn_prediction.serving import (
+    BOOSTER,
+    PIPELINE,
+    PipelineScorer,
+    ServingModel,
+    encode_artifact,
+)
+from churn_prediction.simulation import simulate_customers
+from churn_prediction.training import TrainingSet, train, train_labelled
+from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.db import utcnow
+
+TELCO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "telco_customer_churn.csv"
+
+
+def median_ms(n: int, fn: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def best_ms(n: int, fn: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times) * 1000
+
+
+def served(version: str, kind: str, artifact: str, features: list[str], **extra: Any) -> Any:
+    row = ModelVersion(
+        version=version,
+        tenant_id=None if kind == BOOSTER else "bench",
+        features=features,
+        metrics={},
+        artifact=artifact,
+        created_at=utcnow(),
+        kind=kind,
+        **extra,
+    )
+    return ServingModel.from_row(row)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--single", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    settings = Settings()
+    booster, _ = train_default_model(settings)
+    default = served("default-1", BOOSTER, booster.to_string(), list(FEATURE_NAMES))
+
+    history = simulate_customers(6000, seed=7)
+    events_ts = TrainingSet(
+        X=pd.DataFrame(history.features, columns=list(FEATURE_NAMES)),
+        y=history.labels.astype(np.int64),
+        feature_names=list(FEATURE_NAMES),
+        categorical=[],
+    )
+    events_model = train(events_ts)
+    events = served(
+        "events-bench",
+        PIPELINE,
+        encode_artifact(events_model),
+        list(FEATURE_NAMES),
+        feature_schema=events_model.feature_schema,
+        training_source={"source": "events"},
+    )
+
+    rows = simulate_customers(args.rows, seed=11).features
+    one = rows[:1]
+    print(f"rows={args.rows} single-row calls={args.single} repeat={args.repeat}")
+    print(f"{'model':<34}{'drivers':>8}{'1 row (ms)':>12}{f'{args.rows} rows (ms)':>18}")
+    for label, serving in (
+        (f"default booster ({default.version})", default),
+        (f"events pipeline ({events_model.model_name})", events),
+    ):
+        model = serving.model
+        for drivers in (False, True):
+            if drivers:
+                single = median_ms(args.single, partial(model.predict_with_drivers, one, 3))
+                batch = best_ms(args.repeat, partial(model.predict_with_drivers, rows, 3))
+            else:
+                single = median_ms(args.single, partial(model.predict_proba, one))
+                batch = best_ms(args.repeat, partial(model.predict_proba, rows))
+            print(f"{label:<34}{'on' if drivers else 'off':>8}{single:>12.3f}{batch:>18.1f}")
+
+    if TELCO.exists():
+        frame = pd.read_csv(TELCO)
+        trained = train_labelled(frame, "Churn", id_column="customerID")
+        telco = served(
+            "telco-bench",
+            PIPELINE,
+            encode_artifact(trained),
+            trained.feature_names,
+            feature_schema=trained.feature_schema,
+            training_source={"source": "customers", "label": "Churn"},
+        )
+        scorer = telco.model
+        assert isinstance(scorer, PipelineScorer)
+        features = frame[trained.feature_names]
+        big = features.sample(args.rows, replace=True, random_state=0).reset_index(drop=True)
+        first = features.iloc[:1].reset_index(drop=True)
+        label = f"telco pipeline ({trained.model_name})"
+        for drivers in (False, True):
+            k = 3 if drivers else None
+            single = median_ms(args.single, partial(scorer.predict_frame, first, k))
+            batch = best_ms(args.repeat, partial(scorer.predict_frame, big, k))
+            print(f"{label:<34}{'on' if drivers else 'off':>8}{single:>12.3f}{batch:>18.1f}")
+        print(
+            f"telco CV: roc_auc={trained.metrics['roc_auc']:.4f} "
+            f"brier={trained.metrics['brier']:.4f} "
+            f"(uncalibrated {trained.metrics['brier_uncalibrated']:.4f})"
+        )
+    else:
+        print(f"(no Telco file at {TELCO}: the Telco pipeline is skipped)")
+
+
+if __name__ == "__main__":
+    main()
