@@ -235,6 +235,43 @@ class TestChannels:
         assert response.status_code == 201
         assert response.json()["name"] == "127.0.0.1"
 
+    async def test_slack_and_discord_need_their_official_urls_outside_dev_mode(
+        self, make_settings, token_signer, in_process, tenant
+    ):
+        app = create_app(
+            make_settings(run_workers=False, dev_mode=False),
+            token_verifier=token_signer.verifier(),
+        )
+        slack_url = "https://hooks.slack.com/services/T0001/B0001/abcdefghijkl"
+        async with in_process(app) as client:
+            wrong = await client.post(
+                "/v1/alert-channels",
+                headers=tenant["headers"],
+                json={"kind": "slack", "url": "https://example.com/services/T0/B0/x"},
+            )
+            slack = await client.post(
+                "/v1/alert-channels",
+                headers=tenant["headers"],
+                json={"kind": "slack", "url": slack_url},
+            )
+            discord = await client.post(
+                "/v1/alert-channels",
+                headers=tenant["headers"],
+                json={"kind": "discord", "url": "https://discord.com/api/webhooks/1/tokentoken"},
+            )
+            listed = await client.get("/v1/alert-channels", headers=tenant["headers"])
+        assert wrong.status_code == 422
+        assert wrong.headers["content-type"].startswith("application/problem+json")
+        assert "hooks.slack.com" in wrong.json()["detail"]
+        assert slack.status_code == 201, slack.text
+        assert discord.status_code == 201, discord.text
+        urls = {c["kind"]: c["url"] for c in listed.json()["items"]}
+        assert urls == {
+            "slack": "https://hooks.slack.com/services/T0001/B0001/…ijkl",
+            "discord": "https://discord.com/api/webhooks/1/…oken",
+        }
+        assert slack_url not in listed.text
+
     @pytest.mark.parametrize(
         "body",
         [

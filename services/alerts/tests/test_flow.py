@@ -132,9 +132,9 @@ def app(make_settings, token_signer):
     return create_app(make_settings(), token_verifier=token_signer.verifier())
 
 
-async def _add_channel(client, tenant, url: str) -> dict[str, Any]:
+async def _add_channel(client, tenant, url: str, kind: str = "webhook") -> dict[str, Any]:
     response = await client.post(
-        "/v1/alert-channels", headers=tenant["headers"], json={"kind": "webhook", "url": url}
+        "/v1/alert-channels", headers=tenant["headers"], json={"kind": kind, "url": url}
     )
     assert response.status_code == 201, response.text
     channel: dict[str, Any] = response.json()
@@ -182,6 +182,27 @@ async def test_high_score_raises_alert_event_and_signed_webhook(
         deliveries = await wait_for(lambda: _delivered(app, alert["id"]), timeout=10)
         assert hook["headers"]["X-Churn-Delivery"] == deliveries[0].id
         assert deliveries[0].attempts == 1
+
+
+async def test_slack_and_discord_channels_get_their_own_message_format(
+    app, in_process, tenant, publish, webhook_receiver
+):
+    """In development mode a local receiver stands in for Slack's and Discord's webhook hosts."""
+    async with in_process(app) as client:
+        await _add_channel(client, tenant, webhook_receiver.url + "/slack", kind="slack")
+        await _add_channel(client, tenant, webhook_receiver.url + "/discord", kind="discord")
+        await publish(_envelope(tenant["id"], "c-chatty", 0.93))
+        hooks = await wait_for(
+            lambda: webhook_receiver.received if len(webhook_receiver.received) >= 2 else None,
+            timeout=60,
+        )
+    by_path = {hook["path"]: hook["body"] for hook in hooks}
+    slack = by_path["/hooks/churn/slack"]
+    assert slack["text"] == "High churn risk: customer c-chatty at 93% (high risk)"
+    assert any("days_since_last_order" in str(block) for block in slack["blocks"])
+    discord = by_path["/hooks/churn/discord"]
+    assert discord["allowed_mentions"] == {"parse": []}
+    assert discord["embeds"][0]["title"].startswith("High churn risk: customer c-chatty")
 
 
 async def _delivered(app, alert_id: str) -> list[Delivery]:

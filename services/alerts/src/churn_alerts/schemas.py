@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from churn_alerts.channels import ChannelKind, display_url
 from churn_alerts.rules import AlertKind
 
 RiskLevel = Literal["low", "medium", "high"]
-ChannelKind = Literal["webhook"]
 
 
 class AlertRead(BaseModel):
@@ -53,6 +53,7 @@ class AlertRulesRead(AlertRulesBase):
 class AlertChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: ``webhook`` (signed JSON), ``slack`` or ``discord`` (their incoming-webhook URLs).
     kind: ChannelKind = "webhook"
     url: str = Field(min_length=1, max_length=2048)
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -64,8 +65,14 @@ class AlertChannelRead(BaseModel):
     id: str
     kind: ChannelKind
     name: str
+    #: Slack and Discord URLs embed their credential: reads show only its last characters.
     url: str
     created_at: datetime
+
+    @model_validator(mode="after")
+    def _mask_credential(self) -> Self:
+        self.url = display_url(self.kind, self.url)
+        return self
 
 
 class AlertChannelCreated(AlertChannelRead):

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import orjson
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_alerts.channels import channel_message, kind_url_problem
 from churn_alerts.exceptions import AlertNotFoundError, ChannelNotFoundError, InvalidChannelUrlError
 from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery
 from churn_alerts.repository import (
@@ -49,9 +50,9 @@ def _rules_of(row: AlertRule | None) -> AlertRules:
     return AlertRules(row.high_risk_threshold, row.risk_increase_threshold, row.cooldown_minutes)
 
 
-def webhook_payload(alert: Alert) -> dict[str, Any]:
-    """The JSON body posted to webhook channels."""
-    return {"event": "churn_alert", **AlertRead.model_validate(alert).model_dump(mode="json")}
+def channel_payload(kind: str, alert: Alert) -> dict[str, Any]:
+    """The JSON body a channel of ``kind`` receives for ``alert``."""
+    return channel_message(kind, AlertRead.model_validate(alert).model_dump(mode="json"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,9 @@ class AlertService:
         self, tenant_id: str, data: AlertChannelCreate, *, allow_internal_urls: bool
     ) -> AlertChannelCreated:
         url = data.url.strip()
-        problem = channel_url_problem(url, allow_internal=allow_internal_urls)
+        problem = channel_url_problem(url, allow_internal=allow_internal_urls) or kind_url_problem(
+            data.kind, url, allow_internal=allow_internal_urls
+        )
         if problem:
             raise InvalidChannelUrlError(problem)
         channel = AlertChannel(
@@ -257,6 +260,7 @@ class WebhookJob:
     delivery_id: str
     url: str
     secret: str
+    kind: str
     body: bytes
     attempt: int
 
@@ -314,7 +318,8 @@ class DeliveryService:
                     delivery_id=d.id,
                     url=due.channel.url,
                     secret=due.channel.secret,
-                    body=orjson.dumps(webhook_payload(due.alert)),
+                    kind=due.channel.kind,
+                    body=orjson.dumps(channel_payload(due.channel.kind, due.alert)),
                     attempt=attempt,
                 )
             )

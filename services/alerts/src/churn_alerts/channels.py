@@ -1,0 +1,168 @@
+"""What each kind of channel receives, and where it may post.
+
+* ``webhook``: the alert as JSON (``{"event": "churn_alert", ...}``), signed with the channel's
+  secret (``X-Churn-Signature``) so the receiver can check it came from us.
+* ``slack``: a Slack incoming-webhook message (``text`` fallback plus Block Kit blocks).
+* ``discord``: a Discord webhook message (``content`` plus one embed), with mentions disabled
+  so a customer id can never ping ``@everyone``.
+
+Slack and Discord URLs must point at their official webhook hosts outside development mode;
+the generic SSRF rules of :mod:`churn_alerts.url_policy` apply to every kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+ChannelKind = Literal["webhook", "slack", "discord"]
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("webhook", "slack", "discord")
+
+_OFFICIAL_HOSTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "slack": (("hooks.slack.com",), "/services/"),
+    "discord": (
+        ("discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"),
+        "/api/webhooks/",
+    ),
+}
+
+_KIND_LABELS = {"high_risk": "High churn risk", "risk_increase": "Churn risk rising"}
+_RISK_COLOURS = {"high": 0xD93025, "medium": 0xF29900, "low": 0x1E8E3E}
+_MAX_DRIVERS = 3
+
+
+def kind_url_problem(kind: str, url: str, *, allow_internal: bool) -> str | None:
+    """Why ``url`` is not a ``kind`` webhook URL, or ``None``. Development mode accepts any URL
+    (the generic policy still applies), so a local receiver can stand in for Slack/Discord."""
+    rule = _OFFICIAL_HOSTS.get(kind)
+    if rule is None or allow_internal:
+        return None
+    hosts, path_prefix = rule
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme != "https" or host not in hosts or not parts.path.startswith(path_prefix):
+        return f"a {kind} channel needs an https://{hosts[0]}{path_prefix}... webhook URL"
+    return None
+
+
+def display_url(kind: str, url: str) -> str:
+    """Slack and Discord webhook URLs carry their credential in the path: show only its end."""
+    head, _, secret = url.rstrip("/").rpartition("/")
+    if kind not in _OFFICIAL_HOSTS or secret.startswith("…"):  # not secret, or masked already
+        return url
+    return f"{head}/…{secret[-4:]}" if len(secret) > 8 else f"{head}/…"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.2f}"
+    return f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
+def _headline(alert: Mapping[str, Any]) -> str:
+    label = _KIND_LABELS.get(str(alert["kind"]), str(alert["kind"]))
+    return (
+        f"{label}: customer {alert['customer_id']} at {_percent(alert['churn_probability'])}"
+        f" ({alert['risk_level']} risk)"
+    )
+
+
+def _driver_lines(alert: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for d in list(alert.get("drivers") or [])[:_MAX_DRIVERS]:
+        arrow = "raises" if d.get("direction") == "increases_risk" else "lowers"
+        lines.append(f"{d.get('feature')} = {_number(d.get('value'))} ({arrow} risk)")
+    return lines
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(alert: Mapping[str, Any]) -> dict[str, Any]:
+    headline = _slack_escape(_headline(alert))
+    fields = [
+        f"*Churn probability*\n{_percent(alert['churn_probability'])}",
+        f"*Previous score*\n{_percent(alert.get('previous_probability'))}",
+        f"*Risk level*\n{alert['risk_level']}",
+        f"*Model*\n{_slack_escape(str(alert['model_version']))}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    drivers = _driver_lines(alert)
+    if drivers:
+        text = "*Top drivers*\n" + "\n".join(f"• {_slack_escape(line)}" for line in drivers)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"alert {alert['id']} · {alert['created_at']}"}
+            ],
+        }
+    )
+    return {"text": headline, "blocks": blocks}
+
+
+def _discord_escape(text: str) -> str:
+    for char in ("\\", "*", "_", "~", "`", "|", ">"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def discord_message(alert: Mapping[str, Any]) -> dict[str, Any]:
+    headline = _discord_escape(_headline(alert))
+    fields = [
+        {
+            "name": "Churn probability",
+            "value": _percent(alert["churn_probability"]),
+            "inline": True,
+        },
+        {
+            "name": "Previous score",
+            "value": _percent(alert.get("previous_probability")),
+            "inline": True,
+        },
+        {
+            "name": "Model",
+            "value": _discord_escape(str(alert["model_version"]))[:1024],
+            "inline": True,
+        },
+    ]
+    drivers = _driver_lines(alert)
+    if drivers:
+        value = "\n".join(f"• {_discord_escape(line)}" for line in drivers)[:1024]
+        fields.append({"name": "Top drivers", "value": value, "inline": False})
+    embed = {
+        "title": headline[:256],
+        "color": _RISK_COLOURS.get(str(alert["risk_level"]), 0x5F6368),
+        "fields": fields,
+        "timestamp": str(alert["created_at"]),
+        "footer": {"text": f"alert {alert['id']}"},
+    }
+    return {"content": headline[:2000], "embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+def webhook_message(alert: Mapping[str, Any]) -> dict[str, Any]:
+    return {"event": "churn_alert", **alert}
+
+
+FORMATTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "webhook": webhook_message,
+    "slack": slack_message,
+    "discord": discord_message,
+}
+
+
+def channel_message(kind: str, alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body a channel of ``kind`` receives for ``alert`` (the alert's API shape)."""
+    return FORMATTERS[kind](alert)
