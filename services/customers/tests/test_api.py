@@ -13,13 +13,17 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
 
+from churn_customers.main import create_app
+from churn_customers.service import EventIngestService
 from churn_shared.contracts import (
     FEATURE_NAMES,
     ChurnScoreComputedV1,
     CustomerEventReceivedV1,
     Topics,
 )
+from churn_shared.db import unit_of_work, utcnow
 from churn_shared.kafka import Envelope
 
 NOW = datetime.now(UTC)
@@ -559,3 +563,83 @@ class TestHealth:
 
         assert response.status_code == 200
         assert response.json()["checks"] == {"database": "ok", "kafka": "ok"}
+
+
+# --- profile refresh: profiles age without events ---------------------------------------------
+# The refresher recomputes and republishes stale profiles, so a customer who goes quiet is
+# rescored (and can raise an alert) instead of keeping the score of their last event forever.
+
+
+async def _refresh(app: FastAPI, *, days_later: float, limit: int = 100) -> int:
+    async with unit_of_work(app.state.session_factory) as session:
+        return await EventIngestService(session).refresh_stale_profiles(
+            timedelta(hours=1), limit, now=utcnow() + timedelta(days=days_later)
+        )
+
+
+async def _features(client: httpx.AsyncClient, tenant: dict[str, Any], cid: str) -> Any:
+    response = await client.get(f"/v1/customers/{cid}/features", headers=tenant["headers"])
+    assert response.status_code == 200, response.text
+    return response.json()["features"]
+
+
+async def test_quiet_customers_age_and_deleted_ones_stay_deleted(
+    app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any], other_tenant: dict[str, Any]
+) -> None:
+    await post_events(client, tenant, [event("quiet", amount=30, days_ago=10)])
+    await post_events(client, tenant, [event("gone", amount=30, days_ago=5)])
+    await post_events(client, other_tenant, [event("elsewhere", amount=9, days_ago=2)])
+    before = await _features(client, tenant, "quiet")
+    assert before["days_since_last_order"] == pytest.approx(10, abs=0.01)
+    assert (await client.delete("/v1/customers/gone", headers=tenant["headers"])).status_code == 204
+
+    assert await _refresh(app, days_later=30) == 2  # "quiet" and "elsewhere"; not "gone"
+
+    after = await _features(client, tenant, "quiet")
+    assert after["days_since_last_order"] == pytest.approx(40, abs=0.01)
+    assert after["orders_last_90d"] == 1
+    assert after["total_spent"] == before["total_spent"]
+    elsewhere = await _features(client, other_tenant, "elsewhere")
+    assert elsewhere["days_since_last_order"] == pytest.approx(32, abs=0.01)
+    gone = await client.get("/v1/customers/gone", headers=tenant["headers"])
+    assert gone.status_code == 404
+    # Fresh profiles are left alone.
+    assert await _refresh(app, days_later=30) == 0
+
+
+async def test_refresh_walks_every_stale_profile_in_batches(
+    app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    events = [event(f"c{i}", amount=10, days_ago=3) for i in range(7)]
+    await post_events(client, tenant, events)
+    refresher = app.state.workers.refresher
+    refresher._batch = 3  # three transactions of 3, 3 and 1
+    refresher._max_age = timedelta(0)
+    assert await refresher.run_once() == 7
+
+
+async def test_the_worker_republishes_aged_profiles_as_live_updates(
+    make_settings: Any,
+    token_signer: Any,
+    in_process: Any,
+    tenant: dict[str, Any],
+    kafka_bootstrap: str,
+) -> None:
+    app = create_app(
+        make_settings(profile_max_age_hours=1 / 3600, profile_refresh_interval_seconds=0.2),
+        token_verifier=token_signer.verifier(),
+    )
+    async with in_process(app) as client:
+        posted = await post_events(
+            client, tenant, [event("hist", amount=5, days_ago=400)], backfill="true"
+        )
+        assert posted.status_code == 202
+
+        def live_update(value: bytes, _: list[tuple[str, bytes]]) -> bool:
+            envelope = orjson.loads(value)
+            return envelope["tenant_id"] == tenant["id"] and not envelope["payload"]["backfill"]
+
+        published = await read_topic(kafka_bootstrap, Topics.CUSTOMER_FEATURES, live_update)
+    refreshed = Envelope.from_bytes(published[0])
+    assert refreshed.key == "hist"
+    assert refreshed.payload["features"]["days_since_last_order"] == pytest.approx(400, abs=0.1)

@@ -23,3 +23,10 @@ class Settings(ServiceSettings):
     #: The service's request body limit is raised to fit it (``max_body_bytes`` still applies
     #: to every other route's body size when it is larger).
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Profiles older than this are recomputed and rescored even without new events, so
+    #: time-based features (days since the last order, windows, account age) stay true.
+    profile_max_age_hours: float = Field(default=24.0, gt=0)
+    #: How often the refresher looks for such profiles (0 disables it).
+    profile_refresh_interval_seconds: float = Field(default=600.0, ge=0)
+    #: Profiles recomputed per transaction while refreshing.
+    profile_refresh_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -84,6 +84,7 @@ class CustomerFeatures(Base, table=True):
     """A customer's latest feature profile (``churn_shared.contracts.FEATURE_NAMES``)."""
 
     __tablename__ = "customer_features"
+    __table_args__ = (sa.Index("ix_customer_features_as_of", "as_of"),)
 
     tenant_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(primary_key=True, max_length=64)

@@ -213,6 +213,21 @@ class FeatureRepository(_Repository):
             ],
         )
 
+    async def stale(self, computed_before: datetime, limit: int) -> dict[str, list[str]]:
+        """Up to ``limit`` profiles computed before ``computed_before``, oldest first, as
+        ``{tenant_id: [customer_id, ...]}``."""
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customer_features.c.tenant_id, customer_features.c.customer_id)
+            .where(customer_features.c.as_of < computed_before)
+            .order_by(customer_features.c.as_of)
+            .limit(limit)
+        )
+        stale: dict[str, list[str]] = {}
+        for tenant_id, customer_id in result:
+            stale.setdefault(tenant_id, []).append(customer_id)
+        return stale
+
     async def get(self, tenant_id: str, customer_id: str) -> sa.Row[Any, Any] | None:
         conn = await self._conn()
         result = await conn.execute(
@@ -317,6 +332,21 @@ class CustomerRepository(_Repository):
             .order_by(customers.c.customer_id)
         )
         return [(cid, dict(attributes or {})) for cid, attributes in result]
+
+    async def lock_existing(self, tenant_id: str, customer_ids: Sequence[str]) -> list[str]:
+        """Those of these customers that still exist, locked (on MySQL) in id order until the
+        transaction ends, as an ingest locks them: a refresh never overwrites newer features."""
+        conn = await self._conn()
+        found: list[str] = []
+        for chunk in _chunks(sorted(customer_ids)):
+            result = await conn.execute(
+                sa.select(customers.c.customer_id)
+                .where(customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk))
+                .order_by(customers.c.customer_id)
+                .with_for_update()
+            )
+            found.extend(row[0] for row in result)
+        return found
 
     async def mark_seen(self, tenant_id: str, customer_ids: Sequence[str], now: datetime) -> None:
         """Touch ``updated_at`` and set ``first_seen_at`` where it is still empty."""

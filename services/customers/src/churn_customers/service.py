@@ -135,9 +135,32 @@ class EventIngestService:
         except IntegrityError as exc:
             raise ConcurrentIngestError() from exc
         await self._customers.mark_seen(tenant_id, affected, now)
+        await self._recompute_and_publish(tenant_id, affected, now, backfill=backfill)
+        return result
 
-        history = await self._events.for_customers(tenant_id, affected)
-        profiles = {cid: compute_features(history[cid], now) for cid in affected}
+    async def refresh_stale_profiles(
+        self, max_age: timedelta, limit: int, now: datetime | None = None
+    ) -> int:
+        """Recompute and republish up to ``limit`` profiles older than ``max_age``.
+
+        Time-based features (days since the last order, the 30/90-day windows, account age)
+        change while a customer does nothing; without this, a customer who simply goes quiet —
+        the commonest churn — would keep the score of their last event forever."""
+        now = now or utcnow()
+        refreshed = 0
+        for tenant_id, customer_ids in (await self._features.stale(now - max_age, limit)).items():
+            alive = await self._customers.lock_existing(tenant_id, customer_ids)
+            await self._recompute_and_publish(tenant_id, alive, now, backfill=False)
+            refreshed += len(alive)
+        return refreshed
+
+    async def _recompute_and_publish(
+        self, tenant_id: str, customer_ids: Sequence[str], now: datetime, *, backfill: bool
+    ) -> None:
+        if not customer_ids:
+            return
+        history = await self._events.for_customers(tenant_id, customer_ids)
+        profiles = {cid: compute_features(history[cid], now) for cid in customer_ids}
         await self._features.upsert_many(tenant_id, profiles, now)
         await enqueue(
             self._session,
@@ -157,7 +180,6 @@ class EventIngestService:
                 for cid, features in profiles.items()
             ],
         )
-        return result
 
     async def record_scores(self, scores: Sequence[TenantScore]) -> None:
         """Keep each customer's latest score (an older score than the stored one is ignored)."""

@@ -1,14 +1,15 @@
-"""Background work of the customers service: the events and scores consumers and the outbox
-relay. Started by the API's lifespan when ``run_workers`` is set, or on its own with
-``python -m churn_customers.worker``."""
+"""Background work of the customers service: the events and scores consumers, the outbox
+relay and the profile refresher. Started by the API's lifespan when ``run_workers`` is set, or
+on its own with ``python -m churn_customers.worker``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -17,17 +18,87 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_customers.config import Settings
 from churn_customers.events.handlers import ChurnScoreHandler, CustomerEventHandler
 from churn_customers.models import outbox
+from churn_customers.service import EventIngestService
 from churn_shared.contracts import Topics
-from churn_shared.db import create_engine, create_session_factory, run_migrations
+from churn_shared.db import (
+    create_engine,
+    create_session_factory,
+    run_migrations,
+    unit_of_work,
+    utcnow,
+)
 from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ensure_topics
-from churn_shared.logging import configure_logging
+from churn_shared.logging import configure_logging, get_logger
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
 TOPICS = (Topics.CUSTOMER_EVENTS, Topics.CUSTOMER_FEATURES, Topics.CHURN_SCORES)
+_log = get_logger(__name__)
+
+
+class ProfileRefresher:
+    """Every ``interval``, recomputes the profiles older than ``max_age`` (a batch per
+    transaction, until none is left) and wakes the outbox relay to publish them."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        interval_seconds: float,
+        max_age: timedelta,
+        batch_size: int,
+        notify: Callable[[], None],
+    ) -> None:
+        self._factory = session_factory
+        self._interval = interval_seconds
+        self._max_age = max_age
+        self._batch = batch_size
+        self._notify = notify
+        self._task: asyncio.Task[None] | None = None
+        self.refreshed = 0
+
+    async def run_once(self) -> int:
+        # One "now" for the whole run: what this run refreshed is not stale again within it.
+        started = utcnow()
+        total = 0
+        while True:
+            async with unit_of_work(self._factory) as session:
+                done = await EventIngestService(session).refresh_stale_profiles(
+                    self._max_age, self._batch, now=started
+                )
+            if done:
+                self._notify()
+            total += done
+            if done < self._batch:
+                break
+        self.refreshed += total
+        if total:
+            _log.info("profiles_refreshed", customers=total)
+        return total
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the loop
+                _log.exception("profile_refresh_failed")
+            await asyncio.sleep(self._interval)
+
+    def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="profile-refresher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class CustomerWorkers:
-    """The two consumers and the outbox relay of one process."""
+    """The two consumers, the outbox relay and the profile refresher of one process."""
 
     def __init__(
         self,
@@ -55,13 +126,22 @@ class CustomerWorkers:
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             name="customers-scores",
         )
+        self.refresher = ProfileRefresher(
+            session_factory,
+            interval_seconds=settings.profile_refresh_interval_seconds,
+            max_age=timedelta(hours=settings.profile_max_age_hours),
+            batch_size=settings.profile_refresh_batch_size,
+            notify=self.relay.notify,
+        )
 
     async def start(self) -> None:
         self.relay.start()
         # Joining a consumer group takes seconds on Tansu: join both groups at once.
         await asyncio.gather(self.events_consumer.start(), self.scores_consumer.start())
+        self.refresher.start()
 
     async def stop(self) -> None:
+        await self.refresher.stop()
         await self.scores_consumer.stop()
         await self.events_consumer.stop()
         await self.relay.stop()
