@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,9 +19,10 @@ from churn_alerts.models import outbox
 from churn_alerts.service import DeliveryResult, DeliveryService, RetryPolicy, WebhookJob
 from churn_alerts.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
 from churn_shared.contracts import Topics
-from churn_shared.db import create_engine, create_session_factory, run_migrations, unit_of_work
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ensure_topics
-from churn_shared.logging import configure_logging, get_logger
+from churn_shared.db import unit_of_work
+from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay
+from churn_shared.logging import get_logger
+from churn_shared.runtime import ServiceResources, ServiceRuntime
 
 _log = get_logger(__name__)
 
@@ -162,54 +160,20 @@ class AlertWorkers:
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
 
 
-@dataclass
-class Resources:
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
-    publisher: EventPublisher
+def _workers(settings: Settings, resources: ServiceResources) -> AlertWorkers:
+    return AlertWorkers(settings, resources.engine, resources.session_factory, resources.publisher)
 
 
-@asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """The database (migrated when ``auto_migrate``), a started publisher, and the topics."""
-    engine = create_engine(settings.database_url.get_secret_value())
-    try:
-        if settings.auto_migrate:
-            await run_migrations(engine, MIGRATIONS)
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            [Topics.CHURN_SCORES, Topics.CHURN_ALERTS],
-            settings.kafka_topic_partitions,
-        )
-        publisher = EventPublisher(
-            settings.kafka_bootstrap_servers,
-            client_id="churn-alerts",
-            linger_ms=settings.kafka_linger_ms,
-        )
-        await publisher.start()
-        try:
-            yield Resources(engine, create_session_factory(engine), publisher)
-        finally:
-            await publisher.stop()
-    finally:
-        await engine.dispose()
-
-
-async def run(settings: Settings | None = None) -> None:
-    """Run the workers alone (no HTTP API) until cancelled."""
-    settings = settings or Settings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    async with open_resources(settings) as resources:
-        workers = AlertWorkers(
-            settings, resources.engine, resources.session_factory, resources.publisher
-        )
-        await workers.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await workers.stop()
+#: How the service process starts and stops (``churn_shared.runtime``): the API's lifespan and
+#: ``python -m churn_alerts.worker`` (workers alone, no HTTP) share it.
+RUNTIME = ServiceRuntime(
+    migrations=MIGRATIONS,
+    topics=(Topics.CHURN_SCORES, Topics.CHURN_ALERTS),
+    client_id="churn-alerts",
+    make_workers=_workers,
+)
 
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        asyncio.run(RUNTIME.run_workers(Settings()))

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,14 +19,12 @@ from churn_customers.models import outbox
 from churn_customers.service import EventIngestService
 from churn_shared.contracts import Topics
 from churn_shared.db import (
-    create_engine,
-    create_session_factory,
-    run_migrations,
     unit_of_work,
     utcnow,
 )
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ensure_topics
-from churn_shared.logging import configure_logging, get_logger
+from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay
+from churn_shared.logging import get_logger
+from churn_shared.runtime import ServiceResources, ServiceRuntime
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
 TOPICS = (Topics.CUSTOMER_EVENTS, Topics.CUSTOMER_FEATURES, Topics.CHURN_SCORES)
@@ -147,52 +143,22 @@ class CustomerWorkers:
         await self.relay.stop()
 
 
-@dataclass
-class Resources:
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
-    publisher: EventPublisher
+def _workers(settings: Settings, resources: ServiceResources) -> CustomerWorkers:
+    return CustomerWorkers(
+        settings, resources.engine, resources.session_factory, resources.publisher
+    )
 
 
-@asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """The database (migrated when ``auto_migrate``), the topics and a started publisher."""
-    engine = create_engine(settings.database_url.get_secret_value())
-    try:
-        if settings.auto_migrate:
-            await run_migrations(engine, MIGRATIONS)
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, TOPICS, settings.kafka_topic_partitions
-        )
-        publisher = EventPublisher(
-            settings.kafka_bootstrap_servers,
-            client_id="churn-customers",
-            linger_ms=settings.kafka_linger_ms,
-        )
-        await publisher.start()
-        try:
-            yield Resources(engine, create_session_factory(engine), publisher)
-        finally:
-            await publisher.stop()
-    finally:
-        await engine.dispose()
-
-
-async def run(settings: Settings | None = None) -> None:
-    """Run the workers alone (no HTTP API) until cancelled."""
-    settings = settings or Settings()
-    configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    async with open_resources(settings) as resources:
-        workers = CustomerWorkers(
-            settings, resources.engine, resources.session_factory, resources.publisher
-        )
-        await workers.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await workers.stop()
+#: How the service process starts and stops (``churn_shared.runtime``): the API's lifespan and
+#: ``python -m churn_customers.worker`` (workers alone, no HTTP) share it.
+RUNTIME = ServiceRuntime(
+    migrations=MIGRATIONS,
+    topics=TOPICS,
+    client_id="churn-customers",
+    make_workers=_workers,
+)
 
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        asyncio.run(RUNTIME.run_workers(Settings()))
