@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import jwt
+import pytest
 
 from churn_auth.admin import rotate_keys
 from churn_auth.main import create_app
@@ -92,3 +93,57 @@ async def test_replica_picks_up_a_key_rotated_elsewhere(
     assert {k["kid"] for k in jwks["keys"]} == {rotated.kid, kid_of(before["access_token"])}
     assert old_me.status_code == 200
     assert new_me.status_code == 200
+
+
+async def _stored_pems(settings: Any) -> dict[str, str]:
+    import sqlalchemy as sa
+
+    from churn_shared.db import create_engine
+
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.text("SELECT kid, private_key_pem FROM signing_keys"))
+            return {str(kid): str(pem) for kid, pem in rows}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_passphrase_encrypts_signing_keys_at_rest(
+    make_settings: Callable[..., Any], in_process: Callable[..., Any]
+) -> None:
+    """A plain key stored before the passphrase keeps working; new keys are encrypted; the
+    database alone no longer yields a key, and a wrong passphrase fails loudly at start-up."""
+    plain = make_settings()
+    async with in_process(create_app(plain)) as http:
+        await http.post(
+            "/v1/auth/register",
+            json={"tenant_name": "Acme", "email": "o@acme.example.com", "password": PASSWORD},
+        )
+    ((legacy_kid, legacy_pem),) = (await _stored_pems(plain)).items()
+    assert legacy_pem.startswith("-----BEGIN PRIVATE KEY-----")
+
+    locked = make_settings(signing_key_passphrase="s3cret passphrase", signing_key_cache_seconds=0)
+    body = {"email": "o@acme.example.com", "password": PASSWORD}
+    async with in_process(create_app(locked)) as http:
+        before = (await http.post("/v1/auth/login", json=body)).json()
+        assert kid_of(before["access_token"]) == legacy_kid  # the plain key still opens
+        owner = {"Authorization": f"Bearer {before['access_token']}"}
+        rotated = await http.post("/v1/auth/keys/rotate", headers=owner)
+        assert rotated.status_code == 200, rotated.text
+        after = (await http.post("/v1/auth/login", json=body)).json()
+        me = await http.get(
+            "/v1/users/me", headers={"Authorization": f"Bearer {after['access_token']}"}
+        )
+    new_kid = rotated.json()["kid"]
+    assert kid_of(after["access_token"]) == new_kid
+    assert me.status_code == 200
+    new_pem = (await _stored_pems(locked))[new_kid]
+    assert new_pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+    from churn_auth.tokens import SigningKeyLockedError
+
+    for wrong in (make_settings(), make_settings(signing_key_passphrase="not it")):
+        with pytest.raises(SigningKeyLockedError):
+            async with in_process(create_app(wrong)):
+                pass

@@ -31,6 +31,8 @@ async def rotate_keys(settings: Settings | None = None) -> KeyRotated:
         if settings.auto_migrate:
             await run_migrations(engine, MIGRATIONS)
         async with unit_of_work(create_session_factory(engine)) as session:
-            return await rotate_signing_key(session, utcnow())
+            return await rotate_signing_key(
+                session, utcnow(), settings.signing_key_passphrase_bytes()
+            )
     finally:
         await engine.dispose()

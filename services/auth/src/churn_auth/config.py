@@ -29,6 +29,10 @@ class Settings(ServiceSettings):
     #: Signing keys are reloaded from the database when older than this before signing
     #: (another replica or ``churn auth rotate-keys`` may have rotated them).
     signing_key_cache_seconds: float = Field(default=30.0, ge=0)
+    #: Encrypts the signing private keys at rest (PKCS#8). Keys stored without it keep
+    #: working; rotate once after setting it so the signing key is an encrypted one. Set it
+    #: in production (a warning is logged outside development mode when it is missing).
+    signing_key_passphrase: SecretStr | None = None
     #: The JWKS endpoint reloads keys older than this, so verifiers see new keys quickly.
     jwks_cache_seconds: float = Field(default=5.0, ge=0)
     #: Rate limits (``limits`` notation) on login and refresh, per client address and account.
@@ -67,3 +71,7 @@ class Settings(ServiceSettings):
 
     def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
         return [ip_network(item, strict=False) for item in self.trusted_proxies]
+
+    def signing_key_passphrase_bytes(self) -> bytes | None:
+        secret = self.signing_key_passphrase
+        return secret.get_secret_value().encode() if secret and secret.get_secret_value() else None

@@ -95,7 +95,13 @@ def create_app(
                 access_token_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
                 max_age=settings.signing_key_cache_seconds,
                 jwks_max_age=settings.jwks_cache_seconds,
+                passphrase=settings.signing_key_passphrase_bytes(),
             )
+            if settings.signing_key_passphrase_bytes() is None and not settings.dev_mode:
+                _log.warning(
+                    "signing_keys_unencrypted",
+                    hint="set CHURN_AUTH_SIGNING_KEY_PASSPHRASE to encrypt them at rest",
+                )
             key_ring = await signing_keys.reload()
             passwords = PasswordHasher(settings.password_hash_concurrency)
             await passwords.warm_up()

@@ -98,7 +98,9 @@ def _rank(role: str) -> int:
     return ROLES.index(role)
 
 
-async def load_key_ring(session: AsyncSession, *, access_token_ttl: timedelta) -> KeyRing:
+async def load_key_ring(
+    session: AsyncSession, *, access_token_ttl: timedelta, passphrase: bytes | None = None
+) -> KeyRing:
     """The key ring from the database, generating the first Ed25519 key if there is none.
 
     The newest key that is not retired signs; the JWKS publishes every unretired key plus the
@@ -109,21 +111,23 @@ async def load_key_ring(session: AsyncSession, *, access_token_ttl: timedelta) -
     published = await keys.list_published(retired_after=now - access_token_ttl)
     active = [k for k in published if k.retired_at is None]
     if not active:
-        created = await keys.add(new_signing_key(now))
-        _log.info("signing_key_created", kid=created.kid)
+        created = await keys.add(new_signing_key(now, passphrase))
+        _log.info("signing_key_created", kid=created.kid, encrypted=passphrase is not None)
         published = [created, *published]
         active = [created]
-    return KeyRing(current=active[0], published=published)
+    return KeyRing(current=active[0], published=published, passphrase=passphrase)
 
 
-async def rotate_signing_key(session: AsyncSession, now: datetime) -> KeyRotated:
+async def rotate_signing_key(
+    session: AsyncSession, now: datetime, passphrase: bytes | None = None
+) -> KeyRotated:
     """Add a new signing key and retire the others.
 
     A retired key stops signing at once but stays in the JWKS for one more access-token
     lifetime, so tokens it signed keep verifying and nobody is logged out.
     """
     keys = SigningKeyRepository(session)
-    created = await keys.add(new_signing_key(now))
+    created = await keys.add(new_signing_key(now, passphrase))
     retired = await keys.retire_all_except(created.kid, now)
     _log.info("signing_key_rotated", kid=created.kid, retired=list(retired))
     return KeyRotated(kid=created.kid, previous_kids=list(retired))
@@ -143,8 +147,10 @@ class SigningKeyCache:
         access_token_ttl: timedelta,
         max_age: float = 30.0,
         jwks_max_age: float = 5.0,
+        passphrase: bytes | None = None,
     ) -> None:
         self._session_factory = session_factory
+        self._passphrase = passphrase
         self._access_token_ttl = access_token_ttl
         self._max_age = max_age
         self._jwks_max_age = jwks_max_age
@@ -159,7 +165,9 @@ class SigningKeyCache:
     async def reload(self) -> KeyRing:
         async with self._lock:
             async with unit_of_work(self._session_factory) as session:
-                ring = await load_key_ring(session, access_token_ttl=self._access_token_ttl)
+                ring = await load_key_ring(
+                    session, access_token_ttl=self._access_token_ttl, passphrase=self._passphrase
+                )
             self._ring = ring
             self._loaded_at = time.monotonic()
             return ring
@@ -183,7 +191,7 @@ class SigningKeyCache:
     async def rotate(self) -> KeyRotated:
         """Rotate in a transaction of its own, then load the new ring at once."""
         async with unit_of_work(self._session_factory) as session:
-            rotated = await rotate_signing_key(session, utcnow())
+            rotated = await rotate_signing_key(session, utcnow(), self._passphrase)
         await self.reload()
         return rotated
 

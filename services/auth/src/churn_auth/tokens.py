@@ -23,14 +23,29 @@ ALGORITHM = "EdDSA"
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a token type name, not a secret
 
 
-def new_signing_key(now: datetime) -> SigningKey:
-    """A fresh Ed25519 key pair as a row: PKCS#8 PEM private key and its public JWK."""
+_ENCRYPTED_PEM = "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+class SigningKeyLockedError(RuntimeError):
+    """A stored private key cannot be opened with the configured passphrase."""
+
+
+def new_signing_key(now: datetime, passphrase: bytes | None = None) -> SigningKey:
+    """A fresh Ed25519 key pair as a row: PKCS#8 PEM private key and its public JWK.
+
+    With a passphrase the PEM is encrypted (PKCS#8, the best encryption ``cryptography``
+    offers), so a copy of the database alone does not yield a key that can mint tokens."""
     private_key = Ed25519PrivateKey.generate()
     kid = uuid.uuid4().hex
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
     pem = private_key.private_bytes(
         encoding=serialization.Encoding.PEM,
         format=serialization.PrivateFormat.PKCS8,
-        encryption_algorithm=serialization.NoEncryption(),
+        encryption_algorithm=encryption,
     ).decode("ascii")
     public_jwk: dict[str, Any] = {
         **jwt.algorithms.OKPAlgorithm.to_jwk(private_key.public_key(), as_dict=True),
@@ -39,6 +54,25 @@ def new_signing_key(now: datetime) -> SigningKey:
         "use": "sig",
     }
     return SigningKey(kid=kid, private_key_pem=pem, public_jwk=public_jwk, created_at=now)
+
+
+def open_private_key(row: SigningKey, passphrase: bytes | None) -> Any:
+    """The row's private key. Keys stored before a passphrase was configured are plain PEM and
+    still open; an encrypted one needs the passphrase it was stored with."""
+    pem = row.private_key_pem
+    encrypted = pem.lstrip().startswith(_ENCRYPTED_PEM)
+    if encrypted and not passphrase:
+        raise SigningKeyLockedError(
+            f"signing key {row.kid} is encrypted: set CHURN_AUTH_SIGNING_KEY_PASSPHRASE"
+        )
+    try:
+        return serialization.load_pem_private_key(
+            pem.encode("ascii"), passphrase if encrypted else None
+        )
+    except ValueError as exc:
+        raise SigningKeyLockedError(
+            f"signing key {row.kid} does not open with the configured passphrase"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +84,13 @@ class AccessToken:
 class KeyRing:
     """The current signing key plus every public key a valid token may still be signed with."""
 
-    def __init__(self, current: SigningKey, published: Sequence[SigningKey]) -> None:
-        key = serialization.load_pem_private_key(current.private_key_pem.encode("ascii"), None)
+    def __init__(
+        self,
+        current: SigningKey,
+        published: Sequence[SigningKey],
+        passphrase: bytes | None = None,
+    ) -> None:
+        key = open_private_key(current, passphrase)
         if not isinstance(key, Ed25519PrivateKey):
             raise TypeError(f"signing key {current.kid} is not an Ed25519 key")
         self.kid = current.kid
