@@ -36,5 +36,9 @@ class ServiceSettings(BaseSettings):
     #: Start the Kafka consumers and the outbox relay inside the API process.
     run_workers: bool = True
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: Consumer idempotency records (``processed_events``) are kept this long, then pruned.
+    processed_events_retention_hours: float = Field(default=168.0, gt=0)
+    #: How often the pruning runs (0 disables it).
+    housekeeping_interval_seconds: float = Field(default=3600.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -15,12 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.config import Settings
 from churn_alerts.events.handlers import ScoreHandler
-from churn_alerts.models import outbox
+from churn_alerts.models import outbox, processed_events
 from churn_alerts.service import DeliveryResult, DeliveryService, RetryPolicy, WebhookJob
 from churn_alerts.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
 from churn_shared.contracts import Topics
 from churn_shared.db import unit_of_work
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay
+from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
 from churn_shared.logging import get_logger
 from churn_shared.runtime import ServiceResources, ServiceRuntime
 
@@ -130,6 +131,12 @@ class AlertWorkers:
         publisher: EventPublisher,
     ) -> None:
         self.relay = OutboxRelay(engine, outbox, publisher)
+        self.pruner = ProcessedEventsPruner(
+            engine,
+            processed_events,
+            retention=timedelta(hours=settings.processed_events_retention_hours),
+            interval_seconds=settings.housekeeping_interval_seconds,
+        )
         self.delivery = WebhookDeliveryWorker(session_factory, settings)
         self.consumer = BatchConsumer(
             topics=[Topics.CHURN_SCORES],
@@ -148,10 +155,12 @@ class AlertWorkers:
 
     async def start(self) -> None:
         self.relay.start()
+        self.pruner.start()
         self.delivery.start()
         await self.consumer.start()
 
     async def stop(self) -> None:
+        await self.pruner.stop()
         await self.consumer.stop()
         await self.delivery.stop()
         await self.relay.stop()

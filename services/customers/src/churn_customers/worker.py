@@ -15,14 +15,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.config import Settings
 from churn_customers.events.handlers import ChurnScoreHandler, CustomerEventHandler
-from churn_customers.models import outbox
+from churn_customers.models import outbox, processed_events
 from churn_customers.service import EventIngestService
 from churn_shared.contracts import Topics
 from churn_shared.db import (
     unit_of_work,
     utcnow,
 )
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay
+from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
 from churn_shared.logging import get_logger
 from churn_shared.runtime import ServiceResources, ServiceRuntime
 
@@ -104,6 +104,12 @@ class CustomerWorkers:
         publisher: EventPublisher,
     ) -> None:
         self.relay = OutboxRelay(engine, outbox, publisher)
+        self.pruner = ProcessedEventsPruner(
+            engine,
+            processed_events,
+            retention=timedelta(hours=settings.processed_events_retention_hours),
+            interval_seconds=settings.housekeeping_interval_seconds,
+        )
         self.events_consumer = BatchConsumer(
             topics=[Topics.CUSTOMER_EVENTS],
             group_id=f"{settings.consumer_group}-events",
@@ -132,11 +138,13 @@ class CustomerWorkers:
 
     async def start(self) -> None:
         self.relay.start()
+        self.pruner.start()
         # Joining a consumer group takes seconds on Tansu: join both groups at once.
         await asyncio.gather(self.events_consumer.start(), self.scores_consumer.start())
         self.refresher.start()
 
     async def stop(self) -> None:
+        await self.pruner.stop()
         await self.refresher.stop()
         await self.scores_consumer.stop()
         await self.events_consumer.stop()

@@ -1,18 +1,20 @@
-"""The background work of the prediction service: the feature-snapshot scorer and the relay."""
+"""The background work of the prediction service: the feature-snapshot scorer, the relay and
+the pruning of consumer idempotency records."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.config import Settings
 from churn_prediction.events.handlers import FeatureSnapshotHandler, ModelPromotedHandler
-from churn_prediction.models import outbox
+from churn_prediction.models import outbox, processed_events
 from churn_prediction.service import ServingModels
 from churn_shared.contracts import ModelTopics, Topics
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay
+from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
 
 TOPICS = (
     Topics.CUSTOMER_FEATURES,
@@ -37,6 +39,12 @@ class ScoringWorker:
         models: ServingModels,
     ) -> None:
         self.relay = OutboxRelay(engine, outbox, publisher)
+        self.pruner = ProcessedEventsPruner(
+            engine,
+            processed_events,
+            retention=timedelta(hours=settings.processed_events_retention_hours),
+            interval_seconds=settings.housekeeping_interval_seconds,
+        )
         self.handler = FeatureSnapshotHandler(
             session_factory=session_factory,
             models=models,
@@ -69,10 +77,12 @@ class ScoringWorker:
 
     async def start(self) -> None:
         self.relay.start()
+        self.pruner.start()
         await self.model_consumer.start()
         await self.consumer.start()
 
     async def stop(self) -> None:
+        await self.pruner.stop()
         await self.consumer.stop()
         await self.model_consumer.stop()
         await self.relay.stop()

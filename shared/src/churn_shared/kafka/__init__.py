@@ -4,6 +4,7 @@ from churn_shared.kafka.consumer import BatchConsumer, BatchHandler
 from churn_shared.kafka.envelope import Envelope, EnvelopeError
 from churn_shared.kafka.outbox import (
     OutboxRelay,
+    ProcessedEventsPruner,
     claim_event_ids,
     enqueue,
     outbox_table,
@@ -18,6 +19,7 @@ __all__ = [
     "EnvelopeError",
     "EventPublisher",
     "OutboxRelay",
+    "ProcessedEventsPruner",
     "claim_event_ids",
     "enqueue",
     "ensure_topics",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -54,6 +55,7 @@ def processed_events_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("consumer", sa.String(100), primary_key=True),
         sa.Column("event_id", sa.String(64), primary_key=True),
         sa.Column("processed_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_processed_events_processed_at", "processed_at"),
     )
 
 
@@ -196,3 +198,78 @@ class OutboxRelay:
             await conn.execute(sa.delete(t).where(t.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
         return len(rows)
+
+
+class ProcessedEventsPruner:
+    """Deletes consumer idempotency records older than ``retention``, in batches, every
+    ``interval_seconds`` (0 disables the loop).
+
+    A duplicate can only arrive as a redelivery (a consumer that restarts before committing its
+    offsets) or a relay retry: minutes, not days. A retention of days keeps the exactly-once
+    guarantee while the table stays bounded instead of growing by every message ever consumed.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: sa.Table,
+        *,
+        retention: timedelta,
+        interval_seconds: float,
+        batch_size: int = 5000,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._retention = retention
+        self._interval = interval_seconds
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+        self.pruned = 0
+
+    async def prune_once(self, now: datetime | None = None) -> int:
+        t = self._table
+        cutoff = (now or utcnow()) - self._retention
+        total = 0
+        while True:
+            async with self._engine.begin() as conn:
+                keys = (
+                    await conn.execute(
+                        sa.select(t.c.consumer, t.c.event_id)
+                        .where(t.c.processed_at < cutoff)
+                        .limit(self._batch_size)
+                    )
+                ).all()
+                if keys:
+                    await conn.execute(
+                        sa.delete(t).where(
+                            sa.tuple_(t.c.consumer, t.c.event_id).in_([tuple(k) for k in keys])
+                        )
+                    )
+            total += len(keys)
+            if len(keys) < self._batch_size:
+                break
+        self.pruned += total
+        if total:
+            _log.info("processed_events_pruned", rows=total)
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.prune_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("processed_events_prune_failed")
+            await asyncio.sleep(self._interval)
+
+    def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="processed-events-pruner")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
