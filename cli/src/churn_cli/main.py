@@ -73,9 +73,9 @@ def up(
             dev_mode=True,
         )
     )
-    with console.status("starting broker, services and gateway…"):
-        stack.start()
     try:
+        with console.status("starting broker, services and gateway…"):
+            stack.start()
         console.print(f"[bold green]churn platform is up[/bold green]: gateway {stack.gateway_url}")
         console.print(
             f"  API docs: {stack.gateway_url}/docs   live feed: {stack.gateway_url}/socket.io/"
@@ -108,6 +108,10 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        # A terminal's Ctrl-C reaches us more than once (directly, and forwarded by `uv run`
+        # and make): a second KeyboardInterrupt must not cut the shutdown short and orphan the
+        # broker, which runs in a session of its own.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop.set()
         with console.status("stopping…"):
             stack.stop()
