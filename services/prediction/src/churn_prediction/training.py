@@ -38,6 +38,7 @@ import io
 import math
 import pickle
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -386,7 +387,7 @@ class FeatureSchema:
 # --------------------------------------------------------------------------- candidates
 
 
-class _Candidate:
+class _Candidate(ABC):
     """One model family: fit on a canonical frame, give raw margins and contributions."""
 
     name: ModelName
@@ -395,18 +396,19 @@ class _Candidate:
         self.schema = schema
         self.seed = seed
 
-    def fit(self, X: pd.DataFrame, y: IntArray) -> _Candidate:
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, X: pd.DataFrame, y: IntArray) -> _Candidate: ...
 
-    def margin(self, X: pd.DataFrame) -> FloatArray:
-        raise NotImplementedError
+    @abstractmethod
+    def margin(self, X: pd.DataFrame) -> FloatArray: ...
 
+    @abstractmethod
     def contributions(self, X: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         """Per-feature contributions (n x p, schema order) and the bias (n,)."""
-        raise NotImplementedError
+        ...
 
-    def importance(self) -> dict[str, float]:
-        raise NotImplementedError
+    @abstractmethod
+    def importance(self) -> dict[str, float]: ...
 
 
 class _LogisticCandidate(_Candidate):
