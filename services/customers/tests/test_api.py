@@ -607,6 +607,22 @@ async def test_quiet_customers_age_and_deleted_ones_stay_deleted(
     assert await _refresh(app, days_later=30) == 0
 
 
+async def test_a_profile_whose_customer_vanished_is_dropped_not_retried(
+    app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    import sqlalchemy as sa
+
+    await post_events(client, tenant, [event("ghost", amount=1, days_ago=3)])
+    async with app.state.engine.begin() as conn:  # a delete that left its profile behind
+        await conn.execute(sa.text("DELETE FROM customers WHERE customer_id = 'ghost'"))
+    assert await _refresh(app, days_later=30) == 0
+    async with app.state.engine.connect() as conn:
+        left = await conn.execute(
+            sa.text("SELECT COUNT(*) FROM customer_features WHERE customer_id = 'ghost'")
+        )
+        assert left.scalar_one() == 0
+
+
 async def test_refresh_walks_every_stale_profile_in_batches(
     app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any]
 ) -> None:

@@ -150,6 +150,8 @@ class EventIngestService:
         refreshed = 0
         for tenant_id, customer_ids in (await self._features.stale(now - max_age, limit)).items():
             alive = await self._customers.lock_existing(tenant_id, customer_ids)
+            for orphan in set(customer_ids) - set(alive):  # deleted meanwhile: drop, never retry
+                await self._features.delete_for_customer(tenant_id, orphan)
             await self._recompute_and_publish(tenant_id, alive, now, backfill=False)
             refreshed += len(alive)
         return refreshed
