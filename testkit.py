@@ -117,7 +117,9 @@ async def serve_in_process(
     """Run an app's lifespan and give an HTTP client that talks to it in-process."""
     from asgi_lifespan import LifespanManager
 
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+    # Generous limits: the CI machine is shared and noisy, and no test should fail on a time
+    # (a shutdown once took over 30 s there while the machine was saturated).
+    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=120) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client

@@ -131,12 +131,14 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 0.25,
+        drain_seconds: float = 10.0,
     ) -> None:
         self._engine = engine
         self._table = table
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._drain_seconds = drain_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -153,10 +155,13 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        # A last drain so a clean shutdown leaves nothing behind that was already committed.
+        # A last drain so a clean shutdown leaves nothing behind that was already committed;
+        # bounded, because a slow broker must not hold the process past its grace period (what
+        # is left stays in the outbox and goes out at the next start: delayed, never lost).
         with contextlib.suppress(Exception):
-            while await self.relay_once():
-                pass
+            async with asyncio.timeout(self._drain_seconds):
+                while await self.relay_once():
+                    pass
 
     async def _run(self) -> None:
         while True:
