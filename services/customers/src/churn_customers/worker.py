@@ -24,6 +24,7 @@ from churn_shared.db import (
 )
 from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
 from churn_shared.logging import get_logger
+from churn_shared.loops import PeriodicLoop
 from churn_shared.runtime import ServiceResources, ServiceRuntime
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
@@ -45,11 +46,12 @@ class ProfileRefresher:
         notify: Callable[[], None],
     ) -> None:
         self._factory = session_factory
-        self._interval = interval_seconds
         self._max_age = max_age
         self._batch = batch_size
         self._notify = notify
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicLoop(
+            "profile-refresher", self.run_once, interval_seconds=interval_seconds
+        )
         self.refreshed = 0
 
     async def run_once(self) -> int:
@@ -71,26 +73,11 @@ class ProfileRefresher:
             _log.info("profiles_refreshed", customers=total)
         return total
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not end the loop
-                _log.exception("profile_refresh_failed")
-            await asyncio.sleep(self._interval)
-
     def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="profile-refresher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
 
 class CustomerWorkers:

@@ -22,6 +22,7 @@ from churn_shared.db import UTCDateTime, utcnow
 from churn_shared.kafka.envelope import Envelope
 from churn_shared.kafka.producer import EventPublisher
 from churn_shared.logging import get_logger, request_id_var
+from churn_shared.loops import PeriodicLoop
 
 _log = get_logger(__name__)
 
@@ -226,9 +227,10 @@ class ProcessedEventsPruner:
         self._engine = engine
         self._table = table
         self._retention = retention
-        self._interval = interval_seconds
         self._batch_size = batch_size
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicLoop(
+            "processed-events-pruner", self.prune_once, interval_seconds=interval_seconds
+        )
         self.pruned = 0
 
     async def prune_once(self, now: datetime | None = None) -> int:
@@ -258,23 +260,8 @@ class ProcessedEventsPruner:
             _log.info("processed_events_pruned", rows=total)
         return total
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("processed_events_prune_failed")
-            await asyncio.sleep(self._interval)
-
     def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="processed-events-pruner")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()

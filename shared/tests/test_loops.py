@@ -1,0 +1,37 @@
+import asyncio
+
+from churn_shared.loops import PeriodicLoop
+
+
+async def test_a_failing_round_is_logged_and_the_loop_goes_on():
+    rounds: list[int] = []
+
+    async def step() -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == 1:
+            raise RuntimeError("database hiccup")
+
+    loop = PeriodicLoop("test", step, interval_seconds=0.01)
+    loop.start()
+    for _ in range(200):
+        if len(rounds) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await loop.stop()
+    assert len(rounds) >= 3
+    settled = len(rounds)
+    await asyncio.sleep(0.05)
+    assert len(rounds) == settled  # stopped means stopped
+
+
+async def test_interval_zero_disables_the_loop():
+    calls: list[int] = []
+
+    async def step() -> None:
+        calls.append(1)
+
+    loop = PeriodicLoop("off", step, interval_seconds=0)
+    loop.start()
+    await asyncio.sleep(0.05)
+    await loop.stop()
+    assert calls == []
