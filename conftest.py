@@ -10,9 +10,6 @@ Helpers (``wait_for``, ``TokenSigner``, ``reset_mysql`` …) live in ``testkit.p
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,34 +20,22 @@ from testkit import (
     REDIS_URL,
     TokenSigner,
     database_backends,
-    free_port,
     mysql_url,
     reset_mysql,
     serve_in_process,
-    tansu_binary,
 )
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """A real Tansu broker on a free loopback port for the whole session."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError("Tansu did not start")
+    """A real Tansu broker on a free loopback port for the whole session.
+
+    Started like the launcher's: a start that loses its port to another process (a parallel
+    run) is retried on a new one, and only a listener of this very broker counts as started.
+    """
+    from churn_cli.launcher import start_tansu
+
+    proc, port = start_tansu("127.0.0.1", start_new_session=False)
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)

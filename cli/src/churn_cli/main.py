@@ -16,15 +16,13 @@ app = typer.Typer(help="Customer churn early-warning platform.", no_args_is_help
 console = Console()
 
 
-def _port_is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+DEV_MODE_HELP = (
+    "Development mode (the default) relaxes checks meant for the open internet: the alerts "
+    "service accepts webhook URLs on loopback and private networks, and the auth service does "
+    "not warn about signing keys stored unencrypted. --no-dev-mode applies the production "
+    "checks. A CHURN_<SERVICE>_DEV_MODE variable in the environment (e.g. "
+    "CHURN_ALERTS_DEV_MODE=false) wins over this option for that component."
+)
 
 
 @app.command()
@@ -46,6 +44,7 @@ def up(
         str | None, typer.Option(help="MySQL URL template with {service}, instead of SQLite.")
     ] = None,
     cache: Annotated[str, typer.Option(help="memory:// or redis://host:port/db")] = "memory://",
+    dev_mode: Annotated[bool, typer.Option("--dev-mode/--no-dev-mode", help=DEV_MODE_HELP)] = True,
 ) -> None:
     """Start every service, the gateway and (embedded mode) a Kafka-compatible broker."""
     from churn_cli.launcher import Stack, StackConfig
@@ -54,9 +53,6 @@ def up(
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    if not _port_is_free(port):
-        console.print(f"[yellow]port {port} is taken; using a free one[/yellow]")
-        port = 0
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -67,15 +63,18 @@ def up(
         StackConfig(
             data_dir=data_dir,
             gateway_port=port,
+            gateway_port_fallback=True,
             kafka_bootstrap=kafka,
             mysql_url_template=mysql,
             cache_url=cache,
-            dev_mode=True,
+            dev_mode=dev_mode,
         )
     )
     try:
         with console.status("starting broker, services and gateway…"):
             stack.start()
+        if port and stack.ports["gateway"] != port:
+            console.print(f"[yellow]port {port} is taken; using a free one[/yellow]")
         console.print(f"[bold green]churn platform is up[/bold green]: gateway {stack.gateway_url}")
         console.print(
             f"  API docs: {stack.gateway_url}/docs   live feed: {stack.gateway_url}/socket.io/"
