@@ -15,6 +15,7 @@ from starlette.responses import Response
 from churn_shared.errors import install_problem_handlers
 from churn_shared.middleware import (
     BodySizeLimitMiddleware,
+    ErrorBoundaryMiddleware,
     MetricsMiddleware,
     RequestContextMiddleware,
 )
@@ -58,6 +59,8 @@ def make_service_app(
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     install_problem_handlers(app)
+    # Innermost: retries lock conflicts, renders unhandled errors without dropping the connection.
+    app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(MetricsMiddleware, registry=registry, service=service)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware, trust_incoming=trust_request_id)

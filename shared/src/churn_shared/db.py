@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -76,16 +77,52 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+async def commit(session: AsyncSession) -> None:
+    """Commit, and if the commit fails, discard the connection.
+
+    After a failed ``COMMIT`` the driver's connection may still hold the transaction's
+    writes while SQLAlchemy believes the transaction is over; the pool would then hand it to
+    the next unit of work, whose commit would store them. Invalidating the connection closes
+    it, and the database rolls back whatever it held.
+    """
+    try:
+        await session.commit()
+    except BaseException:
+        await session.invalidate()
+        raise
+
+
 @asynccontextmanager
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction: commit on success, roll back on any error."""
     async with factory() as session:
         try:
             yield session
-            await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        await commit(session)
+
+
+#: MySQL/MariaDB errors after which the whole transaction may simply run again:
+#: 1213 (deadlock, the transaction was rolled back) and 1205 (lock wait timeout).
+_MYSQL_RETRYABLE = frozenset({1213, 1205})
+_SQLITE_RETRYABLE = ("database is locked", "database table is locked")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a lock conflict that a retry of the same transaction can get past.
+
+    Deadlocks and lock-wait timeouts on MySQL, ``SQLITE_BUSY`` on SQLite. A lost connection is
+    not transient here: a commit whose answer was lost may have succeeded.
+    """
+    if not isinstance(exc, DBAPIError) or exc.orig is None:
+        return False
+    args = getattr(exc.orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _MYSQL_RETRYABLE
+    message = str(exc.orig).lower()
+    return any(fragment in message for fragment in _SQLITE_RETRYABLE)
 
 
 async def ping(engine: AsyncEngine) -> None:

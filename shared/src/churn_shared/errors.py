@@ -23,6 +23,8 @@ class ProblemError(Exception):
     status: int = 500
     title: str = "Internal Server Error"
     type_slug: str = "internal"
+    #: Commit the request's transaction before this error propagates (default: roll back).
+    keeps_changes: bool = False
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)

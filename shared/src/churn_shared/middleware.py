@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 import time
 import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from churn_shared.db import is_transient
 from churn_shared.errors import problem_response
 from churn_shared.logging import REQUEST_ID_HEADER, get_logger, request_id_var
 
@@ -179,3 +183,111 @@ class MetricsMiddleware:
             self.latency.labels(self.service, method, template).observe(
                 time.perf_counter() - started
             )
+
+
+class ErrorBoundaryMiddleware:
+    """The innermost layer of every app: what an error that no handler claimed turns into.
+
+    * A transaction that hit a lock conflict (:func:`churn_shared.db.is_transient`: a deadlock
+      or lock-wait timeout on MySQL, a busy SQLite) is rolled back by the unit of work; the
+      whole request then runs again, up to ``attempts`` times with jittered exponential
+      backoff. When the attempts run out the client gets ``503`` with ``Retry-After``, never a
+      500: nothing was written, and trying again later is the right answer.
+    * Any other unhandled error is logged and rendered as a 500 problem, and *not* re-raised:
+      re-raising makes the server close the connection, and a proxy that pooled it (the
+      gateway) then fails somebody else's request on it.
+
+    A request can only be replayed before its response has started (the unit of work commits
+    before the response, so a failing transaction always fails early); its body is kept for
+    the replay (it is bounded by :class:`BodySizeLimitMiddleware`, which sits outside).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        attempts: int = 4,
+        base_delay_seconds: float = 0.02,
+        retry_after_seconds: int = 1,
+    ) -> None:
+        self.app = app
+        self.attempts = max(1, attempts)
+        self.base_delay = base_delay_seconds
+        self.retry_after = retry_after_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        recorded: list[Message] = []
+        body_complete = False
+
+        async def receive_and_record() -> Message:
+            nonlocal body_complete
+            message = await receive()
+            if message["type"] == "http.request" and not body_complete:
+                recorded.append(message)
+                body_complete = not message.get("more_body", False)
+            return message
+
+        for attempt in range(1, self.attempts + 1):
+            started = False
+            position = 0
+
+            async def attempt_receive() -> Message:
+                nonlocal position
+                if position < len(recorded):
+                    position += 1
+                    return recorded[position - 1]
+                message = await receive_and_record()
+                position = len(recorded)
+                return message
+
+            async def attempt_send(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
+
+            try:
+                await self.app(scope, attempt_receive, attempt_send)
+                return
+            except Exception as exc:
+                if started:
+                    raise
+                transient = is_transient(exc)
+                if transient and attempt < self.attempts:
+                    delay = self.base_delay * 2 ** (attempt - 1)
+                    _log.warning(
+                        "transaction_conflict_retried",
+                        path=scope.get("path"),
+                        attempt=attempt,
+                        error=type(exc).__name__,
+                    )
+                    await asyncio.sleep(delay + random.uniform(0, delay))
+                    continue
+                response = self._render(scope, exc, transient)
+                await response(scope, attempt_receive, send)
+                return
+
+    def _render(self, scope: Scope, exc: Exception, transient: bool) -> Response:
+        path = scope.get("path")
+        if transient:
+            _log.warning("transaction_conflict_gave_up", path=path, attempts=self.attempts)
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "The request kept conflicting with concurrent writes and was not applied; "
+                "nothing was stored. Retry it.",
+                "transaction-conflict",
+                path,
+                headers={"Retry-After": str(self.retry_after)},
+            )
+        _log.error("unhandled_error", path=path, exc_info=exc)
+        return problem_response(
+            500,
+            "Internal Server Error",
+            "An unexpected error occurred.",
+            "internal",
+            path,
+        )

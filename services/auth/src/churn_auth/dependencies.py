@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_auth.config import Settings
 from churn_auth.passwords import PasswordHasher
@@ -20,34 +18,7 @@ from churn_auth.service import (
     TokenPolicy,
     UserService,
 )
-from churn_shared.errors import ProblemError
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: commit on success, roll back on error.
-
-    An error that says ``keeps_changes`` (refresh-token reuse, whose family revocation must
-    stick) is committed before it propagates. Auth publishes no events, so there is no outbox
-    relay to notify.
-    """
-    async with request.app.state.session_factory() as session:
-        try:
-            yield session
-        except ProblemError as exc:
-            if getattr(exc, "keeps_changes", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-
-
-# scope="function": the commit happens before the response is sent.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+from churn_shared.unit_of_work import SessionDep
 
 
 def get_settings(request: Request) -> Settings:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.config import Settings
 from churn_customers.service import (
@@ -15,16 +13,7 @@ from churn_customers.service import (
     ImportService,
     TrainingSetService,
 )
-from churn_shared.db import unit_of_work
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Commit when the request succeeds, roll back when it fails, then wake the outbox relay."""
-    async with unit_of_work(request.app.state.session_factory) as session:
-        yield session
-    relay = getattr(request.app.state, "outbox_relay", None)
-    if relay is not None:
-        relay.notify()
+from churn_shared.unit_of_work import SessionDep
 
 
 def get_settings(request: Request) -> Settings:
@@ -32,7 +21,6 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -209,7 +209,7 @@ class FeatureRepository(_Repository):
                     "as_of": as_of,
                     "updated_at": as_of,
                 }
-                for cid, features in profiles.items()
+                for cid, features in sorted(profiles.items())
             ],
         )
 
@@ -287,7 +287,7 @@ class CustomerRepository(_Repository):
         the transaction ends so a concurrent update is not lost between read and write."""
         conn = await self._conn()
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(customer_ids):
+        for chunk in _chunks(sorted(customer_ids)):
             result = await conn.execute(
                 sa.select(customers.c.customer_id, customers.c.attributes)
                 .where(customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk))
@@ -349,19 +349,29 @@ class CustomerRepository(_Repository):
         return found
 
     async def mark_seen(self, tenant_id: str, customer_ids: Sequence[str], now: datetime) -> None:
-        """Touch ``updated_at`` and set ``first_seen_at`` where it is still empty."""
+        """Touch ``updated_at`` and set ``first_seen_at`` where it is still empty.
+
+        One statement per customer by its unique key, in id order: an ``IN (…)`` update may be
+        run as a scan that (under MySQL's repeatable read) locks every row it passes, including
+        other transactions' customers, out of order — a deadlock with a concurrent ingest."""
+        if not customer_ids:
+            return
+        c = customers.c
+        seen_at = sa.bindparam("b_now", type_=UTCDateTime())
+        statement = (
+            sa.update(customers)
+            .where(c.tenant_id == sa.bindparam("b_tenant_id"))
+            .where(c.customer_id == sa.bindparam("b_customer_id"))
+            .values(updated_at=seen_at, first_seen_at=sa.func.coalesce(c.first_seen_at, seen_at))
+        )
         conn = await self._conn()
-        for chunk in _chunks(customer_ids):
-            await conn.execute(
-                sa.update(customers)
-                .where(customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk))
-                .values(
-                    updated_at=now,
-                    first_seen_at=sa.func.coalesce(
-                        customers.c.first_seen_at, sa.literal(now, customers.c.first_seen_at.type)
-                    ),
-                )
-            )
+        await conn.execute(
+            statement,
+            [
+                {"b_tenant_id": tenant_id, "b_customer_id": cid, "b_now": now}
+                for cid in sorted(set(customer_ids))
+            ],
+        )
 
     async def get(self, tenant_id: str, customer_id: str) -> sa.Row[Any] | None:
         conn = await self._conn()
@@ -446,7 +456,10 @@ class CustomerRepository(_Repository):
                 "b_model_version": s.model_version,
                 "b_scored_at": s.scored_at,
             }
-            for s in sorted(scores, key=lambda s: s.scored_at)
+            # Customer-id order, as every other writer locks customers (ensure_exist,
+            # lock_existing): two transactions that lock rows in different orders deadlock.
+            # Within one customer, oldest first, so the newest score is the one that stays.
+            for s in sorted(scores, key=lambda s: (s.tenant_id, s.customer_id, s.scored_at))
         ]
         if not rows:
             return

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
@@ -22,20 +20,12 @@ from churn_prediction.service import (
 from churn_prediction.serving import ServingModels
 from churn_shared.db import unit_of_work
 from churn_shared.security import Principal, require_role
+from churn_shared.unit_of_work import SessionDep
 
 
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: commit on success, roll back on error, then wake the relay."""
-    async with unit_of_work(request.app.state.session_factory) as session:
-        yield session
-    relay = getattr(request.app.state, "outbox_relay", None)
-    if relay is not None:
-        relay.notify()
 
 
 def rules_loader(state: Any) -> RulesLoader:
@@ -64,19 +54,17 @@ def get_prediction_service(request: Request) -> PredictionService:
 
 
 async def get_registry_service(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: SessionDep,
 ) -> ModelRegistryService:
     return ModelRegistryService(session)
 
 
-async def get_rule_service(
-    request: Request, session: Annotated[AsyncSession, Depends(get_session)]
-) -> RecommendationRuleService:
+async def get_rule_service(request: Request, session: SessionDep) -> RecommendationRuleService:
     return RecommendationRuleService(session, request.app.state.rules_cache)
 
 
 async def get_job_queries(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: SessionDep,
 ) -> TrainingJobQueries:
     return TrainingJobQueries(session)
 
@@ -87,7 +75,6 @@ def get_job_runner(request: Request) -> TrainingJobRunner:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 RegistryServiceDep = Annotated[ModelRegistryService, Depends(get_registry_service)]
 RuleServiceDep = Annotated[RecommendationRuleService, Depends(get_rule_service)]

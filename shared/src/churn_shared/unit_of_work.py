@@ -1,0 +1,57 @@
+"""The request's unit of work, written once for every service.
+
+A write is answered only after it is committed: the session dependency runs with
+``scope="function"``, so FastAPI exits it (commit or rollback) when the endpoint returns and
+*before* the response is sent. A commit that fails therefore becomes the request's error (a
+5xx problem, or a retried request: :class:`churn_shared.middleware.ErrorBoundaryMiddleware`)
+instead of a 2xx for data that was never stored. Once committed, the outbox relay is woken so the
+request's events leave at once.
+
+An error raised with ``keeps_changes = True`` (for instance a detected refresh-token reuse whose
+revocation must stick) commits the transaction before it propagates; every other error rolls
+it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_shared.db import commit
+from churn_shared.errors import ProblemError
+
+
+class Notifiable(Protocol):
+    """Anything woken after a commit (the outbox relay)."""
+
+    def notify(self) -> None: ...
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response (see the module doc)."""
+    state = request.app.state
+    factory: async_sessionmaker[AsyncSession] = state.session_factory
+    async with factory() as session:
+        try:
+            yield session
+        except ProblemError as exc:
+            if exc.keeps_changes:
+                await commit(session)
+            else:
+                await session.rollback()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        await commit(session)
+    relay: Notifiable | None = getattr(state, "outbox_relay", None)
+    if relay is not None:
+        relay.notify()
+
+
+#: The request's session. ``scope="function"`` is what puts the commit before the response.
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
