@@ -225,6 +225,41 @@ class TestChannels:
         assert private.status_code == 422
         assert "private" in private.json()["detail"]
 
+    async def test_disguised_and_special_purpose_urls_refused_outside_dev_mode(
+        self, make_settings, token_signer, in_process, tenant
+    ):
+        urls = [
+            "http://127\u30020\u30020\u30021:9000/hook",
+            "http://127\uff0e0\uff0e0\uff0e1:9000/hook",
+            "http://127\uff610\uff610\uff611:9000/hook",
+            "http://100.100.100.200/latest/meta-data",
+            "http://100.64.0.1/hook",
+            "http://[::ffff:100.100.100.200]/hook",
+            "http://[2002:7f00:1::]/hook",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://intranet/hook",
+            "http://0x5d.0xb8.0xd8.0x22/hook",
+        ]
+        app = create_app(
+            make_settings(run_workers=False, dev_mode=False),
+            token_verifier=token_signer.verifier(),
+        )
+        async with in_process(app) as client:
+            responses = [
+                await client.post(
+                    "/v1/alert-channels",
+                    headers=tenant["headers"],
+                    json={"kind": "webhook", "url": url},
+                )
+                for url in urls
+            ]
+            listed = await client.get("/v1/alert-channels", headers=tenant["headers"])
+        for url, response in zip(urls, responses, strict=True):
+            assert response.status_code == 422, (url, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert "development mode" in response.json()["detail"], url
+        assert listed.json()["items"] == []
+
     async def test_loopback_url_accepted_in_dev_mode(self, app, in_process, tenant):
         async with in_process(app) as client:
             response = await client.post(
