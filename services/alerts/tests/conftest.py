@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,11 +47,13 @@ def tenant(token_signer: Any) -> dict[str, Any]:
 
 
 class WebhookReceiver:
-    """A real HTTP endpoint on 127.0.0.1; answers 500 to the first ``fail_first`` requests."""
+    """A real HTTP endpoint on 127.0.0.1; answers 500 to the first ``fail_first`` requests, and
+    each answer ``delay`` seconds after the request was read (and recorded)."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, delay: float = 0.0) -> None:
         self.received: list[dict[str, Any]] = []
         self.fail_first = fail_first
+        self.delay = delay
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,6 +68,7 @@ class WebhookReceiver:
                     }
                 )
                 failing = len(receiver.received) <= receiver.fail_first
+                time.sleep(receiver.delay)
                 self.send_response(500 if failing else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -101,3 +105,18 @@ def flaky_webhook_receiver() -> Iterator[WebhookReceiver]:
 def broken_webhook_receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver(fail_first=10**6) as receiver:
         yield receiver
+
+
+@pytest.fixture
+def slow_webhook_receiver() -> Iterator[Callable[[float], WebhookReceiver]]:
+    """Start receivers that answer ``delay`` seconds after reading a request."""
+    started: list[WebhookReceiver] = []
+
+    def start(delay: float) -> WebhookReceiver:
+        receiver = WebhookReceiver(delay=delay).__enter__()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.__exit__(None, None, None)

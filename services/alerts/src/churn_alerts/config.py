@@ -28,3 +28,7 @@ class Settings(ServiceSettings):
     delivery_poll_interval_seconds: float = Field(default=1.0, gt=0)
     #: Deliveries claimed (and posted concurrently) per round.
     delivery_batch_size: int = Field(default=50, ge=1, le=1000)
+    #: On shutdown the worker claims nothing new and lets the round in flight finish for this
+    #: long; sends still running then are cancelled and recorded (``not_sent`` or ``unknown``),
+    #: never left to be posted again blindly. Keep it above the timeout of one POST.
+    delivery_shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=120)

@@ -83,7 +83,9 @@ class Alert(Base, table=True):
 
 
 class Delivery(Base, table=True):
-    """One alert on its way to one channel: ``pending`` → ``delivered`` | ``failed``."""
+    """One alert on its way to one channel: ``pending`` → ``delivered`` | ``failed`` |
+    ``unknown`` (a send interrupted at shutdown after the request was written: the receiver may
+    have it, so it is not sent again; see :data:`churn_alerts.service.DeliveryOutcome`)."""
 
     __tablename__ = "deliveries"
     __table_args__ = (sa.Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -265,12 +265,30 @@ class WebhookJob:
     attempt: int
 
 
+#: What became of one attempt:
+#:
+#: * ``delivered``: the receiver answered 2xx;
+#: * ``failed``: an error or a non-2xx answer; retried after a backoff until ``max_attempts``;
+#: * ``refused``: the URL policy refused the destination at send time; failed at once, since
+#:   sending again would be refused again;
+#: * ``not_sent``: interrupted (shutdown) before the request was completely written, so the
+#:   receiver cannot have acted on it; due again at once and the attempt not counted;
+#: * ``unknown``: interrupted after the request was written and before the answer; the
+#:   receiver may have it, so it is not sent again (status ``unknown``) rather than risk a
+#:   duplicate.
+DeliveryOutcome = Literal["delivered", "failed", "refused", "not_sent", "unknown"]
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     delivery_id: str
     attempt: int
-    ok: bool
+    outcome: DeliveryOutcome
     error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "delivered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,17 +346,33 @@ class DeliveryService:
     async def record(self, results: Sequence[DeliveryResult], now: datetime | None = None) -> None:
         now = now or utcnow()
         for r in results:
-            if r.ok:
+            error = (r.error or "")[:1000]
+            if r.outcome == "delivered":
                 await self.deliveries.update_pending(
                     r.delivery_id, status="delivered", delivered_at=now, last_error=None
                 )
+            elif r.outcome == "refused":
+                await self.deliveries.update_pending(
+                    r.delivery_id, status="failed", last_error=error
+                )
+            elif r.outcome == "unknown":
+                await self.deliveries.update_pending(
+                    r.delivery_id, status="unknown", last_error=error
+                )
+            elif r.outcome == "not_sent":
+                await self.deliveries.update_pending(
+                    r.delivery_id,
+                    attempts=max(r.attempt - 1, 0),
+                    next_attempt_at=now,
+                    last_error=error,
+                )
             elif r.attempt >= self.policy.max_attempts:
                 await self.deliveries.update_pending(
-                    r.delivery_id, status="failed", last_error=(r.error or "")[:1000]
+                    r.delivery_id, status="failed", last_error=error
                 )
             else:
                 await self.deliveries.update_pending(
                     r.delivery_id,
                     next_attempt_at=now + self.policy.backoff(r.attempt),
-                    last_error=(r.error or "")[:1000],
+                    last_error=error,
                 )

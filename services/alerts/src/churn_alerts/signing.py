@@ -2,6 +2,10 @@
 
 The HMAC key is the channel's secret; the signed message is ``f"{t}.{body}"``. Receivers should
 recompute it, compare in constant time and refuse old timestamps.
+
+Every delivery also carries ``webhook-id`` (as in Standard Webhooks), the delivery's id, the
+same on every retry of it: a receiver that has seen an id already can drop the repeat.
+``X-Churn-Delivery`` carries the same id under this service's older name.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import secrets
 SIGNATURE_HEADER = "X-Churn-Signature"
 EVENT_HEADER = "X-Churn-Event"
 DELIVERY_HEADER = "X-Churn-Delivery"
+WEBHOOK_ID_HEADER = "webhook-id"
 
 
 def new_secret() -> str:

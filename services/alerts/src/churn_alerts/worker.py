@@ -9,6 +9,7 @@ import contextlib
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -18,7 +19,15 @@ from churn_alerts.config import Settings
 from churn_alerts.events.handlers import ScoreHandler
 from churn_alerts.models import outbox, processed_events
 from churn_alerts.service import DeliveryResult, DeliveryService, RetryPolicy, WebhookJob
-from churn_alerts.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature_header
+from churn_alerts.signing import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    WEBHOOK_ID_HEADER,
+    signature_header,
+)
+from churn_alerts.url_policy import DestinationRefusedError
+from churn_alerts.webhook_transport import PinnedTransport, Resolver, system_resolver
 from churn_shared.contracts import Topics
 from churn_shared.db import unit_of_work
 from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
@@ -28,11 +37,57 @@ from churn_shared.runtime import ServiceResources, ServiceRuntime
 _log = get_logger(__name__)
 
 
+#: How long a shutdown waits for the cancelled sends of an abandoned round to be recorded.
+_RECORD_SECONDS = 10.0
+_NOT_SENT = "interrupted at shutdown before the request was sent; it will be sent again"
+_UNKNOWN = (
+    "interrupted at shutdown after the request was sent, before the answer: the receiver may"
+    " have it, so it is not sent again"
+)
+
+
+class _Send:
+    """One POST in flight and how far it got, from httpcore's trace events."""
+
+    __slots__ = ("job", "started", "writing")
+
+    def __init__(self, job: WebhookJob) -> None:
+        self.job = job
+        self.started = False
+        #: ``None`` until a trace event arrives (a transport without httpcore sends none).
+        self.writing: bool | None = None
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if self.writing is None:
+            self.writing = False
+        # From the moment the body is being written the receiver may end up with the whole
+        # request; only before that is a resend certainly not a duplicate.
+        if event.endswith(".send_request_body.started"):
+            self.writing = True
+
+    def interrupted(self) -> DeliveryResult:
+        job = self.job
+        if not self.started or self.writing is False:
+            return DeliveryResult(job.delivery_id, job.attempt, "not_sent", _NOT_SENT)
+        return DeliveryResult(job.delivery_id, job.attempt, "unknown", _UNKNOWN)
+
+
 class WebhookDeliveryWorker:
     """Posts due deliveries, signed, and reschedules failures with exponential backoff.
 
     Round: claim (one short transaction, ``FOR UPDATE SKIP LOCKED``, the claimed rows leased
     for a while) → POST concurrently, outside any transaction → record results (one transaction).
+
+    Every POST goes through :class:`~churn_alerts.webhook_transport.PinnedTransport` (the host
+    is resolved with ``resolver`` and checked at send time, and the connection is made to the
+    checked address) unless a ``transport`` is given (tests).
+
+    Shutdown (:meth:`stop`) never leaves a webhook sent but unrecorded, which would post it
+    again once the lease runs out: the worker claims nothing new, the round in flight gets
+    ``delivery_shutdown_grace_seconds`` to finish, and the sends still running then are
+    cancelled and recorded as ``not_sent`` (due again, the attempt not counted) or ``unknown``
+    (not sent again). The recording is shielded from a further cancellation. Only a killed
+    process leaves a send to its lease; receivers dedupe such repeats on ``webhook-id``.
     """
 
     def __init__(
@@ -41,24 +96,35 @@ class WebhookDeliveryWorker:
         settings: Settings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._factory = session_factory
         self._batch_size = settings.delivery_batch_size
         self._poll = settings.delivery_poll_interval_seconds
+        self._grace = settings.delivery_shutdown_grace_seconds
         self._policy = RetryPolicy(
             max_attempts=settings.max_delivery_attempts,
             base_seconds=settings.delivery_backoff_base_seconds,
             max_seconds=settings.delivery_backoff_max_seconds,
             lease_seconds=settings.delivery_timeout_seconds * 3 + 10,
         )
+        if transport is None:
+            transport = PinnedTransport(
+                resolver or system_resolver, allow_internal=settings.dev_mode
+            )
         self._client = httpx.AsyncClient(
             timeout=settings.delivery_timeout_seconds,
             follow_redirects=False,
             transport=transport,
+            # Proxies from the environment would resolve the host themselves, after our check.
+            trust_env=False,
             headers={"User-Agent": "churn-alerts-webhooks/1"},
         )
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._abandon = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Future[list[DeliveryResult]]] = set()
         self.delivered = 0
 
     def notify(self) -> None:
@@ -68,15 +134,25 @@ class WebhookDeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        """Stop claiming, let the round in flight finish within the grace period, then cancel
+        and record what is still being sent; close the HTTP client."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            self._wake.set()
+            _, running = await asyncio.wait({task}, timeout=self._grace)
+            if running:
+                _log.warning("webhook_delivery_abandoning_round", grace_seconds=self._grace)
+                self._abandon.set()
+                _, running = await asyncio.wait({task}, timeout=_RECORD_SECONDS)
+            if running:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
         await self._client.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 while await self.deliver_once() == self._batch_size:
                     pass
@@ -89,35 +165,104 @@ class WebhookDeliveryWorker:
             self._wake.clear()
 
     async def deliver_once(self) -> int:
-        """One round; returns how many deliveries were attempted."""
+        """One round; returns how many deliveries were attempted (0 once stopping)."""
+        if self._stopping.is_set():
+            return 0
         async with unit_of_work(self._factory) as session:
             jobs = await DeliveryService(session, self._policy).claim_due(self._batch_size)
         if not jobs:
             return 0
-        results = await asyncio.gather(*(self._post(job) for job in jobs))
-        async with unit_of_work(self._factory) as session:
-            await DeliveryService(session, self._policy).record(results)
+        sends = [_Send(job) for job in jobs]
+        posts = [asyncio.create_task(self._post(send)) for send in sends]
+        try:
+            await self._until_posted_or_abandoned(posts)
+        except asyncio.CancelledError:
+            try:
+                await self._finish_round(sends, posts)
+            except Exception:
+                _log.exception("webhook_delivery_record_failed", deliveries=len(jobs))
+            raise
+        results = await self._finish_round(sends, posts)
         ok = sum(r.ok for r in results)
         self.delivered += ok
         _log.info("webhooks_posted", attempted=len(results), delivered=ok)
         return len(jobs)
 
-    async def _post(self, job: WebhookJob) -> DeliveryResult:
+    async def _until_posted_or_abandoned(self, posts: list[asyncio.Task[DeliveryResult]]) -> None:
+        abandon = asyncio.ensure_future(self._abandon.wait())
+        try:
+            pending: set[asyncio.Future[Any]] = set(posts)
+            while pending and not abandon.done():
+                _, pending = await asyncio.wait(
+                    pending | {abandon}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(abandon)
+        finally:
+            abandon.cancel()
+
+    async def _finish_round(
+        self, sends: list[_Send], posts: list[asyncio.Task[DeliveryResult]]
+    ) -> list[DeliveryResult]:
+        """Cancel the sends still running and record every outcome, shielded: a cancellation
+        arriving meanwhile does not stop the recording."""
+        finishing = asyncio.ensure_future(self._cancel_and_record(sends, posts))
+        self._finishing.add(finishing)
+        finishing.add_done_callback(self._finishing.discard)
+        return await asyncio.shield(finishing)
+
+    async def _cancel_and_record(
+        self, sends: list[_Send], posts: list[asyncio.Task[DeliveryResult]]
+    ) -> list[DeliveryResult]:
+        running = [post for post in posts if not post.done()]
+        for post in running:
+            post.cancel()
+        if running:
+            await asyncio.wait(running)
+        results = [_result_of(send, post) for send, post in zip(sends, posts, strict=True)]
+        async with unit_of_work(self._factory) as session:
+            await DeliveryService(session, self._policy).record(results)
+        for r in results:
+            if r.outcome in ("not_sent", "unknown", "refused"):
+                _log.warning("webhook_not_delivered", delivery_id=r.delivery_id, reason=r.error)
+        return results
+
+    async def _post(self, send: _Send) -> DeliveryResult:
+        job = send.job
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature_header(job.secret, int(time.time()), job.body),
             EVENT_HEADER: "churn_alert",
             DELIVERY_HEADER: job.delivery_id,
+            WEBHOOK_ID_HEADER: job.delivery_id,
         }
+        send.started = True
         try:
-            response = await self._client.post(job.url, content=job.body, headers=headers)
+            response = await self._client.post(
+                job.url, content=job.body, headers=headers, extensions={"trace": send.trace}
+            )
+        except DestinationRefusedError as exc:
+            return DeliveryResult(job.delivery_id, job.attempt, "refused", f"refused: {exc}")
         except httpx.HTTPError as exc:
             return DeliveryResult(
-                job.delivery_id, job.attempt, False, f"{type(exc).__name__}: {exc}"
+                job.delivery_id, job.attempt, "failed", f"{type(exc).__name__}: {exc}"
             )
         if 200 <= response.status_code < 300:
-            return DeliveryResult(job.delivery_id, job.attempt, True)
-        return DeliveryResult(job.delivery_id, job.attempt, False, f"HTTP {response.status_code}")
+            return DeliveryResult(job.delivery_id, job.attempt, "delivered")
+        return DeliveryResult(
+            job.delivery_id, job.attempt, "failed", f"HTTP {response.status_code}"
+        )
+
+
+def _result_of(send: _Send, post: asyncio.Task[DeliveryResult]) -> DeliveryResult:
+    if post.cancelled():
+        return send.interrupted()
+    error = post.exception()
+    if error is not None:
+        job = send.job
+        return DeliveryResult(
+            job.delivery_id, job.attempt, "failed", f"{type(error).__name__}: {error}"
+        )
+    return post.result()
 
 
 class AlertWorkers:
