@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network, ip_network
-
 from limits import parse as parse_rate_limit
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from churn_shared.clientaddr import Network, parse_networks
+from churn_shared.ratelimit import CounterStoreSettings
 from churn_shared.settings import ServiceSettings
 
 
@@ -32,6 +32,9 @@ class Settings(ServiceSettings):
     rate_limit_enabled: bool = True
     #: Prefix of the rate-limit keys in the shared storage (Redis).
     rate_limit_key_prefix: str = "churn-gateway"
+    #: Timeout and circuit breaker of the Redis calls (``cache_url``); while Redis is slow or
+    #: down the limits are counted in-process. Redis is not part of readiness.
+    rate_limit_storage: CounterStoreSettings = Field(default_factory=CounterStoreSettings)
     #: Peers (addresses or networks) whose ``X-Forwarded-For`` is believed, e.g. an ingress.
     trusted_proxies: list[str] = Field(default_factory=list)
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -51,8 +54,7 @@ class Settings(ServiceSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ip_network(item, strict=False)
+        parse_networks(value)
         return value
 
     def upstream_urls(self) -> dict[str, str]:
@@ -64,5 +66,5 @@ class Settings(ServiceSettings):
             "alerts": self.alerts_url.rstrip("/"),
         }
 
-    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
-        return [ip_network(item, strict=False) for item in self.trusted_proxies]
+    def trusted_proxy_networks(self) -> list[Network]:
+        return parse_networks(self.trusted_proxies)

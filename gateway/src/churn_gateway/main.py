@@ -54,18 +54,12 @@ async def _live_feed_ready(app: FastAPI) -> None:
         raise RuntimeError("the live-feed consumer has no partitions assigned yet")
 
 
-async def _rate_limit_storage_ready(app: FastAPI) -> None:
-    limiter: EdgeRateLimiter | None = app.state.rate_limiter
-    if limiter is not None and not await limiter.check():
-        raise RuntimeError("the rate-limit storage does not answer")
-
-
 def _readiness(settings: Settings) -> dict[str, ReadinessCheck]:
+    """What the gateway cannot serve without. Redis is not in it: the rate limits fall back to
+    in-process counters while it is slow or down, so an outage must not pull every replica."""
     checks: dict[str, ReadinessCheck] = {"jwks": _jwks_ready}
     if settings.run_workers:
         checks["live_feed"] = _live_feed_ready
-    if settings.rate_limit_enabled and not settings.cache_url.startswith("memory://"):
-        checks["rate_limit_storage"] = _rate_limit_storage_ready
     return checks
 
 
@@ -167,7 +161,10 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             app.state.authenticator = None
+            limiter: EdgeRateLimiter | None = app.state.rate_limiter
             app.state.rate_limiter = None
+            if limiter is not None:
+                await limiter.close()
             await client.aclose()
 
     app = make_service_app(

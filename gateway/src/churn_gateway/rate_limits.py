@@ -1,26 +1,26 @@
-"""Edge rate limits (``limits`` library, async strategies) and the ASGI middleware applying them.
+"""Edge rate limits (``limits`` library, sliding windows) and the ASGI middleware applying them.
 
 Per client address on every route (stricter on login and refresh), and per tenant once the caller
 is authenticated. Counters live in-process (``memory://``) or in Redis (``redis://``), so several
-gateway replicas share them.
+gateway replicas share them; a slow or dead Redis costs at most a short timeout per call until the
+circuit breaker opens, and the limits are then counted in-process
+(:mod:`churn_shared.ratelimit`).
 """
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.storage import Storage
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churn_gateway.config import Settings
 from churn_gateway.exceptions import RateLimitedError
-from churn_gateway.proxy import client_address, forwarded_chain
+from churn_shared.clientaddr import client_address, forwarded_chain
 from churn_shared.errors import problem_response
 from churn_shared.logging import get_logger
+from churn_shared.ratelimit import ResilientStorage, WindowCounters, counter_storage
 
 _log = get_logger(__name__)
 
@@ -29,47 +29,34 @@ CREDENTIAL_ROUTES = frozenset({("POST", "/v1/auth/login"), ("POST", "/v1/auth/re
 UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 
 
-def storage_from_url(url: str) -> Storage:
-    """``memory://`` → in-process counters; ``redis://``/``rediss://`` → shared Redis counters."""
-    if url.startswith("memory://"):
-        return MemoryStorage()
-    if url.startswith(("redis://", "rediss://")):
-        return RedisStorage(f"async+{url}", implementation="redispy")
-    raise ValueError(f"unsupported cache URL for rate limits: {url!r}")
-
-
 class EdgeRateLimiter:
     """Counts hits per address and per tenant; raises :class:`RateLimitedError` when over."""
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self.storage = storage
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
-        self._prefix = settings.rate_limit_key_prefix
+        self._counters = WindowCounters(storage, settings.rate_limit_key_prefix)
         self.per_address = parse(settings.rate_limit)
         self.per_address_credentials = parse(settings.auth_rate_limit)
         self.per_tenant = parse(settings.tenant_rate_limit)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgeRateLimiter:
-        return cls(storage_from_url(settings.cache_url), settings)
+        storage = counter_storage(
+            settings.cache_url, settings.rate_limit_storage, name="gateway_rate_limits"
+        )
+        return cls(storage, settings)
+
+    @property
+    def degraded(self) -> bool:
+        """``True`` while Redis is skipped and the limits are counted in this process only."""
+        return isinstance(self.storage, ResilientStorage) and self.storage.degraded
 
     async def _hit(self, item: RateLimitItem, scope: str, identity: str) -> None:
-        try:
-            allowed = await self._strategy.hit(item, self._prefix, scope, identity)
-        except Exception as exc:
-            # Fail open: a broken counter store must not take the whole API down.
-            _log.warning("rate_limit_storage_failed", error=repr(exc))
-            return
-        if allowed:
-            return
-        try:
-            stats = await self._strategy.get_window_stats(item, self._prefix, scope, identity)
-            retry_after = math.ceil(stats.reset_time - time.time())
-        except Exception:
-            retry_after = item.get_expiry()
-        raise RateLimitedError(
-            f"Rate limit of {item} exceeded; retry later.", retry_after=retry_after
-        )
+        retry_after = await self._counters.hit(item, scope, identity)
+        if retry_after is not None:
+            raise RateLimitedError(
+                f"Rate limit of {item} exceeded; retry later.", retry_after=retry_after
+            )
 
     async def hit_address(self, address: str, *, credentials: bool = False) -> None:
         await self._hit(self.per_address, "address", address)
@@ -79,8 +66,9 @@ class EdgeRateLimiter:
     async def hit_tenant(self, tenant_id: str) -> None:
         await self._hit(self.per_tenant, "tenant", tenant_id)
 
-    async def check(self) -> bool:
-        return bool(await self.storage.check())
+    async def close(self) -> None:
+        if isinstance(self.storage, ResilientStorage):
+            await self.storage.close()
 
 
 class ClientAddressMiddleware:
@@ -99,8 +87,12 @@ class ClientAddressMiddleware:
             await self.app(scope, receive, send)
             return
         peer = scope.get("client")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        chain = forwarded_chain(peer[0] if peer else None, headers, self.trusted)
+        forwarded_for = [
+            value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.lower() == b"x-forwarded-for"
+        ]
+        chain = forwarded_chain(peer[0] if peer else None, forwarded_for, self.trusted)
         address = client_address(chain, self.trusted)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["client_address"] = address
