@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network, ip_network
-
 from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from churn_shared.clientaddr import Network, parse_networks
+from churn_shared.ratelimit import CounterStoreSettings
 from churn_shared.settings import ServiceSettings
 
 
@@ -35,17 +35,32 @@ class Settings(ServiceSettings):
     signing_key_passphrase: SecretStr | None = None
     #: The JWKS endpoint reloads keys older than this, so verifiers see new keys quickly.
     jwks_cache_seconds: float = Field(default=5.0, ge=0)
-    #: Rate limits (``limits`` notation) on login and refresh, per client address and account.
+    #: Request rate limits (``limits`` notation, any outcome) on login and refresh; switched
+    #: off together by ``rate_limit_enabled``. There is deliberately no per-account request
+    #: limit on login: anyone could spend it and keep the owner out (docs/login-throttling.md).
     login_rate_limit_per_address: str = "60/minute"
-    login_rate_limit_per_account: str = "20/minute"
     refresh_rate_limit_per_address: str = "120/minute"
     refresh_rate_limit_per_account: str = "60/minute"
     rate_limit_enabled: bool = True
     rate_limit_key_prefix: str = "churn-auth"
-    #: Consecutive failed logins before the account is locked, and the lock's growth.
+    #: Timeout and circuit breaker of the Redis calls (``cache_url``); while Redis is slow or
+    #: down every counter below is kept in-process.
+    rate_limit_storage: CounterStoreSettings = Field(default_factory=CounterStoreSettings)
+    #: Failed sign-ins, always on (docs/login-throttling.md). One account from one address:
+    #: after ``lockout_threshold`` consecutive failures that pair is locked for
+    #: ``lockout_base_seconds``, doubling with each further failure up to
+    #: ``lockout_max_seconds``; failures are remembered ``lockout_memory_seconds`` from the
+    #: first one, or until a successful sign-in from that address.
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_base_seconds: int = Field(default=30, ge=1)
     lockout_max_seconds: int = Field(default=900, ge=1)
+    lockout_memory_seconds: int = Field(default=24 * 3600, ge=60)
+    #: One address, every account: failed sign-ins allowed per sliding window, then 429.
+    login_failures_per_address: str = "30/15 minutes"
+    #: One account, every address: failed sign-ins per sliding window after which each sign-in
+    #: attempt on the account waits ``login_account_delay_seconds`` (a delay, never a lock).
+    login_failures_per_account: str = "50/15 minutes"
+    login_account_delay_seconds: float = Field(default=1.0, ge=0, le=10)
     #: Peers whose ``X-Forwarded-For`` is believed (the gateway); loopback by default.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     #: Lifetime of the access token handed out for a verified API key.
@@ -53,9 +68,10 @@ class Settings(ServiceSettings):
 
     @field_validator(
         "login_rate_limit_per_address",
-        "login_rate_limit_per_account",
         "refresh_rate_limit_per_address",
         "refresh_rate_limit_per_account",
+        "login_failures_per_address",
+        "login_failures_per_account",
     )
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
@@ -65,12 +81,11 @@ class Settings(ServiceSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ip_network(item, strict=False)
+        parse_networks(value)
         return value
 
-    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
-        return [ip_network(item, strict=False) for item in self.trusted_proxies]
+    def trusted_proxy_networks(self) -> list[Network]:
+        return parse_networks(self.trusted_proxies)
 
     def signing_key_passphrase_bytes(self) -> bytes | None:
         secret = self.signing_key_passphrase

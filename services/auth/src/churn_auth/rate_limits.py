@@ -1,61 +1,31 @@
-"""Login and refresh throttling (``limits`` library): per client address, per account.
+"""Login and refresh throttling; the policy is described in docs/login-throttling.md.
 
-Counters live in-process (``memory://``) or in Redis (``redis://``) so replicas share them. A
-broken counter store fails open (logged): the account lockout in the database still applies.
-Unknown e-mail addresses get a lock of their own here, so a locked answer does not reveal
-whether an account exists.
+Failed sign-ins are throttled per (account, client address) with a hard, growing lock; per
+client address across every account with a sliding window (429); and per account across every
+address with a delay only, so that nobody can lock an owner out from another address. Every
+counter is keyed by the normalised e-mail whether or not an account has it, so an unknown
+e-mail gets exactly the answers a real account gets.
+
+Counters live in-process (``memory://``) or in Redis (``redis://``) so replicas share them;
+Redis calls are bounded by a short timeout and a circuit breaker, with an in-process fallback
+(:mod:`churn_shared.ratelimit`).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterable, Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address
+import asyncio
 
-from limits import RateLimitItem, RateLimitItemPerSecond, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
 
 from churn_auth.config import Settings
 from churn_auth.exceptions import LoginLockedError, RateLimitedError
-from churn_shared.logging import get_logger
+from churn_shared.clientaddr import client_address_from
+from churn_shared.ratelimit import ResilientStorage, WindowCounters, counter_storage
 
-_log = get_logger(__name__)
-
-Networks = Sequence[IPv4Network | IPv6Network]
-
-
-def storage_from_url(url: str) -> Storage:
-    """``memory://`` → in-process counters; ``redis://``/``rediss://`` → shared Redis counters."""
-    if url.startswith("memory://"):
-        return MemoryStorage()
-    if url.startswith(("redis://", "rediss://")):
-        return RedisStorage(f"async+{url}", implementation="redispy")
-    raise ValueError(f"unsupported cache URL for rate limits: {url!r}")
-
-
-def _is_trusted(address: str, trusted: Networks) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
-def client_address(peer: str | None, forwarded_for: Iterable[str], trusted: Networks) -> str:
-    """The caller's address: ``X-Forwarded-For`` is believed only from trusted peers (gateway)."""
-    if peer is None:
-        return "unknown"
-    chain: list[str] = []
-    if _is_trusted(peer, trusted):
-        for value in forwarded_for:
-            chain.extend(part.strip() for part in value.split(",") if part.strip())
-    chain.append(peer)
-    for address in reversed(chain):
-        if not _is_trusted(address, trusted):
-            return address
-    return chain[0]
+#: ``client_address(peer, x_forwarded_for_values, trusted)``: the caller's address behind the
+#: trusted proxies (the gateway).
+client_address = client_address_from
 
 
 class LoginThrottle:
@@ -64,68 +34,84 @@ class LoginThrottle:
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self.storage = storage
         self.enabled = settings.rate_limit_enabled
-        self._prefix = settings.rate_limit_key_prefix
-        self._strategy = SlidingWindowCounterRateLimiter(storage)
-        self._fixed = FixedWindowRateLimiter(storage)
+        self._counters = WindowCounters(storage, settings.rate_limit_key_prefix)
         self.login_address = parse(settings.login_rate_limit_per_address)
-        self.login_account = parse(settings.login_rate_limit_per_account)
         self.refresh_address = parse(settings.refresh_rate_limit_per_address)
         self.refresh_account = parse(settings.refresh_rate_limit_per_account)
-        self.unknown_account_lock = RateLimitItemPerSecond(
-            settings.lockout_threshold, settings.lockout_base_seconds
-        )
+        self.failures_per_address = parse(settings.login_failures_per_address)
+        self.failures_per_account = parse(settings.login_failures_per_account)
+        self.account_delay_seconds = settings.login_account_delay_seconds
+        self.failure_memory_seconds = settings.lockout_memory_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoginThrottle:
-        return cls(storage_from_url(settings.cache_url), settings)
+        storage = counter_storage(
+            settings.cache_url, settings.rate_limit_storage, name="auth_login_throttle"
+        )
+        return cls(storage, settings)
 
-    async def _hit(self, item: RateLimitItem, *identifiers: str) -> None:
+    @property
+    def degraded(self) -> bool:
+        """``True`` while Redis is skipped and the counters live in this process only."""
+        return isinstance(self.storage, ResilientStorage) and self.storage.degraded
+
+    async def close(self) -> None:
+        if isinstance(self.storage, ResilientStorage):
+            await self.storage.close()
+
+    async def _limit(self, item: RateLimitItem, *identifiers: str) -> None:
         if not self.enabled:
             return
-        try:
-            allowed = await self._strategy.hit(item, self._prefix, *identifiers)
-        except Exception as exc:
-            _log.warning("rate_limit_storage_failed", error=repr(exc))
-            return
-        if allowed:
-            return
-        try:
-            stats = await self._strategy.get_window_stats(item, self._prefix, *identifiers)
-            retry_after = math.ceil(stats.reset_time - time.time())
-        except Exception:
-            retry_after = item.get_expiry()
-        raise RateLimitedError(
-            f"Too many {identifiers[0]} attempts; retry later.", retry_after=retry_after
+        retry_after = await self._counters.hit(item, *identifiers)
+        if retry_after is not None:
+            raise RateLimitedError(
+                f"Too many {identifiers[0]} attempts; retry later.", retry_after=retry_after
+            )
+
+    async def before_login(self, address: str, email: str) -> None:
+        """Refuse or slow a sign-in before its password is checked.
+
+        In order: the request rate of the address (when rate limits are enabled); the failed
+        sign-ins of the address across accounts (429 ``rate-limited``); the lock of this account
+        from this address (429 ``login-locked``); then, when the account as a whole has had too
+        many failures, a fixed delay — never a refusal.
+        """
+        await self._limit(self.login_address, "login", "address", address)
+        wait = await self._counters.exhausted(
+            self.failures_per_address, "login-failures", "address", address
+        )
+        if wait is not None:
+            raise RateLimitedError(
+                "Too many failed sign-in attempts from this address; retry later.",
+                retry_after=wait,
+            )
+        locked_for = await self._counters.held_for("login-lock", email, address)
+        if locked_for is not None:
+            raise LoginLockedError(locked_for)
+        if self.account_delay_seconds > 0 and await self._counters.exhausted(
+            self.failures_per_account, "login-failures", "account", email
+        ):
+            await asyncio.sleep(self.account_delay_seconds)
+
+    async def record_failure(self, address: str, email: str) -> int:
+        """Count a failed sign-in everywhere; the consecutive failures of this account from this
+        address (the caller decides on a lock with :meth:`lock`)."""
+        await self._counters.record(self.failures_per_address, "login-failures", "address", address)
+        await self._counters.record(self.failures_per_account, "login-failures", "account", email)
+        return await self._counters.increment(
+            "login-failures", "pair", email, address, remember_seconds=self.failure_memory_seconds
         )
 
-    async def login(self, address: str, email: str) -> None:
-        await self._hit(self.login_address, "login", "address", address)
-        await self._hit(self.login_account, "login", "account", email)
+    async def lock(self, address: str, email: str, seconds: int) -> None:
+        """Refuse sign-ins to this account from this address for ``seconds``."""
+        await self._counters.hold(seconds, "login-lock", email, address)
+
+    async def record_success(self, address: str, email: str) -> None:
+        """A successful sign-in forgets the consecutive failures from its address."""
+        await self._counters.forget("login-failures", "pair", email, address)
 
     async def refresh_from(self, address: str) -> None:
-        await self._hit(self.refresh_address, "refresh", "address", address)
+        await self._limit(self.refresh_address, "refresh", "address", address)
 
     async def refresh_for(self, user_id: str) -> None:
-        await self._hit(self.refresh_account, "refresh", "account", user_id)
-
-    async def check_unknown_account(self, email: str) -> None:
-        """A locked answer for an unknown e-mail after as many failures as lock a real one."""
-        try:
-            if await self._fixed.test(self.unknown_account_lock, self._prefix, "lock", email):
-                return
-            stats = await self._fixed.get_window_stats(
-                self.unknown_account_lock, self._prefix, "lock", email
-            )
-        except Exception as exc:
-            _log.warning("rate_limit_storage_failed", error=repr(exc))
-            return
-        raise LoginLockedError(math.ceil(stats.reset_time - time.time()))
-
-    async def record_unknown_account_failure(self, email: str) -> None:
-        try:
-            await self._fixed.hit(self.unknown_account_lock, self._prefix, "lock", email)
-        except Exception as exc:
-            _log.warning("rate_limit_storage_failed", error=repr(exc))
-
-    async def check(self) -> bool:
-        return bool(await self.storage.check())
+        await self._limit(self.refresh_account, "refresh", "account", user_id)

@@ -24,7 +24,6 @@ from churn_auth.exceptions import (
     InvalidCredentialsError,
     InvalidRefreshTokenError,
     LastOwnerError,
-    LoginLockedError,
     RefreshTokenReusedError,
     RoleNotAllowedError,
     UserNotFoundError,
@@ -208,7 +207,8 @@ class TokenPolicy:
     lockout_max_seconds: int = 900
 
     def lock_delay(self, failures: int) -> timedelta | None:
-        """How long the account is locked after ``failures`` consecutive failures."""
+        """How long one account is locked for one client address after ``failures`` consecutive
+        failures from that address (docs/login-throttling.md)."""
         if failures < self.lockout_threshold:
             return None
         exponent = min(failures - self.lockout_threshold, 20)
@@ -285,32 +285,33 @@ class AuthService:
     async def login(self, data: LoginRequest, client: str) -> TokenPairRead:
         """Tokens for valid credentials; one answer for every kind of failure.
 
-        Throttled per client address and per e-mail; consecutive failures lock the account for
-        a growing delay (429 ``login-locked``, also for unknown e-mails).
+        Failed sign-ins are throttled per (account, client address), per address and per
+        account (docs/login-throttling.md), all keyed by the e-mail whether or not an account
+        has it, so an unknown e-mail is answered exactly like a real one. Nothing is written to
+        the user's row on a failure: another address's failures never lock the owner out.
         """
         email = normalize_email(data.email)
-        await self.throttle.login(client, email)
+        await self.throttle.before_login(client, email)
         now = utcnow()
         user = await self.users.get_by_email(email)
         if user is None:
-            await self.throttle.check_unknown_account(email)
             await self.passwords.verify_against_dummy(data.password)
-            await self.throttle.record_unknown_account_failure(email)
-            raise InvalidCredentialsError
-        if user.locked_until is not None and user.locked_until > now:
-            raise LoginLockedError(math.ceil((user.locked_until - now).total_seconds()))
-        if not await self.passwords.verify(data.password, user.password_hash):
-            failures = await self.users.record_failed_login(user.tenant_id, user.id)
-            delay = self.policy.lock_delay(failures)
-            if delay is not None:
-                await self.users.set_lock(user.tenant_id, user.id, utcnow() + delay)
-                _log.warning("login_locked", user_id=user.id, failures=failures, delay=str(delay))
-            raise InvalidCredentialsError
-        if not user.active:
-            raise InvalidCredentialsError
+            await self._failed_login(client, email)
+        if not await self.passwords.verify(data.password, user.password_hash) or not user.active:
+            await self._failed_login(client, email)
+        await self.throttle.record_success(client, email)
         if user.failed_logins or user.locked_until is not None:
+            # Left by the account-wide lock of earlier versions; it is no longer enforced.
             await self.users.set_lock(user.tenant_id, user.id, None)
         return await self._issue_pair(user, family_id=str(uuid.uuid4()), now=now)
+
+    async def _failed_login(self, client: str, email: str) -> NoReturn:
+        failures = await self.throttle.record_failure(client, email)
+        delay = self.policy.lock_delay(failures)
+        if delay is not None:
+            await self.throttle.lock(client, email, math.ceil(delay.total_seconds()))
+            _log.warning("login_locked", client=client, failures=failures, delay=str(delay))
+        raise InvalidCredentialsError
 
     async def refresh(self, refresh_token: str, client: str) -> TokenPairRead:
         """Rotate a refresh token; a token that was already rotated revokes its family."""
