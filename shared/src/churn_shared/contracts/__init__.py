@@ -1,8 +1,11 @@
-"""Versioned cross-service contracts: topic names, the event envelope's payloads, feature names.
+"""Versioned cross-service contracts: topic names, the event envelope's payloads (each naming its
+event type and topic, all listed in one registry), feature names, and the HTTP shapes one
+service reads from another (feature profiles, training sets).
 
 A breaking change is a new class and a new topic version, never an edit of an existing one.
 """
 
+from churn_shared.contracts.base import Contract, EventContract
 from churn_shared.contracts.events import (
     CUSTOMER_EVENT_TYPES,
     FEATURE_NAMES,
@@ -13,18 +16,40 @@ from churn_shared.contracts.events import (
     Driver,
     Topics,
 )
+from churn_shared.contracts.http import (
+    CustomerFeaturesRead,
+    CustomerTrainingSet,
+    EventTrainingSet,
+)
 from churn_shared.contracts.models import ModelPromotedV1, ModelTopics, TrainingProgressV1
+from churn_shared.contracts.registry import (
+    CONTRACTS_BY_EVENT_TYPE,
+    CONTRACTS_BY_TOPIC,
+    EVENT_CONTRACTS,
+    contract_for,
+    contracts_on,
+)
 
 __all__ = [
+    "CONTRACTS_BY_EVENT_TYPE",
+    "CONTRACTS_BY_TOPIC",
     "CUSTOMER_EVENT_TYPES",
+    "EVENT_CONTRACTS",
     "FEATURE_NAMES",
     "ChurnAlertRaisedV1",
     "ChurnScoreComputedV1",
+    "Contract",
     "CustomerEventReceivedV1",
+    "CustomerFeaturesRead",
     "CustomerFeaturesUpdatedV1",
+    "CustomerTrainingSet",
     "Driver",
+    "EventContract",
+    "EventTrainingSet",
     "ModelPromotedV1",
     "ModelTopics",
     "Topics",
     "TrainingProgressV1",
+    "contract_for",
+    "contracts_on",
 ]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from churn_shared.contracts.base import Contract, EventContract
 
 
 class Topics:
@@ -53,12 +55,11 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CustomerEventReceivedV1(_Contract):
+class CustomerEventReceivedV1(EventContract):
     """One thing a customer did, as producers put it on ``customer.events.v1``."""
+
+    event_type: ClassVar[str] = "CustomerEventReceivedV1"
+    topic: ClassVar[str] = Topics.CUSTOMER_EVENTS
 
     event_id: str = Field(min_length=1, max_length=64)
     customer_id: str = Field(min_length=1, max_length=64)
@@ -67,8 +68,11 @@ class CustomerEventReceivedV1(_Contract):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
-class CustomerFeaturesUpdatedV1(_Contract):
+class CustomerFeaturesUpdatedV1(EventContract):
     """A customer's feature profile after new events, as of ``as_of``."""
+
+    event_type: ClassVar[str] = "CustomerFeaturesUpdatedV1"
+    topic: ClassVar[str] = Topics.CUSTOMER_FEATURES
 
     customer_id: str
     features: dict[str, float | None]
@@ -77,7 +81,7 @@ class CustomerFeaturesUpdatedV1(_Contract):
     backfill: bool = False
 
 
-class Driver(_Contract):
+class Driver(Contract):
     """One feature's contribution to a score (in log-odds), with its value and direction."""
 
     feature: str
@@ -86,7 +90,12 @@ class Driver(_Contract):
     direction: Literal["increases_risk", "decreases_risk"]
 
 
-class ChurnScoreComputedV1(_Contract):
+class ChurnScoreComputedV1(EventContract):
+    """A customer's churn probability from one model, with the drivers behind it."""
+
+    event_type: ClassVar[str] = "ChurnScoreComputedV1"
+    topic: ClassVar[str] = Topics.CHURN_SCORES
+
     customer_id: str
     churn_probability: float = Field(ge=0.0, le=1.0)
     previous_probability: float | None = None
@@ -97,7 +106,12 @@ class ChurnScoreComputedV1(_Contract):
     backfill: bool = False
 
 
-class ChurnAlertRaisedV1(_Contract):
+class ChurnAlertRaisedV1(EventContract):
+    """An alert the alerts service raised for a customer (shown live, delivered to channels)."""
+
+    event_type: ClassVar[str] = "ChurnAlertRaisedV1"
+    topic: ClassVar[str] = Topics.CHURN_ALERTS
+
     alert_id: str
     customer_id: str
     kind: Literal["high_risk", "risk_increase"]

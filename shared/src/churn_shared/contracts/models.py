@@ -5,9 +5,11 @@ New topics, new classes; nothing in :mod:`churn_shared.contracts.events` changes
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from churn_shared.contracts.base import EventContract
 
 
 class ModelTopics:
@@ -19,13 +21,12 @@ class ModelTopics:
     TRAINING_PROGRESS = "model.training.v1"
 
 
-class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelPromotedV1(_Contract):
+class ModelPromotedV1(EventContract):
     """``alias`` of the envelope's tenant now points at ``version`` (``None``: alias removed,
     the tenant falls back to the global default). Every prediction replica reloads the tenant."""
+
+    event_type: ClassVar[str] = "ModelPromotedV1"
+    topic: ClassVar[str] = ModelTopics.MODEL_EVENTS
 
     tenant_id: str = Field(min_length=1, max_length=64)
     alias: Literal["champion", "challenger"]
@@ -35,8 +36,11 @@ class ModelPromotedV1(_Contract):
     promoted_at: AwareDatetime
 
 
-class TrainingProgressV1(_Contract):
+class TrainingProgressV1(EventContract):
     """A training job's state, published on every (throttled) progress step."""
+
+    event_type: ClassVar[str] = "TrainingProgressV1"
+    topic: ClassVar[str] = ModelTopics.TRAINING_PROGRESS
 
     job_id: str = Field(min_length=1, max_length=64)
     status: Literal["queued", "running", "succeeded", "failed"]

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from churn_shared.contracts.base import EventContract
+
 
 class EnvelopeError(ValueError):
     """A message that is not a valid envelope (it goes to the dead-letter topic)."""
@@ -31,16 +33,29 @@ class Envelope(BaseModel):
     def wrap(
         cls,
         *,
-        event_type: str,
         tenant_id: str,
         producer: str,
         payload: BaseModel,
         key: str | None = None,
         event_id: str | None = None,
         occurred_at: datetime | None = None,
+        event_type: str | None = None,
     ) -> Envelope:
+        """Wrap a payload; an :class:`~churn_shared.contracts.EventContract` names its own
+        ``event_type`` (and travels on its ``topic``).
+
+        ``event_type`` is for payloads that are not contracts (tests); given with a contract it
+        must be the contract's own.
+        """
+        own = payload.event_type if isinstance(payload, EventContract) else None
+        if own is None and event_type is None:
+            raise TypeError(f"{type(payload).__name__} is not an event contract: give event_type")
+        if own is not None and event_type is not None and event_type != own:
+            raise ValueError(
+                f"{type(payload).__name__} is the event type {own!r}, not {event_type!r}"
+            )
         data: dict[str, Any] = {
-            "event_type": event_type,
+            "event_type": own or event_type,
             "tenant_id": tenant_id,
             "producer": producer,
             "key": key,
