@@ -266,6 +266,6 @@ async def test_online_profile_equals_point_in_time_export(
             exported = await TrainingSetService(session).events_training_set(
                 tenant["id"], [as_of], 30, require_known_labels=False
             )
-        row = exported["customer_ids"].index(cid)
-        online = [profile["features"][name] for name in exported["feature_names"]]
-        assert exported["features"][row] == online, cid
+        row = exported.customer_ids.index(cid)
+        online = [profile["features"][name] for name in exported.feature_names]
+        assert exported.features[row] == online, cid

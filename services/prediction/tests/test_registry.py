@@ -24,7 +24,12 @@ from churn_prediction.service import ModelRegistryService
 from churn_prediction.serving import PipelineScorer
 from churn_prediction.simulation import simulate_customers
 from churn_prediction.training import TrainingSet, train, train_labelled
-from churn_shared.contracts import FEATURE_NAMES, CustomerFeaturesUpdatedV1, Topics
+from churn_shared.contracts import (
+    FEATURE_NAMES,
+    CustomerFeaturesUpdatedV1,
+    EventTrainingSet,
+    Topics,
+)
 from churn_shared.db import unit_of_work
 from churn_shared.kafka import Envelope, EventPublisher
 from testkit import wait_for
@@ -45,18 +50,24 @@ def events_set(cutoff: str, n: int = 500) -> dict[str, Any]:
     seed = sum(map(ord, cutoff))
     history = simulate_customers(n, seed=seed)
     features = np.where(np.isnan(history.features), None, history.features).tolist()
-    return {
-        "feature_names": list(FEATURE_NAMES),
-        "customer_ids": [f"c-{i}" for i in range(n)],
-        "features": features,
-        "labels": history.labels.astype(int).tolist(),
-        "cutoff": cutoff,
-        "horizon_days": 90,
-        "days_since_last_order": [
+    labels = history.labels.astype(int).tolist()
+    return EventTrainingSet(
+        feature_names=list(FEATURE_NAMES),
+        customer_ids=[f"c-{i}" for i in range(n)],
+        features=features,
+        labels=labels,
+        cutoff=cutoff,
+        cutoffs=[cutoff],
+        row_cutoffs=[cutoff] * n,
+        horizon_days=90,
+        days_since_last_order=[
             None if np.isnan(v) else float(v)
             for v in history.features[:, FEATURE_NAMES.index("days_since_last_order")]
         ],
-    }
+        positive_rate=sum(labels) / n,
+        n_customers=n,
+        n_rows=n,
+    ).model_dump(mode="json")
 
 
 def customers_set(n: int = 400) -> dict[str, Any]:

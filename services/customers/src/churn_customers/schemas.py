@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+# The prediction service reads feature profiles and training sets: their shapes are shared
+# contracts, re-exported here beside the other response bodies.
+from churn_shared.contracts import CustomerFeaturesRead as CustomerFeaturesRead
+from churn_shared.contracts import CustomerTrainingSet as CustomerTrainingSet
+from churn_shared.contracts import EventTrainingSet as EventTrainingSet
 from churn_shared.contracts.events import CustomerEventType
 
 CustomerSort = Literal["customer_id", "-churn_probability", "-updated_at"]
@@ -105,12 +110,6 @@ class CustomerPage(BaseModel):
     next_cursor: str | None = None
 
 
-class CustomerFeaturesRead(BaseModel):
-    customer_id: str
-    features: dict[str, float | None]
-    as_of: datetime
-
-
 ImportStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
@@ -143,32 +142,3 @@ class ImportRead(BaseModel):
     failure: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
-
-
-class CustomerTrainingSet(BaseModel):
-    """The tenant's customers that have the label attribute, one row each: ``customer_id`` first,
-    then every attribute key any customer has (null where a customer lacks it)."""
-
-    columns: list[str]
-    rows: list[list[Any]]
-    id_column: str = "customer_id"
-
-
-class EventTrainingSet(BaseModel):
-    """A point-in-time training set: one row per customer (per cutoff) with events at or before
-    the cutoff; ``labels[i]`` is 1 when that customer placed no order in
-    (cutoff, cutoff + horizon_days]."""
-
-    feature_names: list[str]
-    customer_ids: list[str]
-    features: list[list[float | None]]
-    labels: list[int]
-    #: The (latest) cutoff; ``cutoffs`` lists all of them and ``row_cutoffs`` gives each row's.
-    cutoff: str
-    cutoffs: list[str]
-    row_cutoffs: list[str]
-    horizon_days: int
-    days_since_last_order: list[float | None]
-    positive_rate: float
-    n_customers: int
-    n_rows: int

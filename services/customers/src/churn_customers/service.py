@@ -56,6 +56,8 @@ from churn_shared.contracts import (
     FEATURE_NAMES,
     ChurnScoreComputedV1,
     CustomerFeaturesUpdatedV1,
+    CustomerTrainingSet,
+    EventTrainingSet,
     Topics,
 )
 from churn_shared.db import unit_of_work, utcnow
@@ -488,7 +490,7 @@ class TrainingSetService:
         self._customers = CustomerRepository(session)
         self._events = EventRepository(session)
 
-    async def customer_training_set(self, tenant_id: str, label: str) -> dict[str, Any]:
+    async def customer_training_set(self, tenant_id: str, label: str) -> CustomerTrainingSet:
         """Imported attributes of the customers that have a value for ``label``."""
         labelled = [
             (cid, attributes)
@@ -504,11 +506,11 @@ class TrainingSetService:
         for _, attributes in labelled:
             names.update(dict.fromkeys(k for k in attributes if k != "customer_id"))
         columns = list(names)
-        return {
-            "columns": ["customer_id", *columns],
-            "rows": [[cid, *(a.get(n) for n in columns)] for cid, a in labelled],
-            "id_column": "customer_id",
-        }
+        return CustomerTrainingSet(
+            columns=["customer_id", *columns],
+            rows=[[cid, *(a.get(n) for n in columns)] for cid, a in labelled],
+            id_column="customer_id",
+        )
 
     async def events_training_set(
         self,
@@ -517,7 +519,7 @@ class TrainingSetService:
         horizon_days: int,
         *,
         require_known_labels: bool = True,
-    ) -> dict[str, Any]:
+    ) -> EventTrainingSet:
         """Point-in-time rows for each cutoff (see :func:`point_in_time_rows`), streamed from
         the tenant's history one customer at a time.
 
@@ -557,17 +559,17 @@ class TrainingSetService:
         labels = [label for *_, label in rows]
         names = list(FEATURE_NAMES)
         cutoff_text = [format_cutoff(c) for c in ordered]
-        return {
-            "feature_names": names,
-            "customer_ids": [cid for cid, *_ in rows],
-            "features": [[features[n] for n in names] for _, _, features, _ in rows],
-            "labels": labels,
-            "cutoff": cutoff_text[-1],
-            "cutoffs": cutoff_text,
-            "row_cutoffs": [cutoff_text[index] for _, index, _, _ in rows],
-            "horizon_days": horizon_days,
-            "days_since_last_order": [f["days_since_last_order"] for _, _, f, _ in rows],
-            "positive_rate": sum(labels) / len(labels),
-            "n_customers": len({cid for cid, *_ in rows}),
-            "n_rows": len(rows),
-        }
+        return EventTrainingSet(
+            feature_names=names,
+            customer_ids=[cid for cid, *_ in rows],
+            features=[[features[n] for n in names] for _, _, features, _ in rows],
+            labels=labels,
+            cutoff=cutoff_text[-1],
+            cutoffs=cutoff_text,
+            row_cutoffs=[cutoff_text[index] for _, index, _, _ in rows],
+            horizon_days=horizon_days,
+            days_since_last_order=[f["days_since_last_order"] for _, _, f, _ in rows],
+            positive_rate=sum(labels) / len(labels),
+            n_customers=len({cid for cid, *_ in rows}),
+            n_rows=len(rows),
+        )

@@ -1,17 +1,22 @@
-"""Outbound HTTP: the customers service's feature profiles (for scoring by customer id)."""
+"""Outbound HTTP: the customers service's feature profiles (for scoring by customer id) and
+training sets, parsed into their contracts (:mod:`churn_shared.contracts.http`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from churn_prediction.exceptions import (
     CustomerNotFoundError,
     CustomersUnavailableError,
     TrainingSetError,
 )
+from churn_shared.contracts import CustomerFeaturesRead, CustomerTrainingSet, EventTrainingSet
+
+ContractT = TypeVar("ContractT", bound=BaseModel)
 
 
 class CustomerFeaturesClient:
@@ -38,14 +43,13 @@ class CustomerFeaturesClient:
             raise CustomersUnavailableError(
                 f"The customers service answered {response.status_code} for features."
             )
-        body: Any = response.json()
-        features = body.get("features") if isinstance(body, dict) else None
-        if not isinstance(features, dict):
-            raise CustomersUnavailableError("The customers service sent no feature profile.")
-        return {
-            str(name): (float(value) if isinstance(value, int | float) else None)
-            for name, value in features.items()
-        }
+        try:
+            profile = CustomerFeaturesRead.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise CustomersUnavailableError(
+                "The customers service sent no feature profile."
+            ) from exc
+        return dict(profile.features)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -54,9 +58,8 @@ class CustomerFeaturesClient:
 class TrainingSetClient:
     """The customers service's training-set exports, fetched as the caller (token forwarded).
 
-    ``GET /v1/training-sets/customers?label=COLUMN`` → ``{columns, rows, id_column}``;
-    ``GET /v1/training-sets/events?cutoff=YYYY-MM-DD&horizon_days=N`` → ``{feature_names,
-    customer_ids, features, labels, cutoff, horizon_days, days_since_last_order}``.
+    ``GET /v1/training-sets/customers?label=COLUMN`` → :class:`CustomerTrainingSet`;
+    ``GET /v1/training-sets/events?cutoff=YYYY-MM-DD&horizon_days=N`` → :class:`EventTrainingSet`.
     """
 
     def __init__(self, http: httpx.AsyncClient, *, timeout_seconds: float = 120.0) -> None:
@@ -64,8 +67,12 @@ class TrainingSetClient:
         self.timeout = timeout_seconds
 
     async def _get(
-        self, path: str, params: dict[str, str], authorization: str | None
-    ) -> dict[str, Any]:
+        self,
+        path: str,
+        params: dict[str, str],
+        authorization: str | None,
+        contract: type[ContractT],
+    ) -> ContractT:
         headers = {"authorization": authorization} if authorization else {}
         try:
             response = await self.http.get(
@@ -80,26 +87,39 @@ class TrainingSetClient:
             raise TrainingSetError(
                 f"The customers service answered {response.status_code} for {path}: {detail}"
             )
-        body: Any = response.json()
-        if not isinstance(body, dict):
-            raise TrainingSetError(f"The customers service sent no object for {path}.")
-        return body
+        try:
+            return contract.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise TrainingSetError(
+                f"The customers service sent no {contract.__name__} for {path}: "
+                f"{exc.error_count()} problem(s), first {exc.errors()[0]['msg']!r}"
+            ) from exc
+
+    async def customer_training_set(
+        self, label: str, *, authorization: str | None
+    ) -> CustomerTrainingSet:
+        return await self._get(
+            "/v1/training-sets/customers", {"label": label}, authorization, CustomerTrainingSet
+        )
+
+    async def event_training_set(
+        self, cutoff: str, horizon_days: int, *, authorization: str | None
+    ) -> EventTrainingSet:
+        return await self._get(
+            "/v1/training-sets/events",
+            {"cutoff": cutoff, "horizon_days": str(horizon_days)},
+            authorization,
+            EventTrainingSet,
+        )
 
     async def customers(self, label: str, *, authorization: str | None) -> dict[str, Any]:
-        body = await self._get("/v1/training-sets/customers", {"label": label}, authorization)
-        if not isinstance(body.get("columns"), list) or not isinstance(body.get("rows"), list):
-            raise TrainingSetError("The customer training set has no columns/rows.")
-        return body
+        """:meth:`customer_training_set` as a dict, for callers not yet on the contract."""
+        return (await self.customer_training_set(label, authorization=authorization)).model_dump()
 
     async def events(
         self, cutoff: str, horizon_days: int, *, authorization: str | None
     ) -> dict[str, Any]:
-        body = await self._get(
-            "/v1/training-sets/events",
-            {"cutoff": cutoff, "horizon_days": str(horizon_days)},
-            authorization,
-        )
-        for key in ("feature_names", "customer_ids", "features", "labels"):
-            if not isinstance(body.get(key), list):
-                raise TrainingSetError(f"The point-in-time training set has no {key!r}.")
-        return body
+        """:meth:`event_training_set` as a dict, for callers not yet on the contract."""
+        return (
+            await self.event_training_set(cutoff, horizon_days, authorization=authorization)
+        ).model_dump()
