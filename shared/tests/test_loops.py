@@ -35,3 +35,25 @@ async def test_interval_zero_disables_the_loop():
     await asyncio.sleep(0.05)
     await loop.stop()
     assert calls == []
+
+
+async def test_notify_runs_the_next_round_at_once_instead_of_after_the_interval():
+    rounds: list[int] = []
+
+    async def step() -> None:
+        rounds.append(len(rounds))
+
+    loop = PeriodicLoop("woken", step, interval_seconds=3600)
+    loop.start()
+    for _ in range(100):
+        if rounds:
+            break
+        await asyncio.sleep(0.01)
+    assert rounds == [0]  # the first round runs at start
+    loop.notify()
+    for _ in range(100):
+        if len(rounds) == 2:
+            break
+        await asyncio.sleep(0.01)
+    await loop.stop()
+    assert rounds == [0, 1]

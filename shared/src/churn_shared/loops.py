@@ -1,7 +1,8 @@
-"""A background loop that survives its own errors and stops cleanly, written once.
+"""A background loop that survives its own errors, wakes on demand and stops cleanly, written once.
 
-Periodic housekeeping (profile refresh, pruning) needs the same few things: run a step now and
-then every ``interval`` seconds, log a failed round and carry on, and cancel promptly on stop.
+Background work (the outbox relay, profile refresh, pruning) needs the same few things: run a
+step now, then again every ``interval`` seconds or as soon as someone calls :meth:`notify`
+(a commit that left work behind), log a failed round and carry on, and cancel promptly on stop.
 """
 
 from __future__ import annotations
@@ -17,15 +18,28 @@ _log = get_logger(__name__)
 
 
 class PeriodicLoop:
-    """Runs ``step`` at start and then every ``interval_seconds`` (0 disables the loop)."""
+    """Runs ``step`` at start, then again ``interval_seconds`` after each round or at once when
+    :meth:`notify` is called (0 disables the loop). A round that fails is logged, and the next
+    one waits ``error_backoff_seconds`` more, so a broken database is not hammered."""
 
     def __init__(
-        self, name: str, step: Callable[[], Awaitable[Any]], *, interval_seconds: float
+        self,
+        name: str,
+        step: Callable[[], Awaitable[Any]],
+        *,
+        interval_seconds: float,
+        error_backoff_seconds: float = 0.0,
     ) -> None:
         self._name = name
         self._step = step
         self._interval = interval_seconds
+        self._backoff = error_backoff_seconds
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Run the next round now instead of at the end of the interval."""
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -35,7 +49,10 @@ class PeriodicLoop:
                 raise
             except Exception:  # a database or broker hiccup must not end the loop
                 _log.exception("periodic_step_failed", loop=self._name)
-            await asyncio.sleep(self._interval)
+                await asyncio.sleep(self._backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
 
     def start(self) -> None:
         if self._interval > 0 and self._task is None:

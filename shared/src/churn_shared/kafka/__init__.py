@@ -2,6 +2,7 @@
 
 from churn_shared.kafka.consumer import BatchConsumer, BatchHandler
 from churn_shared.kafka.envelope import Envelope, EnvelopeError
+from churn_shared.kafka.handler import Received, TransactionalHandler
 from churn_shared.kafka.outbox import (
     OutboxRelay,
     ProcessedEventsPruner,
@@ -20,6 +21,8 @@ __all__ = [
     "EventPublisher",
     "OutboxRelay",
     "ProcessedEventsPruner",
+    "Received",
+    "TransactionalHandler",
     "claim_event_ids",
     "enqueue",
     "ensure_topics",

@@ -119,7 +119,8 @@ async def claim_event_ids(
 
 
 class OutboxRelay:
-    """Publishes outbox rows in id order; woken by :meth:`notify` after a commit, or by polling.
+    """Publishes outbox rows in id order; woken by :meth:`notify` after a commit, or by polling
+    (a :class:`~churn_shared.loops.PeriodicLoop` drains the table each round).
 
     Several replicas may run a relay: rows are claimed with ``FOR UPDATE SKIP LOCKED``.
     """
@@ -138,24 +139,20 @@ class OutboxRelay:
         self._table = table
         self._publisher = publisher
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
         self._drain_seconds = drain_seconds
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicLoop(
+            "outbox-relay", self.drain, interval_seconds=poll_interval, error_backoff_seconds=1.0
+        )
         self.published = 0
 
     def notify(self) -> None:
-        self._wake.set()
+        self._loop.notify()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         # A last drain so a clean shutdown leaves nothing behind that was already committed;
         # bounded, because a slow broker must not hold the process past its grace period (what
         # is left stays in the outbox and goes out at the next start: delayed, never lost).
@@ -164,19 +161,10 @@ class OutboxRelay:
                 while await self.relay_once():
                     pass
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.relay_once() == self._batch_size:
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("outbox_relay_failed")
-                await asyncio.sleep(1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            self._wake.clear()
+    async def drain(self) -> None:
+        """Publish batches until one comes back short (the table is drained for now)."""
+        while await self.relay_once() == self._batch_size:
+            pass
 
     async def relay_once(self) -> int:
         """Publish one batch of pending rows; return how many were published."""
