@@ -26,9 +26,9 @@ import numpy as np
 import orjson
 
 from churn_cli.launcher import Stack, StackConfig
-from churn_prediction.repository import ModelRegistryRepository
-from churn_prediction.scoring import ChurnModel
-from churn_prediction.simulation import simulate_customers
+from churn_prediction.registry.repository import ModelRegistryRepository
+from churn_prediction.scoring.scorer import ChurnModel
+from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import create_engine, create_session_factory
 

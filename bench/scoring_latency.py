@@ -30,16 +30,16 @@ import pandas as pd
 
 from churn_prediction.config import Settings
 from churn_prediction.models import ModelVersion
-from churn_prediction.service import train_default_model
-from churn_prediction.serving import (
+from churn_prediction.registry.service import train_default_model
+from churn_prediction.scoring.serving import (
     BOOSTER,
     PIPELINE,
     PipelineScorer,
     ServingModel,
     encode_artifact,
 )
-from churn_prediction.simulation import simulate_customers
-from churn_prediction.training import TrainingSet, train, train_labelled
+from churn_prediction.training.procedure import TrainingSet, train, train_labelled
+from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import utcnow
 

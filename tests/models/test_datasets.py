@@ -94,7 +94,7 @@ async def test_telco_imported_through_the_api_trains_a_calibrated_model(
 ) -> None:
     import pandas as pd
 
-    from churn_prediction.training import train_labelled
+    from churn_prediction.training.procedure import train_labelled
 
     headers = _headers(token_signer)
     started = time.perf_counter()
@@ -222,7 +222,7 @@ def _training_set(body: dict[str, Any], labels: Any = None) -> Any:
     import numpy as np
     import pandas as pd
 
-    from churn_prediction.training import TrainingSet
+    from churn_prediction.training.procedure import TrainingSet
 
     names = body["feature_names"]
     return TrainingSet(
@@ -240,8 +240,8 @@ async def test_retail_point_in_time_model_beats_recency(
 ) -> None:
     import pandas as pd
 
-    from churn_prediction.evaluation import evaluate, recency_baseline_auc
-    from churn_prediction.training import train
+    from churn_prediction.training.evaluation import evaluate, recency_baseline_auc
+    from churn_prediction.training.procedure import train
 
     training = await _point_in_time(service, retail["headers"], TRAIN_CUTOFFS)
     assert training["cutoffs"] == TRAIN_CUTOFFS
@@ -279,7 +279,7 @@ async def test_shuffled_labels_drop_roc_auc_to_chance(
 ) -> None:
     import numpy as np
 
-    from churn_prediction.training import train
+    from churn_prediction.training.procedure import train
 
     training = await _point_in_time(service, retail["headers"], TRAIN_CUTOFFS)
     shuffled = np.random.default_rng(7).permutation(np.asarray(training["labels"]))

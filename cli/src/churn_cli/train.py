@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from churn_prediction.training import train_labelled
+from churn_prediction.training.procedure import train_labelled
 
 __all__ = ["read_table", "train_file"]
 

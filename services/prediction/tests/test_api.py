@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from churn_prediction.main import create_app
-from churn_prediction.scoring import ChurnModel
-from churn_prediction.simulation import simulate_customers
+from churn_prediction.scoring.scorer import ChurnModel
+from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 
 PROBLEM = "application/problem+json"

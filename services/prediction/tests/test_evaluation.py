@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_prediction.evaluation import evaluate, recency_baseline_auc
-from churn_prediction.training import train_labelled
+from churn_prediction.training.evaluation import evaluate, recency_baseline_auc
+from churn_prediction.training.procedure import train_labelled
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:

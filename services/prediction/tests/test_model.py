@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churn_prediction.scoring import ChurnModel, risk_level
-from churn_prediction.simulation import simulate_customers
+from churn_prediction.scoring.scorer import ChurnModel, risk_level
+from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 
 

@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from churn_prediction.evaluation import recency_baseline_auc
 from churn_prediction.main import create_app
 from churn_prediction.models import outbox, scores_table
-from churn_prediction.service import ModelRegistryService
-from churn_prediction.serving import PipelineScorer
-from churn_prediction.simulation import simulate_customers
-from churn_prediction.training import TrainingSet, train, train_labelled
+from churn_prediction.registry.service import ModelRegistryService
+from churn_prediction.scoring.serving import PipelineScorer
+from churn_prediction.training.evaluation import recency_baseline_auc
+from churn_prediction.training.procedure import TrainingSet, train, train_labelled
+from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import (
     FEATURE_NAMES,
     CustomerFeaturesUpdatedV1,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_prediction.training import (
+from churn_prediction.training.procedure import (
     TrainedModel,
     TrainingSet,
     labelled_training_set,

@@ -9,15 +9,15 @@ from fastapi import Depends, Request
 
 from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
-from churn_prediction.jobs import TrainingJobRunner
-from churn_prediction.service import (
+from churn_prediction.registry.service import (
     ModelRegistryService,
     PredictionService,
     RecommendationRuleService,
     RulesLoader,
     TrainingJobQueries,
 )
-from churn_prediction.serving import ServingModels
+from churn_prediction.scoring.serving import ServingModels
+from churn_prediction.training_jobs.runner import TrainingJobRunner
 from churn_shared.db import unit_of_work
 from churn_shared.security import Principal, require_role
 from churn_shared.unit_of_work import SessionDep

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from churn_prediction.api.routes import models_router, predictions_router, rules_router
 from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
-from churn_prediction.jobs import TrainingJobRunner
-from churn_prediction.service import ModelRegistryService
+from churn_prediction.registry.service import ModelRegistryService
+from churn_prediction.training_jobs.runner import TrainingJobRunner
 from churn_prediction.worker import TOPICS, ScoringWorker
 from churn_shared.app import make_service_app
 from churn_shared.db import (

@@ -36,7 +36,7 @@ class ModelVersion(Base, table=True):
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
     #: ``lightgbm_booster`` (a LightGBM model string over FEATURE_NAMES) or ``pipeline``
-    #: (base64 of :meth:`churn_prediction.training.TrainedModel.to_bytes`).
+    #: (base64 of :meth:`churn_prediction.training.procedure.TrainedModel.to_bytes`).
     kind: str = Field(
         default="lightgbm_booster",
         sa_column=sa.Column(

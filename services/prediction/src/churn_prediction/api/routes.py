@@ -20,7 +20,7 @@ from churn_prediction.dependencies import (
     SettingsDep,
     TrainingSetsDep,
 )
-from churn_prediction.schemas import (
+from churn_prediction.scoring.schemas import (
     BATCH_REQUEST_SCHEMA,
     AliasRead,
     BatchPredictionRead,

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.config import Settings
 from churn_prediction.models import processed_events
-from churn_prediction.service import (
+from churn_prediction.registry.service import (
     FeatureSnapshot,
     ModelRegistryService,
     PredictionService,

@@ -3,8 +3,8 @@
 Two artifact kinds are served:
 
 * ``lightgbm_booster``: a LightGBM model string over ``FEATURE_NAMES`` (the global default).
-* ``pipeline``: a :class:`churn_prediction.training.TrainedModel` (calibrated logistic regression
-  or LightGBM), stored as base64 text of ``TrainedModel.to_bytes()``.
+* ``pipeline``: a :class:`churn_prediction.training.procedure.TrainedModel` (calibrated logistic
+  regression or LightGBM), stored as base64 text of ``TrainedModel.to_bytes()``.
 
 A model trained on point-in-time event sets reads exactly ``FEATURE_NAMES`` (all numeric), so it
 can score the online stream (``customer.features.v1``). A model trained on imported customer
@@ -27,8 +27,8 @@ import pandas as pd
 
 from churn_prediction.exceptions import ModelNotLoadedError, ModelSchemaMismatchError
 from churn_prediction.models import ModelVersion
-from churn_prediction.scoring import ChurnModel, FloatArray
-from churn_prediction.training import TrainedModel
+from churn_prediction.scoring.scorer import ChurnModel, FloatArray
+from churn_prediction.training.procedure import TrainedModel
 from churn_shared.contracts import FEATURE_NAMES, Driver
 
 BOOSTER = "lightgbm_booster"

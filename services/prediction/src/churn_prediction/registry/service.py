@@ -22,7 +22,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
-from churn_prediction.evaluation import recency_baseline_auc
 from churn_prediction.exceptions import (
     BatchTooLargeError,
     CustomersUnavailableError,
@@ -36,15 +35,15 @@ from churn_prediction.exceptions import (
     TrainingSetError,
 )
 from churn_prediction.models import AliasChange, ModelVersion, TrainingJob, outbox
-from churn_prediction.recommendations import default_rules, recommend
-from churn_prediction.repository import (
+from churn_prediction.recommendations.rules import default_rules, recommend
+from churn_prediction.registry.repository import (
     ModelRegistryRepository,
     RecommendationRuleRepository,
     ScoreRepository,
     ShadowScoreRepository,
     TrainingJobRepository,
 )
-from churn_prediction.schemas import (
+from churn_prediction.scoring.schemas import (
     AliasRead,
     EvaluationCreate,
     EvaluationRead,
@@ -59,8 +58,8 @@ from churn_prediction.schemas import (
     TrainingCreate,
     TrainingJobRead,
 )
-from churn_prediction.scoring import ChurnModel, FloatArray, TrainingReport, risk_level
-from churn_prediction.serving import (
+from churn_prediction.scoring.scorer import ChurnModel, FloatArray, TrainingReport, risk_level
+from churn_prediction.scoring.serving import (
     BOOSTER,
     CHALLENGER,
     CHAMPION,
@@ -70,8 +69,9 @@ from churn_prediction.serving import (
     ServingModels,
     encode_artifact,
 )
-from churn_prediction.simulation import simulate_customers
-from churn_prediction.training import TrainedModel, calibration_table, model_card
+from churn_prediction.training.evaluation import recency_baseline_auc
+from churn_prediction.training.procedure import TrainedModel, calibration_table, model_card
+from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import (
     FEATURE_NAMES,
     ChurnScoreComputedV1,

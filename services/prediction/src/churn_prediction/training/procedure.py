@@ -695,7 +695,7 @@ class TrainedModel:
     @classmethod
     def from_bytes(cls, data: bytes) -> TrainedModel:
         """Load what :meth:`to_bytes` wrote (trusted artifacts only: this unpickles)."""
-        payload = pickle.loads(data)  # noqa: S301 - artifacts come from our own registry
+        payload = _ArtifactUnpickler(io.BytesIO(data)).load()
         if not isinstance(payload, dict) or payload.get("kind") != _ARTIFACT_KIND:
             raise ValueError("not a churn model artifact")
         version = payload.get("format_version")
@@ -707,6 +707,20 @@ class TrainedModel:
         if not isinstance(model, cls) or not model.schema.features:
             raise ValueError("model artifact has no feature schema")
         return model
+
+
+#: Where artifacts written before the training package was split name its classes.
+_LEGACY_MODULE = "churn_prediction.training"
+
+
+class _ArtifactUnpickler(pickle.Unpickler):
+    """Unpickles artifacts (trusted: they come from our own registry), resolving the classes of
+    artifacts written when this code lived in the module ``churn_prediction.training``."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == _LEGACY_MODULE:
+            module = __name__
+        return super().find_class(module, name)
 
 
 def _json_value(value: object) -> float | str | None:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from churn_prediction.training import TrainedModel, calibration_table, map_label
+from churn_prediction.training.procedure import TrainedModel, calibration_table, map_label
 
 __all__ = ["evaluate", "recency_baseline_auc"]
 

@@ -3,10 +3,10 @@ thread, register the result as the tenant's challenger.
 
 The runner is owned by the app's lifespan: every job is an asyncio task in its registry, and
 ``stop()`` cancels whatever still runs (the job is then marked failed). Training itself
-(:func:`churn_prediction.training.train`) runs in ``asyncio.to_thread``, so the event loop keeps
-serving; its progress callback only stores the latest (percent, stage), and the job's task writes
-it to the database and the outbox (``TrainingProgressV1`` on ``model.training.v1``) at most every
-``training_progress_interval_seconds``.
+(:func:`churn_prediction.training.procedure.train`) runs in ``asyncio.to_thread``, so the event
+loop keeps serving; its progress callback only stores the latest (percent, stage), and the job's
+task writes it to the database and the outbox (``TrainingProgressV1`` on ``model.training.v1``) at
+most every ``training_progress_interval_seconds``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,15 @@ from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.exceptions import TrainingSetError
 from churn_prediction.models import TrainingJob, outbox
-from churn_prediction.schemas import TrainingCreate, TrainingJobAccepted
-from churn_prediction.service import PRODUCER, ModelRegistryService, TrainingJobQueries
-from churn_prediction.serving import ServingModels
-from churn_prediction.training import TrainedModel, TrainingSet, labelled_training_set, train
+from churn_prediction.registry.service import PRODUCER, ModelRegistryService, TrainingJobQueries
+from churn_prediction.scoring.schemas import TrainingCreate, TrainingJobAccepted
+from churn_prediction.scoring.serving import ServingModels
+from churn_prediction.training.procedure import (
+    TrainedModel,
+    TrainingSet,
+    labelled_training_set,
+    train,
+)
 from churn_shared.contracts import FEATURE_NAMES, ModelTopics, TrainingProgressV1
 from churn_shared.db import unit_of_work, utcnow
 from churn_shared.kafka import Envelope, enqueue

@@ -1,0 +1,1 @@
+"""Recommendations: a tenant's rules mapping score drivers to retention actions."""

@@ -1,0 +1,1 @@
+"""The model registry: versions, aliases, loading, promotion, rollback and evaluation."""

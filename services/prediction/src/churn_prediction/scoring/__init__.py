@@ -1,0 +1,1 @@
+"""Scoring: the Scorer protocol, the models in memory, single, batch and stream scoring."""

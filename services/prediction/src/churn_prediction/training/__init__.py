@@ -1,0 +1,1 @@
+"""Training: training sets, the two model families, calibration, evaluation, model cards."""
