@@ -50,7 +50,7 @@ class TestReadiness:
         async with in_process(app) as client:
             ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
 class TestAlerts:

@@ -562,7 +562,7 @@ class TestHealth:
         response = await client.get("/readyz")
 
         assert response.status_code == 200
-        assert response.json()["checks"] == {"database": "ok", "kafka": "ok"}
+        assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
 # --- profile refresh: profiles age without events ---------------------------------------------

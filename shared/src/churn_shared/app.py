@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,13 +50,18 @@ def make_service_app(
     max_body_bytes: int,
     trust_request_id: bool = True,
     description: str = "",
+    state: State | None = None,
 ) -> FastAPI:
+    """A service's app; ``state`` (a typed :class:`starlette.datastructures.State`) becomes
+    ``app.state``."""
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=lifespan,
     )
+    if state is not None:
+        app.state = state
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     install_problem_handlers(app)

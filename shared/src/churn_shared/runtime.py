@@ -1,23 +1,31 @@
-"""How a database-and-Kafka service process starts and stops, written once.
+"""How every process starts and stops, written once: the four services and the gateway.
 
-A service supplies what differs (its migrations, topics, client id and how to build its
-workers); this module opens the resources in order, closes them in reverse, and gives the
-FastAPI lifespan and the worker-only entry point (``python -m churn_<service>.worker``) the
-same sequence, so the two ways of running a service cannot drift apart.
+A process is *declared* as a :class:`ServiceRuntime`: whether it has a database (its
+migrations) and a broker (its topics), what else it opens (``setup``), which background
+workers it runs and which readiness checks it adds. This module opens the resources in order
+onto the process's typed state, closes them in reverse, and gives the FastAPI lifespan and the
+worker-only entry point (``python -m churn_<service>.worker``) the same sequence, so the ways of
+running a process cannot drift apart.
+
+``app.state`` is a :class:`ProcessState` (a subclass per service adds its own resources), so
+dependencies read typed attributes instead of ``getattr`` with defaults.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.datastructures import State
 
+from churn_shared.app import ReadinessCheck, make_service_app
 from churn_shared.db import create_engine, create_session_factory, ping, run_migrations
 from churn_shared.kafka import EventPublisher, ensure_topics
 from churn_shared.logging import configure_logging
@@ -25,15 +33,14 @@ from churn_shared.security import TokenVerifier, http_jwks_source
 from churn_shared.settings import ServiceSettings
 
 
-@dataclass(frozen=True)
-class ServiceResources:
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
-    publisher: EventPublisher
+class Notifiable(Protocol):
+    """Woken after a commit that wrote to the outbox (the relay)."""
+
+    def notify(self) -> None: ...
 
 
 class Workers(Protocol):
-    """A service's background work (consumers, outbox relay, loops) in one process."""
+    """A process's background work (consumers, outbox relay, loops)."""
 
     relay: Any
 
@@ -42,90 +49,194 @@ class Workers(Protocol):
     async def stop(self) -> None: ...
 
 
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+class ProcessState(State):
+    """The typed ``app.state`` of a process: what the runtime opens. Services subclass it to
+    declare their own resources (attributes only; set them in ``setup``)."""
+
+    settings: ServiceSettings
+    token_verifier: TokenVerifier
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    publisher: EventPublisher
+    #: Whether the broker producer is started (readiness).
+    broker_started: bool
+    #: The relay woken after a request commits outbox rows (``None`` without workers).
+    outbox_relay: Notifiable | None
+    workers: Workers | None
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.broker_started = False
+        self.outbox_relay = None
+        self.workers = None
 
 
 @dataclass(frozen=True)
-class ServiceRuntime(Generic[SettingsT]):
-    """What differs between services; the sequence around it is the same everywhere."""
+class ServiceResources:
+    """What the runtime opened, handed to a service's ``make_workers``."""
 
-    migrations: str
-    topics: Sequence[str]
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    publisher: EventPublisher
+
+
+StateCheck = Callable[[Any], Awaitable[None]]
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (the one way every process reports it)."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+async def _database_ready(state: ProcessState) -> None:
+    await ping(state.engine)
+
+
+async def _broker_ready(state: ProcessState) -> None:
+    if not state.broker_started:
+        raise RuntimeError("the Kafka producer is not started")
+
+
+@dataclass(frozen=True)
+class ServiceRuntime:
+    """The declaration of one process; the sequence around it is the same everywhere.
+
+    * ``migrations``: the Alembic script location; ``None`` for a process without a database.
+    * ``topics``: the topics it needs; ``None`` for a process without a broker producer.
+    * ``setup(state, stack)``: opens the process's own resources onto ``state`` after the
+      database and broker, registering their cleanup on ``stack`` (closed in reverse).
+    * ``make_workers(settings, resources)``: its background workers (run when ``run_workers``).
+    * ``checks``: readiness checks beyond the database and the broker, ``name → check(state)``.
+    """
+
     client_id: str
-    make_workers: Callable[[SettingsT, ServiceResources], Workers]
+    migrations: str | None = None
+    topics: Sequence[str] | None = None
+    make_workers: Callable[[Any, ServiceResources], Workers] | None = None
+    setup: Callable[[Any, AsyncExitStack], Awaitable[None]] | None = None
+    checks: Mapping[str, StateCheck] = field(default_factory=dict)
+    #: Verify access tokens against the JWKS at ``settings.jwks_url`` (auth serves its own).
+    verify_tokens: bool = True
+
+    @property
+    def readiness(self) -> dict[str, StateCheck]:
+        checks: dict[str, StateCheck] = {}
+        if self.migrations is not None:
+            checks["database"] = _database_ready
+        if self.topics is not None:
+            checks["broker"] = _broker_ready
+        checks.update(self.checks)
+        return checks
 
     @asynccontextmanager
-    async def resources(self, settings: SettingsT) -> AsyncIterator[ServiceResources]:
-        """The database (migrated when ``auto_migrate``), the topics and a started publisher."""
-        engine = create_engine(settings.database_url.get_secret_value())
-        try:
-            if settings.auto_migrate:
-                await run_migrations(engine, self.migrations)
-            await ensure_topics(
-                settings.kafka_bootstrap_servers, self.topics, settings.kafka_topic_partitions
-            )
-            publisher = EventPublisher(
-                settings.kafka_bootstrap_servers,
-                client_id=self.client_id,
-                linger_ms=settings.kafka_linger_ms,
-            )
-            await publisher.start()
-            try:
-                yield ServiceResources(engine, create_session_factory(engine), publisher)
-            finally:
-                await publisher.stop()
-        finally:
-            await engine.dispose()
+    async def open(
+        self, state: ProcessState, *, run_workers: bool | None = None
+    ) -> AsyncIterator[None]:
+        """The database (migrated when ``auto_migrate``), the broker, the service's own
+        resources and, when ``run_workers`` (default: the setting), its workers; all closed in
+        reverse on exit."""
+        settings = state.settings
+        if run_workers is None:
+            run_workers = settings.run_workers
+        async with AsyncExitStack() as stack:
+            if self.migrations is not None:
+                engine = create_engine(settings.database_url.get_secret_value())
+                stack.push_async_callback(engine.dispose)
+                if settings.auto_migrate:
+                    await run_migrations(engine, self.migrations)
+                state.engine = engine
+                state.session_factory = create_session_factory(engine)
+            if self.topics is not None:
+                await ensure_topics(
+                    settings.kafka_bootstrap_servers, self.topics, settings.kafka_topic_partitions
+                )
+                publisher = EventPublisher(
+                    settings.kafka_bootstrap_servers,
+                    client_id=self.client_id,
+                    linger_ms=settings.kafka_linger_ms,
+                )
+                await publisher.start()
+                stack.push_async_callback(publisher.stop)
+                state.publisher = publisher
+                state.broker_started = True
+                stack.callback(setattr, state, "broker_started", False)
+            if self.setup is not None:
+                await self.setup(state, stack)
+            if self.make_workers is not None and run_workers:
+                workers = self.make_workers(
+                    settings,
+                    ServiceResources(state.engine, state.session_factory, state.publisher),
+                )
+                await workers.start()
+                stack.push_async_callback(workers.stop)
+                state.workers = workers
+                state.outbox_relay = workers.relay
+            yield
 
     def lifespan(
-        self, settings: SettingsT, token_verifier: TokenVerifier | None = None
+        self, state: ProcessState, token_verifier: TokenVerifier | None = None
     ) -> Callable[[FastAPI], Any]:
-        """The FastAPI lifespan: resources on ``app.state``, workers when ``run_workers``."""
-
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            settings = state.settings
             configure_logging(settings.service_name, settings.log_level, settings.log_json)
-            app.state.settings = settings
-            app.state.token_verifier = token_verifier or TokenVerifier(
-                http_jwks_source(settings.jwks_url),
-                issuer=settings.token_issuer,
-                audience=settings.token_audience,
-            )
-            async with self.resources(settings) as resources:
-                app.state.engine = resources.engine
-                app.state.session_factory = resources.session_factory
-                app.state.publisher = resources.publisher
-                app.state.publisher_started = True
-                workers = self.make_workers(settings, resources) if settings.run_workers else None
-                if workers is not None:
-                    await workers.start()
-                app.state.workers = workers
-                app.state.outbox_relay = workers.relay if workers else None
-                try:
-                    yield
-                finally:
-                    app.state.publisher_started = False
-                    if workers is not None:
-                        await workers.stop()
+            if token_verifier is not None:
+                state.token_verifier = token_verifier
+            elif self.verify_tokens:
+                state.token_verifier = TokenVerifier(
+                    http_jwks_source(settings.jwks_url),
+                    issuer=settings.token_issuer,
+                    audience=settings.token_audience,
+                )
+            async with self.open(state):
+                yield
 
         return lifespan
 
-    async def run_workers(self, settings: SettingsT) -> None:
-        """Run the workers alone (no HTTP API) until cancelled."""
+    def create_app(
+        self,
+        state: ProcessState,
+        *,
+        title: str,
+        description: str,
+        routers: Sequence[APIRouter] = (),
+        token_verifier: TokenVerifier | None = None,
+        max_body_bytes: int | None = None,
+        trust_request_id: bool = True,
+    ) -> FastAPI:
+        """The process's FastAPI app, its ``app.state`` being ``state``."""
+        settings = state.settings
+        readiness: dict[str, ReadinessCheck] = {
+            name: _on_state(check) for name, check in self.readiness.items()
+        }
+        app = make_service_app(
+            title=title,
+            service=settings.service_name,
+            version=package_version(self.client_id),
+            lifespan=self.lifespan(state, token_verifier),
+            readiness=readiness,
+            max_body_bytes=max_body_bytes or settings.max_body_bytes,
+            trust_request_id=trust_request_id,
+            description=description,
+            state=state,
+        )
+        for router in routers:
+            app.include_router(router)
+        return app
+
+    async def run_workers(self, settings: ServiceSettings) -> None:
+        """Run the process without its HTTP API (workers only) until cancelled."""
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
-        async with self.resources(settings) as resources:
-            workers = self.make_workers(settings, resources)
-            await workers.start()
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await workers.stop()
+        async with self.open(ProcessState(settings), run_workers=True):
+            await asyncio.Event().wait()
 
 
-async def database_ready(app: FastAPI) -> None:
-    await ping(app.state.engine)
+def _on_state(check: StateCheck) -> ReadinessCheck:
+    async def run(app: FastAPI) -> None:
+        await check(app.state)
 
-
-async def broker_ready(app: FastAPI) -> None:
-    if not getattr(app.state, "publisher_started", False):
-        raise RuntimeError("the Kafka producer is not started")
+    return run

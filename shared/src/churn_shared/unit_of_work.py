@@ -15,27 +15,20 @@ it back.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_shared.db import commit
 from churn_shared.errors import ProblemError
-
-
-class Notifiable(Protocol):
-    """Anything woken after a commit (the outbox relay)."""
-
-    def notify(self) -> None: ...
+from churn_shared.runtime import ProcessState
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response (see the module doc)."""
-    state = request.app.state
-    factory: async_sessionmaker[AsyncSession] = state.session_factory
-    async with factory() as session:
+    state: ProcessState = request.app.state
+    async with state.session_factory() as session:
         try:
             yield session
         except ProblemError as exc:
@@ -48,9 +41,8 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await commit(session)
-    relay: Notifiable | None = getattr(state, "outbox_relay", None)
-    if relay is not None:
-        relay.notify()
+    if state.outbox_relay is not None:
+        state.outbox_relay.notify()
 
 
 #: The request's session. ``scope="function"`` is what puts the commit before the response.

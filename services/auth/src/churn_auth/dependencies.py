@@ -18,7 +18,17 @@ from churn_auth.service import (
     TokenPolicy,
     UserService,
 )
+from churn_shared.runtime import ProcessState
 from churn_shared.unit_of_work import SessionDep
+
+
+class AuthState(ProcessState):
+    """``app.state`` of the auth service."""
+
+    settings: Settings
+    signing_keys: SigningKeyCache
+    password_hasher: PasswordHasher
+    login_throttle: LoginThrottle
 
 
 def get_settings(request: Request) -> Settings:
