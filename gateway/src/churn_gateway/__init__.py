@@ -1,3 +1,1 @@
 """churn_gateway: the platform's one public entry (routing, edge auth, rate limits, live feed)."""
-
-__version__ = "0.1.0"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
+import socketio
 from fastapi import Depends, Request
 
 from churn_gateway.authentication import EdgeAuthenticator, check_api_key_scope, is_internal_path
@@ -14,7 +15,37 @@ from churn_gateway.exceptions import RouteNotFoundError
 from churn_gateway.openapi import PUBLIC_OPERATIONS, MergedOpenAPI
 from churn_gateway.proxy import resolve_upstream
 from churn_gateway.rate_limits import EdgeRateLimiter
-from churn_shared.security import Principal
+from churn_gateway.realtime import create_socket_server
+from churn_gateway.worker import LiveFeedWorker
+from churn_shared.runtime import ProcessState
+from churn_shared.security import ApiKeyExchanger, Principal
+
+
+class GatewayState(ProcessState):
+    """``app.state`` of the gateway: what its runtime opens (``churn_gateway.main``)."""
+
+    settings: Settings
+    #: Replaces the HTTP transport to the services (tests fake it).
+    upstream_transport: httpx.AsyncBaseTransport | None
+    sio: socketio.AsyncServer
+    http_client: httpx.AsyncClient
+    api_key_exchanger: ApiKeyExchanger
+    authenticator: EdgeAuthenticator | None
+    rate_limiter: EdgeRateLimiter | None
+    openapi: MergedOpenAPI
+    live_feed: LiveFeedWorker | None
+
+    def __init__(
+        self, settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(settings)
+        self.upstream_transport = upstream_transport
+        self.authenticator = None
+        self.rate_limiter = None
+        self.live_feed = None
+        self.sio = create_socket_server(
+            lambda: self.authenticator, cors_origins=settings.cors_origins
+        )
 
 
 def get_settings(request: Request) -> Settings:

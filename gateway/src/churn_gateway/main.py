@@ -6,8 +6,7 @@ serves the REST proxy and, mounted at ``/socket.io/``, the Socket.IO live feed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 
 import httpx
 import socketio
@@ -16,21 +15,21 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from churn_gateway import __version__
 from churn_gateway.api.routes import router
 from churn_gateway.authentication import EdgeAuthenticator, pooled_jwks_source
 from churn_gateway.config import Settings
+from churn_gateway.dependencies import GatewayState
 from churn_gateway.events.handlers import LiveFeedHandler
 from churn_gateway.exceptions import RateLimitedError
 from churn_gateway.openapi import MergedOpenAPI
 from churn_gateway.rate_limits import ClientAddressMiddleware, EdgeRateLimiter
-from churn_gateway.realtime import SOCKETIO_MOUNT_PATH, create_socket_server
+from churn_gateway.realtime import SOCKETIO_MOUNT_PATH
 from churn_gateway.worker import LiveFeedWorker
-from churn_shared.app import ReadinessCheck, make_service_app
 from churn_shared.errors import UnauthorizedError, problem_response
 from churn_shared.http import service_client
-from churn_shared.logging import configure_logging, get_logger
+from churn_shared.logging import get_logger
 from churn_shared.middleware import RequestContextMiddleware
+from churn_shared.runtime import ServiceRuntime, package_version
 from churn_shared.security import API_KEY_VERIFY_PATH, ApiKeyExchanger, TokenVerifier
 
 _log = get_logger(__name__)
@@ -39,28 +38,75 @@ API_TITLE = "Churn early-warning platform"
 _FRAMEWORK_DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
-async def _jwks_ready(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    client: httpx.AsyncClient = app.state.http_client
-    response = await client.get(settings.jwks_url, timeout=3.0)
+async def _open(state: GatewayState, stack: AsyncExitStack) -> None:
+    """The upstream HTTP pool, token checks, rate limits, the merged OpenAPI document and,
+    when ``run_workers``, the live-feed consumer."""
+    settings = state.settings
+    client = service_client(
+        timeout=settings.upstream_timeout_seconds, transport=state.upstream_transport
+    )
+    stack.push_async_callback(client.aclose)
+    if not hasattr(state, "token_verifier"):
+        state.token_verifier = TokenVerifier(
+            pooled_jwks_source(client, settings.jwks_url),
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+        )
+    state.http_client = client
+    state.api_key_exchanger = ApiKeyExchanger(
+        client,
+        settings.upstream_urls()["auth"] + API_KEY_VERIFY_PATH,
+        state.token_verifier,
+        ttl_seconds=settings.api_key_cache_seconds,
+        failure_ttl_seconds=settings.api_key_failure_cache_seconds,
+    )
+    state.authenticator = EdgeAuthenticator(
+        state.token_verifier, api_key_verifier=state.api_key_exchanger.exchange
+    )
+    stack.callback(setattr, state, "authenticator", None)
+    if settings.rate_limit_enabled:
+        limiter = EdgeRateLimiter.from_settings(settings)
+        state.rate_limiter = limiter
+        stack.push_async_callback(limiter.close)
+        stack.callback(setattr, state, "rate_limiter", None)
+    state.openapi = MergedOpenAPI(
+        client,
+        settings.upstream_urls(),
+        title=API_TITLE,
+        version=package_version("churn-gateway"),
+        ttl_seconds=settings.openapi_cache_seconds,
+    )
+    if settings.run_workers:
+        worker = LiveFeedWorker(settings, LiveFeedHandler(state.sio))
+        worker.start()
+        stack.push_async_callback(worker.stop)
+        state.live_feed = worker
+    _log.info("gateway_started", upstreams=settings.upstream_urls())
+
+
+async def _jwks_ready(state: GatewayState) -> None:
+    response = await state.http_client.get(state.settings.jwks_url, timeout=3.0)
     response.raise_for_status()
     if not response.json().get("keys"):
         raise RuntimeError("the JWKS holds no keys")
 
 
-async def _live_feed_ready(app: FastAPI) -> None:
-    worker: LiveFeedWorker | None = app.state.live_feed
-    if worker is None or not worker.assigned:
+async def _live_feed_ready(state: GatewayState) -> None:
+    if state.live_feed is None or not state.live_feed.assigned:
         raise RuntimeError("the live-feed consumer has no partitions assigned yet")
 
 
-def _readiness(settings: Settings) -> dict[str, ReadinessCheck]:
-    """What the gateway cannot serve without. Redis is not in it: the rate limits fall back to
-    in-process counters while it is slow or down, so an outage must not pull every replica."""
-    checks: dict[str, ReadinessCheck] = {"jwks": _jwks_ready}
-    if settings.run_workers:
-        checks["live_feed"] = _live_feed_ready
-    return checks
+#: The gateway's process: no database and no producer of its own. Redis is not a readiness
+#: check: the rate limits fall back to in-process counters while it is slow or down, so an
+#: outage must not pull every replica.
+RUNTIME = ServiceRuntime(
+    client_id="churn-gateway",
+    setup=_open,
+    checks={"jwks": _jwks_ready},
+    worker_checks={"live_feed": _live_feed_ready},
+    # Its verifier fetches the JWKS through the upstream pool (``_open``).
+    verify_tokens=False,
+)
 
 
 def _install_header_problem_handlers(app: FastAPI) -> None:
@@ -115,72 +161,15 @@ def create_app(
 ) -> FastAPI:
     """Build the gateway. ``token_verifier`` and ``upstream_transport`` are for tests."""
     settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.service_name, settings.log_level, settings.log_json)
-        client = service_client(
-            timeout=settings.upstream_timeout_seconds, transport=upstream_transport
-        )
-        verifier = token_verifier or TokenVerifier(
-            pooled_jwks_source(client, settings.jwks_url),
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-        )
-        app.state.http_client = client
-        app.state.token_verifier = verifier
-        app.state.api_key_exchanger = ApiKeyExchanger(
-            client,
-            settings.upstream_urls()["auth"] + API_KEY_VERIFY_PATH,
-            verifier,
-            ttl_seconds=settings.api_key_cache_seconds,
-            failure_ttl_seconds=settings.api_key_failure_cache_seconds,
-        )
-        app.state.authenticator = EdgeAuthenticator(
-            verifier, api_key_verifier=app.state.api_key_exchanger.exchange
-        )
-        app.state.rate_limiter = (
-            EdgeRateLimiter.from_settings(settings) if settings.rate_limit_enabled else None
-        )
-        app.state.openapi = MergedOpenAPI(
-            client,
-            settings.upstream_urls(),
-            title=API_TITLE,
-            version=__version__,
-            ttl_seconds=settings.openapi_cache_seconds,
-        )
-        worker: LiveFeedWorker | None = None
-        if settings.run_workers:
-            worker = LiveFeedWorker(settings, LiveFeedHandler(sio))
-            worker.start()
-        app.state.live_feed = worker
-        _log.info("gateway_started", upstreams=settings.upstream_urls())
-        try:
-            yield
-        finally:
-            if worker is not None:
-                await worker.stop()
-            app.state.authenticator = None
-            limiter: EdgeRateLimiter | None = app.state.rate_limiter
-            app.state.rate_limiter = None
-            if limiter is not None:
-                await limiter.close()
-            await client.aclose()
-
-    app = make_service_app(
+    state = GatewayState(settings, upstream_transport=upstream_transport)
+    app = RUNTIME.create_app(
+        state,
         title=API_TITLE,
-        service="gateway",
-        version=__version__,
-        lifespan=lifespan,
-        readiness=_readiness(settings),
-        max_body_bytes=settings.max_body_bytes,
-        trust_request_id=False,
         description="The public entry of the churn platform: /v1 REST and a Socket.IO feed.",
+        routers=(),
+        token_verifier=token_verifier,
+        trust_request_id=False,
     )
-    app.state.settings = settings
-    app.state.authenticator = None
-    app.state.rate_limiter = None
-    app.state.live_feed = None
     # The gateway serves the merged document of the services, not FastAPI's own one.
     app.router.routes[:] = [
         route
@@ -199,9 +188,7 @@ def create_app(
             max_age=600,
         )
     app.include_router(router)
-    sio = create_socket_server(lambda: app.state.authenticator, cors_origins=settings.cors_origins)
-    app.state.sio = sio
-    app.mount(SOCKETIO_MOUNT_PATH, socketio.ASGIApp(sio, socketio_path=None))
+    app.mount(SOCKETIO_MOUNT_PATH, socketio.ASGIApp(state.sio, socketio_path=None))
     return app
 
 

@@ -110,7 +110,8 @@ class ServiceRuntime:
     * ``setup(state, stack)``: opens the process's own resources onto ``state`` after the
       database and broker, registering their cleanup on ``stack`` (closed in reverse).
     * ``make_workers(settings, resources)``: its background workers (run when ``run_workers``).
-    * ``checks``: readiness checks beyond the database and the broker, ``name → check(state)``.
+    * ``checks``: readiness checks beyond the database and the broker, ``name → check(state)``;
+      ``worker_checks`` apply only when the process runs its workers.
     """
 
     client_id: str
@@ -119,17 +120,20 @@ class ServiceRuntime:
     make_workers: Callable[[Any, ServiceResources], Workers] | None = None
     setup: Callable[[Any, AsyncExitStack], Awaitable[None]] | None = None
     checks: Mapping[str, StateCheck] = field(default_factory=dict)
+    #: Readiness checks that apply only when the process runs its workers (``run_workers``).
+    worker_checks: Mapping[str, StateCheck] = field(default_factory=dict)
     #: Verify access tokens against the JWKS at ``settings.jwks_url`` (auth serves its own).
     verify_tokens: bool = True
 
-    @property
-    def readiness(self) -> dict[str, StateCheck]:
+    def readiness(self, settings: ServiceSettings) -> dict[str, StateCheck]:
         checks: dict[str, StateCheck] = {}
         if self.migrations is not None:
             checks["database"] = _database_ready
         if self.topics is not None:
             checks["broker"] = _broker_ready
         checks.update(self.checks)
+        if settings.run_workers:
+            checks.update(self.worker_checks)
         return checks
 
     @asynccontextmanager
@@ -211,7 +215,7 @@ class ServiceRuntime:
         """The process's FastAPI app, its ``app.state`` being ``state``."""
         settings = state.settings
         readiness: dict[str, ReadinessCheck] = {
-            name: _on_state(check) for name, check in self.readiness.items()
+            name: _on_state(check) for name, check in self.readiness(settings).items()
         }
         app = make_service_app(
             title=title,
