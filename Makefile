@@ -1,14 +1,13 @@
 # Two commands for a newcomer: `make up` (the demo) and `make test` (the suite).
-# Both install what they need: uv (from PyPI, if missing) and the locked workspace.
+# Both install what they need: uv (tools/install_uv.py: the one on PATH, else a private copy
+# under .tools/, never into the system Python) and the locked workspace.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTHON ?= python3
+UV = $(shell $(PYTHON) tools/install_uv.py)
 
 .PHONY: up test lint openapi install
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-install: $(UV)
+install:
 	$(UV) sync --frozen
 
 up: install
