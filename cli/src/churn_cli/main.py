@@ -31,9 +31,9 @@ def up(
         bool, typer.Option(help="Create a demo tenant and stream simulated events.")
     ] = False,
     port: Annotated[int, typer.Option(help="Gateway port (a free one if taken).")] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where SQLite files and logs go.")] = Path(
-        ".churn"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where SQLite files and logs go.", envvar="CHURN_DATA_DIR")
+    ] = Path(".churn"),
     fresh: Annotated[bool, typer.Option(help="Start from empty databases.")] = False,
     customers: Annotated[int, typer.Option(help="Simulated customers in the demo.")] = 200,
     rate: Annotated[float, typer.Option(help="Demo events per second.")] = 20.0,
