@@ -17,21 +17,7 @@ from churn_alerts.signing import verify_signature_header
 from churn_shared.contracts import ChurnScoreComputedV1, Driver, Topics
 from churn_shared.db import utcnow
 from churn_shared.kafka import Envelope, EventPublisher
-
-
-async def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll an async or sync predicate until it returns something truthy (as the root
-    conftest's helper, which importlib mode does not let this tree import)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
+from testkit import wait_for
 
 
 def _envelope(
@@ -44,7 +30,6 @@ def _envelope(
     event_id: str | None = None,
 ) -> Envelope:
     return Envelope.wrap(
-        event_type="ChurnScoreComputedV1",
         tenant_id=tenant_id,
         producer="prediction",
         key=customer_id,

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery, outbox, processed_events
-from churn_shared.kafka import Envelope, claim_event_ids, enqueue
+from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery, outbox
+from churn_shared.kafka import Envelope, enqueue
 
 
 class RuleRepository:
@@ -215,13 +215,10 @@ class DeliveryRepository:
 
 
 class EventRepository:
-    """The service's outbox and processed-event ids."""
+    """The service's outbox (consumed event ids are claimed by the Kafka handler)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def claim(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
-        return await claim_event_ids(self.session, processed_events, consumer, event_ids)
 
     async def enqueue(self, topic: str, envelopes: Sequence[Envelope]) -> None:
         await enqueue(self.session, outbox, topic, envelopes)

@@ -34,14 +34,13 @@ from churn_alerts.schemas import (
 )
 from churn_alerts.signing import new_secret
 from churn_alerts.url_policy import channel_url_problem
-from churn_shared.contracts import ChurnAlertRaisedV1, Topics
+from churn_shared.contracts import ChurnAlertRaisedV1
 from churn_shared.db import utcnow
 from churn_shared.errors import BadRequestError
 from churn_shared.kafka import Envelope
 from churn_shared.pagination import decode_cursor, encode_cursor
 
 PRODUCER = "alerts"
-SCORES_CONSUMER = "alerts.scores"
 
 
 def _rules_of(row: AlertRule | None) -> AlertRules:
@@ -71,18 +70,6 @@ class AlertService:
         self.events = EventRepository(session)
 
     # --- scores → alerts -------------------------------------------------------------------
-
-    async def handle_scores(
-        self, scored: Sequence[tuple[str, TenantScore]], now: datetime | None = None
-    ) -> ScoresOutcome:
-        """Apply one batch of consumed scores ``(event_id, score)`` exactly once."""
-        fresh = await self.events.claim(SCORES_CONSUMER, [event_id for event_id, _ in scored])
-        scores: list[TenantScore] = []
-        for event_id, score in scored:
-            if event_id in fresh:
-                fresh.discard(event_id)  # a copy later in the same batch is a duplicate
-                scores.append(score)
-        return await self.raise_alerts(scores, now)
 
     async def raise_alerts(
         self, scores: Sequence[TenantScore], now: datetime | None = None
@@ -134,10 +121,9 @@ class AlertService:
         if deliveries:
             await self.deliveries.add_all(deliveries)
         await self.events.enqueue(
-            Topics.CHURN_ALERTS,
+            ChurnAlertRaisedV1.topic,
             [
                 Envelope.wrap(
-                    event_type="ChurnAlertRaisedV1",
                     tenant_id=p.tenant_id,
                     producer=PRODUCER,
                     key=a.customer_id,

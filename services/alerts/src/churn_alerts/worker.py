@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.config import Settings
-from churn_alerts.events.handlers import ScoreHandler
+from churn_alerts.events.handlers import churn_scores_handler
 from churn_alerts.models import outbox, processed_events
-from churn_alerts.service import DeliveryResult, DeliveryService, RetryPolicy, WebhookJob
+from churn_alerts.service import (
+    DeliveryResult,
+    DeliveryService,
+    RetryPolicy,
+    ScoresOutcome,
+    WebhookJob,
+)
 from churn_alerts.signing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -28,11 +33,12 @@ from churn_alerts.signing import (
 )
 from churn_alerts.url_policy import DestinationRefusedError
 from churn_alerts.webhook_transport import PinnedTransport, Resolver, system_resolver
-from churn_shared.contracts import Topics
+from churn_shared.contracts import ChurnScoreComputedV1, Topics
 from churn_shared.db import unit_of_work
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
+from churn_shared.kafka import EventPublisher
 from churn_shared.logging import get_logger
 from churn_shared.runtime import ServiceResources, ServiceRuntime
+from churn_shared.workers import ServiceWorkers
 
 _log = get_logger(__name__)
 
@@ -265,8 +271,9 @@ def _result_of(send: _Send, post: asyncio.Task[DeliveryResult]) -> DeliveryResul
     return post.result()
 
 
-class AlertWorkers:
-    """The consumer, relay and delivery worker of one process."""
+class AlertWorkers(ServiceWorkers):
+    """The scores consumer, the outbox relay, the pruner and the delivery worker of one
+    process."""
 
     def __init__(
         self,
@@ -275,40 +282,25 @@ class AlertWorkers:
         session_factory: async_sessionmaker[AsyncSession],
         publisher: EventPublisher,
     ) -> None:
-        self.relay = OutboxRelay(engine, outbox, publisher)
-        self.pruner = ProcessedEventsPruner(
-            engine,
-            processed_events,
-            retention=timedelta(hours=settings.processed_events_retention_hours),
-            interval_seconds=settings.housekeeping_interval_seconds,
+        super().__init__(
+            settings,
+            engine=engine,
+            publisher=publisher,
+            outbox=outbox,
+            processed_events=processed_events,
         )
-        self.delivery = WebhookDeliveryWorker(session_factory, settings)
-        self.consumer = BatchConsumer(
-            topics=[Topics.CHURN_SCORES],
-            group_id=settings.consumer_group,
-            handler=ScoreHandler(session_factory, self._committed),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            dlq_publisher=publisher,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        self.delivery = self.add_loop(WebhookDeliveryWorker(session_factory, settings))
+        self.consumer = self.add_consumer(
             name="alerts-scores",
+            topics=[ChurnScoreComputedV1.topic],
+            group_id=settings.consumer_group,
+            handler=churn_scores_handler(session_factory, self._committed),
         )
 
-    def _committed(self, has_deliveries: bool) -> None:
+    def _committed(self, outcome: ScoresOutcome) -> None:
         self.relay.notify()
-        if has_deliveries:
+        if outcome.deliveries > 0:
             self.delivery.notify()
-
-    async def start(self) -> None:
-        self.relay.start()
-        self.pruner.start()
-        self.delivery.start()
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.pruner.stop()
-        await self.consumer.stop()
-        await self.delivery.stop()
-        await self.relay.stop()
 
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")

@@ -1,53 +1,42 @@
-"""Kafka handlers: parse the batch, apply it in one unit of work, then wake whoever waits."""
+"""Kafka handlers of the alerts service: the contract each consumer takes and the one service
+call it makes; :class:`churn_shared.kafka.TransactionalHandler` parses, claims the processed
+ids, runs the transaction and hands the outcome to whoever waits for the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_alerts.models import processed_events
 from churn_alerts.rules import TenantScore
-from churn_alerts.service import AlertService
+from churn_alerts.service import AlertService, ScoresOutcome
 from churn_shared.contracts import ChurnScoreComputedV1
-from churn_shared.db import unit_of_work
-from churn_shared.kafka.consumer import Delivery
-from churn_shared.logging import get_logger
+from churn_shared.kafka import Received, TransactionalHandler
 
-_log = get_logger(__name__)
-SCORE_EVENT_TYPE = "ChurnScoreComputedV1"
+#: The consumer name under which score event ids are claimed (kept: existing claims use it).
+SCORES_CONSUMER = "alerts.scores"
 
 
-class ScoreHandler:
-    """Consumes ``churn.scores.v1``: one transaction per micro-batch, idempotent per event id."""
+def churn_scores_handler(
+    session_factory: async_sessionmaker[AsyncSession],
+    on_committed: Callable[[ScoresOutcome], None],
+) -> TransactionalHandler[ChurnScoreComputedV1, ScoresOutcome]:
+    """Consumes ``churn.scores.v1``: one transaction per micro-batch, each score once."""
 
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        on_committed: Callable[[bool], None],
-    ) -> None:
-        self._factory = session_factory
-        self._on_committed = on_committed
-
-    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
-        scored = [
-            (
-                d.envelope.event_id,
-                TenantScore(
-                    d.envelope.tenant_id, ChurnScoreComputedV1.model_validate(d.envelope.payload)
-                ),
-            )
-            for d in deliveries
-            if d.envelope.event_type == SCORE_EVENT_TYPE
-        ]
-        if not scored:
-            return
-        async with unit_of_work(self._factory) as session:
-            outcome = await AlertService(session).handle_scores(scored)
-        _log.info(
-            "scores_handled",
-            scores=len(scored),
-            alerts=outcome.alerts,
-            deliveries=outcome.deliveries,
+    async def raise_alerts(
+        session: AsyncSession, received: list[Received[ChurnScoreComputedV1]]
+    ) -> ScoresOutcome:
+        return await AlertService(session).raise_alerts(
+            [TenantScore(r.tenant_id, r.payload) for r in received]
         )
-        self._on_committed(outcome.deliveries > 0)
+
+    return TransactionalHandler(
+        name=SCORES_CONSUMER,
+        contract=ChurnScoreComputedV1,
+        session_factory=session_factory,
+        processed_events=processed_events,
+        apply=raise_alerts,
+        on_committed=on_committed,
+    )
