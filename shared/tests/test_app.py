@@ -122,3 +122,21 @@ def test_cursor_round_trip_and_garbage():
     for bad in ("%%%", encode_cursor([1]), "bm90IGpzb24"):
         with pytest.raises(BadRequestError):
             decode_cursor(bad, 2)
+
+
+async def test_docs_render_from_local_assets_only() -> None:
+    """Swagger UI's page names no other host, and every file it loads is served here."""
+    import re
+
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        urls = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
+        urls += re.findall(r"""url: ['"]([^'"]+)['"]""", page.text)
+        assert urls
+        assert not [u for u in urls if "://" in u or u.startswith("//")], urls
+        for url in urls:
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            assert asset.content, url

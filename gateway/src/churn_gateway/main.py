@@ -35,7 +35,8 @@ from churn_shared.security import API_KEY_VERIFY_PATH, ApiKeyExchanger, TokenVer
 _log = get_logger(__name__)
 
 API_TITLE = "Churn early-warning platform"
-_FRAMEWORK_DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: FastAPI's own document is replaced by the merged one; /docs (shared) shows the merged one.
+_FRAMEWORK_DOC_PATHS = frozenset({"/openapi.json"})
 
 
 async def _open(state: GatewayState, stack: AsyncExitStack) -> None:

@@ -7,11 +7,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from churn_shared.errors import install_problem_handlers
 from churn_shared.middleware import (
@@ -40,6 +42,29 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Where Swagger UI's own files are served from (``swagger-ui-bundle-v2``): no CDN, so ``/docs``
+#: renders on a machine without internet access.
+DOCS_ASSETS_PATH = "/docs/assets"
+
+
+def install_docs(app: FastAPI, *, openapi_url: str, title: str) -> None:
+    """Serve Swagger UI at ``/docs`` with its JavaScript and CSS from this process."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=title,
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png",
+            oauth2_redirect_url=None,
+        )
+
+
 def make_service_app(
     *,
     title: str,
@@ -59,7 +84,10 @@ def make_service_app(
         version=version,
         description=description,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app, openapi_url="/openapi.json", title=title)
     if state is not None:
         app.state = state
     registry = CollectorRegistry()

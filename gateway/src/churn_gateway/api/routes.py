@@ -1,4 +1,4 @@
-"""Routes: the merged OpenAPI document, Swagger UI, and the ``/v1`` reverse proxy."""
+"""Routes: the merged OpenAPI document and the ``/v1`` reverse proxy (Swagger UI is shared)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
 from churn_gateway.dependencies import HttpClientDep, MergedOpenAPIDep, ProxyTargetDep
@@ -22,11 +20,6 @@ PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 async def openapi_document(merged: MergedOpenAPIDep) -> Response:
     document: dict[str, Any] = await merged.document()
     return Response(orjson.dumps(document), media_type="application/json")
-
-
-@router.get("/docs", include_in_schema=False)
-async def swagger_ui() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="Churn platform API")
 
 
 @router.api_route("/v1/{path:path}", methods=PROXIED_METHODS, include_in_schema=False)
