@@ -2,7 +2,7 @@
 
 Starts the embedded stack, reads the champion model the prediction service serves from its
 registry, and scores the same 10,000 simulated rows three ways: in-process
-(``ChurnModel.predict_proba`` = ``Booster.predict``), ``POST /v1/predictions/batch`` straight to
+(``BoosterScorer.predict`` = ``Booster.predict``), ``POST /v1/predictions/batch`` straight to
 the prediction service, and through the gateway (columnar and row bodies). Also times in-process
 single-row and 10,000-row scoring with and without per-row drivers (TreeSHAP).
 
@@ -27,7 +27,7 @@ import orjson
 
 from churn_cli.launcher import Stack, StackConfig
 from churn_prediction.registry.repository import ModelRegistryRepository
-from churn_prediction.scoring.scorer import ChurnModel
+from churn_prediction.scoring.scorer import BoosterScorer
 from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import create_engine, create_session_factory
@@ -42,13 +42,13 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> float:
     return min(times)
 
 
-async def champion(db_path: Path) -> ChurnModel:
+async def champion(db_path: Path) -> BoosterScorer:
     engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
     async with create_session_factory(engine)() as session:
         version = await ModelRegistryRepository(session).aliased_version(None, "champion")
     await engine.dispose()
     assert version is not None, "the prediction service has no champion"
-    return ChurnModel.from_string(version.artifact, version.features)
+    return BoosterScorer.from_string(version.artifact, version.features)
 
 
 def token(gateway: str) -> str:
@@ -79,8 +79,8 @@ def main() -> None:
             "Authorization": f"Bearer {token(stack.gateway_url)}",
             "Content-Type": "application/json",
         }
-        in_process = best_of(args.repeat, lambda: model.predict_proba(matrix))
-        expected = model.predict_proba(matrix)
+        in_process = best_of(args.repeat, lambda: model.predict(matrix))
+        expected = model.predict(matrix)
         results: dict[str, float] = {}
         with httpx.Client(timeout=60, headers=headers) as http:
             for label, base, body in (
@@ -102,15 +102,15 @@ def main() -> None:
             )
 
     one_row = matrix[:1]
-    single = statistics.median(_timed(lambda: model.predict_proba(one_row)) for _ in range(500))
+    single = statistics.median(_timed(lambda: model.predict(one_row)) for _ in range(500))
     single_drivers = statistics.median(
-        _timed(lambda: model.predict_with_drivers(one_row)) for _ in range(500)
+        _timed(lambda: model.explain(one_row, 3)) for _ in range(500)
     )
-    batch_drivers = best_of(3, lambda: model.predict_with_drivers(matrix))
+    batch_drivers = best_of(3, lambda: model.explain(matrix, 3))
 
     print(f"rows per batch                          {args.rows}")
     print(
-        f"in-process predict_proba                {args.rows / in_process:>10.0f} rows/s "
+        f"in-process predict                      {args.rows / in_process:>10.0f} rows/s "
         f"({in_process * 1000:.1f} ms)"
     )
     for label, seconds in results.items():

@@ -1,6 +1,6 @@
 """In-process scoring latency of the served model kinds, with drivers on and off.
 
-Each model goes through the registry's round trip first (artifact text → ``ServingModel.from_row``
+Each model goes through the registry's round trip first (artifact text → ``load_version``
 with the feature-schema check), so what is timed is exactly what a replica serves:
 
 * ``default booster``: the global default (LightGBM over the behavioural features, simulated
@@ -30,15 +30,12 @@ import pandas as pd
 
 from churn_prediction.config import Settings
 from churn_prediction.models import ModelVersion
-from churn_prediction.registry.service import train_default_model
-from churn_prediction.scoring.serving import (
-    BOOSTER,
-    PIPELINE,
-    PipelineScorer,
-    ServingModel,
-    encode_artifact,
-)
-from churn_prediction.training.procedure import TrainingSet, train, train_labelled
+from churn_prediction.registry.default_model import train_default_model
+from churn_prediction.registry.loading import BOOSTER, PIPELINE, encode_artifact, load_version
+from churn_prediction.scoring.scorer import FeatureColumns, Scorer
+from churn_prediction.scoring.serving import ServingModel
+from churn_prediction.training.procedure import train, train_labelled
+from churn_prediction.training.sets import TrainingSet
 from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import utcnow
@@ -64,7 +61,9 @@ def best_ms(n: int, fn: Callable[[], Any]) -> float:
     return min(times) * 1000
 
 
-def served(version: str, kind: str, artifact: str, features: list[str], **extra: Any) -> Any:
+def served(
+    version: str, kind: str, artifact: str, features: list[str], **extra: Any
+) -> ServingModel:
     row = ModelVersion(
         version=version,
         tenant_id=None if kind == BOOSTER else "bench",
@@ -75,7 +74,7 @@ def served(version: str, kind: str, artifact: str, features: list[str], **extra:
         kind=kind,
         **extra,
     )
-    return ServingModel.from_row(row)
+    return load_version(row)
 
 
 def main() -> None:
@@ -107,22 +106,13 @@ def main() -> None:
     )
 
     rows = simulate_customers(args.rows, seed=11).features
-    one = rows[:1]
     print(f"rows={args.rows} single-row calls={args.single} repeat={args.repeat}")
     print(f"{'model':<34}{'drivers':>8}{'1 row (ms)':>12}{f'{args.rows} rows (ms)':>18}")
     for label, serving in (
         (f"default booster ({default.version})", default),
         (f"events pipeline ({events_model.model_name})", events),
     ):
-        model = serving.model
-        for drivers in (False, True):
-            if drivers:
-                single = median_ms(args.single, partial(model.predict_with_drivers, one, 3))
-                batch = best_ms(args.repeat, partial(model.predict_with_drivers, rows, 3))
-            else:
-                single = median_ms(args.single, partial(model.predict_proba, one))
-                batch = best_ms(args.repeat, partial(model.predict_proba, rows))
-            print(f"{label:<34}{'on' if drivers else 'off':>8}{single:>12.3f}{batch:>18.1f}")
+        time_scorer(label, serving.model, matrix_columns(rows), matrix_columns(rows[:1]), args)
 
     if TELCO.exists():
         frame = pd.read_csv(TELCO)
@@ -135,17 +125,11 @@ def main() -> None:
             feature_schema=trained.feature_schema,
             training_source={"source": "customers", "label": "Churn"},
         )
-        scorer = telco.model
-        assert isinstance(scorer, PipelineScorer)
         features = frame[trained.feature_names]
         big = features.sample(args.rows, replace=True, random_state=0).reset_index(drop=True)
         first = features.iloc[:1].reset_index(drop=True)
         label = f"telco pipeline ({trained.model_name})"
-        for drivers in (False, True):
-            k = 3 if drivers else None
-            single = median_ms(args.single, partial(scorer.predict_frame, first, k))
-            batch = best_ms(args.repeat, partial(scorer.predict_frame, big, k))
-            print(f"{label:<34}{'on' if drivers else 'off':>8}{single:>12.3f}{batch:>18.1f}")
+        time_scorer(label, telco.model, frame_columns(big), frame_columns(first), args)
         print(
             f"telco CV: roc_auc={trained.metrics['roc_auc']:.4f} "
             f"brier={trained.metrics['brier']:.4f} "
@@ -153,6 +137,29 @@ def main() -> None:
         )
     else:
         print(f"(no Telco file at {TELCO}: the Telco pipeline is skipped)")
+
+
+def matrix_columns(matrix: np.ndarray[Any, Any]) -> FeatureColumns:
+    return FeatureColumns(len(matrix), [matrix[:, j].tolist() for j in range(matrix.shape[1])])
+
+
+def frame_columns(frame: pd.DataFrame) -> FeatureColumns:
+    return FeatureColumns(len(frame), [frame[name].tolist() for name in frame.columns])
+
+
+def time_scorer(
+    label: str, model: Scorer[Any], rows: FeatureColumns, one: FeatureColumns, args: Any
+) -> None:
+    """The model call a replica makes, on input parsed once beforehand."""
+    batch, single_row = model.parse(rows), model.parse(one)
+    for drivers in (False, True):
+        if drivers:
+            single = median_ms(args.single, partial(model.explain, single_row, 3))
+            many = best_ms(args.repeat, partial(model.explain, batch, 3))
+        else:
+            single = median_ms(args.single, partial(model.predict, single_row))
+            many = best_ms(args.repeat, partial(model.predict, batch))
+        print(f"{label:<34}{'on' if drivers else 'off':>8}{single:>12.3f}{many:>18.1f}")
 
 
 if __name__ == "__main__":

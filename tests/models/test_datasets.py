@@ -222,7 +222,7 @@ def _training_set(body: dict[str, Any], labels: Any = None) -> Any:
     import numpy as np
     import pandas as pd
 
-    from churn_prediction.training.procedure import TrainingSet
+    from churn_prediction.training.sets import TrainingSet
 
     names = body["feature_names"]
     return TrainingSet(

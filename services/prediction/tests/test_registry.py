@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from churn_prediction.main import create_app
 from churn_prediction.models import outbox, scores_table
 from churn_prediction.registry.service import ModelRegistryService
-from churn_prediction.scoring.serving import PipelineScorer
 from churn_prediction.training.evaluation import recency_baseline_auc
-from churn_prediction.training.procedure import TrainingSet, train, train_labelled
+from churn_prediction.training.procedure import train, train_labelled
+from churn_prediction.training.sets import TrainingSet
 from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import (
     FEATURE_NAMES,
@@ -599,17 +599,3 @@ async def test_recommendations_follow_the_tenant_rules(
         )
         assert batch.json()["predictions"][0]["recommendations"][0]["action"] == "call_now"
         assert (await client.get("/v1/recommendation-rules", headers=analyst)).json() == custom
-
-
-def test_a_served_events_pipeline_scores_and_explains_like_the_trained_model() -> None:
-    trained = trained_events_model()
-    scorer = PipelineScorer(trained)
-    matrix = simulate_customers(300, seed=5).features
-    frame = pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
-    expected = trained.predict_proba(frame)
-    np.testing.assert_allclose(scorer.predict_proba(matrix), expected, rtol=0, atol=1e-12)
-    probabilities, drivers = scorer.predict_with_drivers(matrix, 3)
-    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-12)
-    assert [[d.model_dump() for d in row] for row in drivers] == trained.explain(frame, 3)
-    contrib, bias = trained.contributions(frame)
-    np.testing.assert_allclose(contrib.sum(axis=1) + bias, trained.raw_margin(frame), atol=1e-9)

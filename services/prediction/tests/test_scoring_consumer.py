@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from churn_prediction.main import create_app
 from churn_prediction.models import outbox, scores_table
+from churn_prediction.scoring.scorer import FeatureColumns
 from churn_shared.contracts import ChurnScoreComputedV1, CustomerFeaturesUpdatedV1, Topics
 from churn_shared.kafka import Envelope, EventPublisher
 
@@ -137,7 +138,8 @@ async def test_feature_snapshots_are_scored_stored_and_published(
             rows = await stored_scores(app, tenant)
             assert len(rows) == 1
             model = app.state.serving_models.for_tenant(tenant).model
-            expected = model.booster.predict(model.matrix_from_mappings([healthy]))[0]
+            batch = model.parse(FeatureColumns.from_mappings([healthy], model.feature_names))
+            expected = model.booster.predict(batch)[0]
             assert rows[0].customer_id == "cust-1"
             assert rows[0].churn_probability == pytest.approx(expected, abs=1e-9)
             assert rows[0].model_version == "default-1"

@@ -9,15 +9,12 @@ from fastapi import Depends, Request
 
 from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
-from churn_prediction.registry.service import (
-    ModelRegistryService,
-    PredictionService,
-    RecommendationRuleService,
-    RulesLoader,
-    TrainingJobQueries,
-)
+from churn_prediction.recommendations.service import RecommendationRuleService
+from churn_prediction.registry.service import ModelRegistryService
+from churn_prediction.scoring.service import PredictionService, RulesLoader
 from churn_prediction.scoring.serving import ServingModels
 from churn_prediction.training_jobs.runner import TrainingJobRunner
+from churn_prediction.training_jobs.service import TrainingJobService
 from churn_shared.db import unit_of_work
 from churn_shared.security import Principal, require_role
 from churn_shared.unit_of_work import SessionDep
@@ -63,10 +60,10 @@ async def get_rule_service(request: Request, session: SessionDep) -> Recommendat
     return RecommendationRuleService(session, request.app.state.rules_cache)
 
 
-async def get_job_queries(
+async def get_job_service(
     session: SessionDep,
-) -> TrainingJobQueries:
-    return TrainingJobQueries(session)
+) -> TrainingJobService:
+    return TrainingJobService(session)
 
 
 def get_job_runner(request: Request) -> TrainingJobRunner:
@@ -78,7 +75,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 RegistryServiceDep = Annotated[ModelRegistryService, Depends(get_registry_service)]
 RuleServiceDep = Annotated[RecommendationRuleService, Depends(get_rule_service)]
-JobQueriesDep = Annotated[TrainingJobQueries, Depends(get_job_queries)]
+JobServiceDep = Annotated[TrainingJobService, Depends(get_job_service)]
 JobRunnerDep = Annotated[TrainingJobRunner, Depends(get_job_runner)]
 AnalystDep = Annotated[Principal, Depends(require_role("analyst"))]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]

@@ -7,8 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Result
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_shared.db import UTCDateTime, utcnow
 from churn_shared.kafka import outbox_table, processed_events_table
@@ -36,7 +38,7 @@ class ModelVersion(Base, table=True):
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
     #: ``lightgbm_booster`` (a LightGBM model string over FEATURE_NAMES) or ``pipeline``
-    #: (base64 of :meth:`churn_prediction.training.procedure.TrainedModel.to_bytes`).
+    #: (base64 of :meth:`churn_prediction.training.model.TrainedModel.to_bytes`).
     kind: str = Field(
         default="lightgbm_booster",
         sa_column=sa.Column(
@@ -182,6 +184,9 @@ class RecommendationRuleSet(Base, table=True):
     )
 
 
+#: The producer every envelope this service writes to its outbox names.
+PRODUCER = "churn-prediction"
+
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)
 
@@ -191,3 +196,12 @@ scores_table: sa.Table = Score.__table__  # type: ignore[attr-defined]
 alias_history_table: sa.Table = AliasChange.__table__  # type: ignore[attr-defined]
 training_jobs_table: sa.Table = TrainingJob.__table__  # type: ignore[attr-defined]
 shadow_scores_table: sa.Table = ShadowScore.__table__  # type: ignore[attr-defined]
+
+
+async def execute_core(
+    session: AsyncSession, statement: sa.Executable, params: Any = None
+) -> Result[Any]:
+    """Run a Core statement on the session's connection (inside the session's transaction);
+    the repositories' bulk and aggregate queries skip the ORM this way."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_prediction.config import Settings
 from churn_prediction.events.handlers import FeatureSnapshotHandler, ModelPromotedHandler
 from churn_prediction.models import outbox, processed_events
-from churn_prediction.registry.service import ServingModels
+from churn_prediction.scoring.serving import ServingModels
 from churn_shared.contracts import ModelTopics, Topics
 from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
 

@@ -8,11 +8,12 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from churn_prediction.api.bodies import BATCH_REQUEST_SCHEMA, JsonBatch
 from churn_prediction.dependencies import (
     AdminDep,
     AnalystDep,
-    JobQueriesDep,
     JobRunnerDep,
+    JobServiceDep,
     PredictionServiceDep,
     RegistryServiceDep,
     RuleServiceDep,
@@ -20,20 +21,23 @@ from churn_prediction.dependencies import (
     SettingsDep,
     TrainingSetsDep,
 )
-from churn_prediction.scoring.schemas import (
-    BATCH_REQUEST_SCHEMA,
+from churn_prediction.recommendations.schemas import RecommendationRules
+from churn_prediction.registry.schemas import (
     AliasRead,
-    BatchPredictionRead,
     EvaluationCreate,
     EvaluationRead,
     ModelDetail,
     ModelList,
+    PromoteRequest,
+    ShadowReport,
+)
+from churn_prediction.scoring.schemas import (
+    BatchPredictionRead,
     ModelRead,
     PredictionCreate,
     PredictionRead,
-    PromoteRequest,
-    RecommendationRules,
-    ShadowReport,
+)
+from churn_prediction.training_jobs.schemas import (
     TrainingCreate,
     TrainingJobAccepted,
     TrainingJobRead,
@@ -93,13 +97,13 @@ async def create_batch_prediction(
     request: Request,
     principal: ScorerDep,
     service: PredictionServiceDep,
+    settings: SettingsDep,
     drivers: bool = Query(default=False, description="Add the top drivers to every prediction."),
 ) -> Response:
     """Predictions come back in input order. The body's shape is validated, not each cell
     through a model class, so large batches stay fast."""
-    result = await service.predict_batch(
-        principal.tenant_id, await request.body(), with_drivers=drivers
-    )
+    body = JsonBatch(await request.body(), max_rows=settings.max_batch_rows)
+    result = await service.predict_batch(principal.tenant_id, body, with_drivers=drivers)
     return Response(orjson.dumps(result), media_type="application/json")
 
 
@@ -152,7 +156,7 @@ async def train_model(
     responses=PROBLEM_RESPONSES,
 )
 async def get_training_job(
-    job_id: str, principal: ReaderDep, jobs: JobQueriesDep
+    job_id: str, principal: ReaderDep, jobs: JobServiceDep
 ) -> TrainingJobRead:
     return await jobs.get(principal.tenant_id, job_id)
 

@@ -9,12 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.config import Settings
 from churn_prediction.models import processed_events
-from churn_prediction.registry.service import (
-    FeatureSnapshot,
-    ModelRegistryService,
-    PredictionService,
-    ServingModels,
-)
+from churn_prediction.registry.service import ModelRegistryService
+from churn_prediction.scoring.service import FeatureSnapshot, PredictionService
+from churn_prediction.scoring.serving import ServingModels
 from churn_shared.contracts import CustomerFeaturesUpdatedV1, ModelPromotedV1
 from churn_shared.db import unit_of_work
 from churn_shared.kafka import claim_event_ids

@@ -1,8 +1,20 @@
-"""The churn model: a small LightGBM booster, its training, serving and explanations.
+"""The :class:`Scorer` protocol every served model implements, and its two implementations.
 
-Served probabilities are exactly ``booster.predict(X)`` (the binary objective's sigmoid of the raw
-score), and explanations are LightGBM's own SHAP values (``pred_contrib=True``): per row, the
-feature contributions plus the bias add up to the raw log-odds.
+Serving asks three things of a model, whatever its kind:
+
+* ``parse``: check the values given for its features and build its own input (a float matrix
+  for the booster, a frame for a pipeline model);
+* ``predict``: churn probabilities for that input;
+* ``explain``: the probabilities and each row's top drivers, from one contributions pass.
+
+:class:`BoosterScorer` serves a LightGBM booster over the online features (the global default):
+probabilities are exactly ``booster.predict(X)`` and drivers are LightGBM's own SHAP values
+(``pred_contrib=True``). :class:`PipelineScorer` serves a
+:class:`~churn_prediction.training.model.TrainedModel` (calibrated logistic regression or
+LightGBM), whose schema may hold text (categorical) attributes. Drivers are exact contributions to
+the raw log-odds either way.
+
+Pure, synchronous code: callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -10,51 +22,143 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol, TypedDict, TypeVar, cast
 
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-from churn_shared.contracts import FEATURE_NAMES, Driver
+from churn_prediction.training.model import TrainedModel
+from churn_shared.contracts import FEATURE_NAMES
+
+__all__ = [
+    "BoosterScorer",
+    "DriverRow",
+    "Explained",
+    "FeatureColumns",
+    "InvalidFeatureValueError",
+    "PipelineScorer",
+    "Scorer",
+    "risk_level",
+    "risk_levels",
+]
 
 FloatArray = npt.NDArray[np.float64]
+InputT = TypeVar("InputT")
 
-DEFAULT_SEED = 42
-DEFAULT_NUM_TREES = 200
+_NUMERIC_TYPES = frozenset({int, float, type(None)})
+_ATTRIBUTE_TYPES = frozenset({int, float, str, type(None)})
+
+
+class InvalidFeatureValueError(ValueError):
+    """A feature value the model cannot read (text for a numeric feature, say)."""
+
+
+class DriverRow(TypedDict):
+    """One feature's exact contribution (log-odds of the raw model output) to one score."""
+
+    feature: str
+    value: float | str | None
+    contribution: float
+    direction: Literal["increases_risk", "decreases_risk"]
 
 
 @dataclass(frozen=True, slots=True)
-class TrainingReport:
-    """How a freshly trained model did on the rows it did not see."""
+class FeatureColumns:
+    """Values to score, one column per feature in the scorer's order (``None``: not given, so
+    unknown for every row); values are still unchecked (``Scorer.parse`` checks them)."""
 
-    roc_auc: float
-    n_rows: int
-    n_train: int
-    n_holdout: int
-    positive_rate: float
+    n: int
+    columns: Sequence[Sequence[Any] | None]
 
-    def as_metrics(self) -> dict[str, float | int]:
-        return {
-            "roc_auc": self.roc_auc,
-            "n_rows": self.n_rows,
-            "n_train": self.n_train,
-            "n_holdout": self.n_holdout,
-            "positive_rate": self.positive_rate,
-        }
+    @classmethod
+    def from_mappings(
+        cls, rows: Sequence[Mapping[str, Any]], feature_names: Sequence[str]
+    ) -> FeatureColumns:
+        """One row per mapping; a name the mapping lacks is unknown (``None``) for that row."""
+        return cls(len(rows), [[row.get(name) for row in rows] for name in feature_names])
 
 
-def risk_level(probability: float, low_risk_below: float, high_risk_from: float) -> str:
-    """``low`` < ``low_risk_below`` ≤ ``medium`` < ``high_risk_from`` ≤ ``high``."""
-    if probability >= high_risk_from:
-        return "high"
-    if probability >= low_risk_below:
-        return "medium"
-    return "low"
+@dataclass(frozen=True, slots=True)
+class Explained:
+    probabilities: FloatArray
+    drivers: list[list[DriverRow]]
 
 
-class ChurnModel:
-    """A LightGBM binary booster over a fixed, ordered list of features."""
+class Scorer(Protocol[InputT]):
+    """A served model: parse what a caller gives into the model's input, predict, explain."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The features the model reads, in its order."""
+        ...
+
+    @property
+    def numeric_only(self) -> bool:
+        """Every feature is a number (no text attributes)."""
+        ...
+
+    def parse(self, columns: FeatureColumns) -> InputT:
+        """The model's input for ``columns``; ``InvalidFeatureValueError`` on a value of a type
+        the feature cannot take."""
+        ...
+
+    def predict(self, batch: InputT) -> FloatArray:
+        """Churn probability per row."""
+        ...
+
+    def explain(self, batch: InputT, top_k: int) -> Explained:
+        """Probabilities and each row's ``top_k`` drivers, largest absolute contribution first."""
+        ...
+
+
+def _float_matrix(columns: FeatureColumns, feature_names: Sequence[str]) -> FloatArray:
+    """An ``n x F`` float64 matrix (missing → NaN); only numbers and nulls are accepted."""
+    matrix = np.full((columns.n, len(feature_names)), np.nan, dtype=np.float64)
+    for i, (name, column) in enumerate(zip(feature_names, columns.columns, strict=True)):
+        if column is None:
+            continue
+        if not set(map(type, column)) <= _NUMERIC_TYPES:
+            raise InvalidFeatureValueError(f"Feature {name!r} has a value that is not a number.")
+        matrix[:, i] = np.asarray(column, dtype=np.float64)
+    return matrix
+
+
+def _top_drivers(
+    names: Sequence[str],
+    values: FloatArray,
+    contributions: FloatArray,
+    top_k: int,
+    *,
+    zero_increases: bool,
+) -> list[list[DriverRow]]:
+    """Each row's ``top_k`` features by absolute contribution (ties in feature order)."""
+    k = max(0, min(top_k, len(names)))
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    drivers: list[list[DriverRow]] = []
+    for i in range(values.shape[0]):
+        row: list[DriverRow] = []
+        for j in order[i].tolist():
+            c = float(contributions[i, j])
+            value = float(values[i, j])
+            increases = c > 0 or (zero_increases and c == 0)
+            row.append(
+                {
+                    "feature": names[j],
+                    "value": None if math.isnan(value) else value,
+                    "contribution": c,
+                    "direction": "increases_risk" if increases else "decreases_risk",
+                }
+            )
+        drivers.append(row)
+    return drivers
+
+
+class BoosterScorer:
+    """A LightGBM binary booster over a fixed, ordered list of numeric features."""
+
+    numeric_only = True
 
     def __init__(
         self,
@@ -68,152 +172,43 @@ class ChurnModel:
         #: OpenMP threads per predict call. One is fastest on a shared 2-core machine: more
         #: threads spin-wait against the event loop and the other processes (values are equal).
         self.num_threads = num_threads
-        self._index = {name: i for i, name in enumerate(self.feature_names)}
 
-    # -- training -------------------------------------------------------------------------
+    def parse(self, columns: FeatureColumns) -> FloatArray:
+        return _float_matrix(columns, self.feature_names)
 
-    @classmethod
-    def train(
-        cls,
-        features: FloatArray,
-        labels: npt.NDArray[Any],
-        *,
-        feature_names: Sequence[str] = FEATURE_NAMES,
-        seed: int = DEFAULT_SEED,
-        num_trees: int = DEFAULT_NUM_TREES,
-        num_threads: int = 1,
-        num_leaves: int = 8,
-        max_depth: int = 3,
-    ) -> ChurnModel:
-        """Train a binary booster. Shallow trees by default: on the simulated history they are
-        as accurate as deeper ones, and TreeSHAP explanations cost about O(trees * leaves *
-        depth^2) per row, so depth 3 explains ~5x faster than unbounded 15-leaf trees."""
-        params: dict[str, Any] = {
-            "objective": "binary",
-            "learning_rate": 0.05,
-            "num_leaves": num_leaves,
-            "max_depth": max_depth,
-            "min_data_in_leaf": 20,
-            "feature_fraction": 0.9,
-            "bagging_fraction": 0.9,
-            "bagging_freq": 1,
-            "seed": seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": num_threads,
-            "verbose": -1,
-        }
-        dataset = lgb.Dataset(
-            np.asarray(features, dtype=np.float64),
-            label=np.asarray(labels, dtype=np.float64),
-            feature_name=list(feature_names),
-            free_raw_data=True,
-        )
-        booster = lgb.train(params, dataset, num_boost_round=num_trees)
-        return cls(booster, feature_names, num_threads=num_threads)
-
-    @classmethod
-    def train_with_holdout(
-        cls,
-        features: FloatArray,
-        labels: npt.NDArray[Any],
-        *,
-        holdout_fraction: float = 0.2,
-        seed: int = DEFAULT_SEED,
-        num_trees: int = DEFAULT_NUM_TREES,
-        num_threads: int = 1,
-    ) -> tuple[ChurnModel, TrainingReport]:
-        """Train on a random (1 - ``holdout_fraction``) of the rows; report ROC-AUC on the rest."""
-        from sklearn.metrics import roc_auc_score
-
-        n = len(labels)
-        order = np.random.default_rng(seed).permutation(n)
-        n_holdout = max(1, int(n * holdout_fraction))
-        holdout, train = order[:n_holdout], order[n_holdout:]
-        model = cls.train(
-            features[train], labels[train], seed=seed, num_trees=num_trees, num_threads=num_threads
-        )
-        held_labels = labels[holdout]
-        auc = (
-            float(roc_auc_score(held_labels, model.predict_proba(features[holdout])))
-            if len(set(held_labels.tolist())) == 2
-            else float("nan")
-        )
-        report = TrainingReport(
-            roc_auc=auc,
-            n_rows=n,
-            n_train=len(train),
-            n_holdout=n_holdout,
-            positive_rate=float(np.mean(labels)) if n else 0.0,
-        )
-        return model, report
-
-    # -- serving --------------------------------------------------------------------------
-
-    def matrix_from_mappings(self, rows: Sequence[Mapping[str, float | None]]) -> FloatArray:
-        """One row per mapping, columns in the model's feature order; missing → NaN."""
-        columns = [[row.get(name) for row in rows] for name in self.feature_names]
-        return self.matrix_from_columns(columns, len(rows))
-
-    def matrix_from_columns(self, columns: Sequence[Sequence[Any] | None], n: int) -> FloatArray:
-        """Columns (``None`` for a missing one) in the model's feature order → ``n x F`` float64."""
-        matrix = np.full((n, len(self.feature_names)), np.nan, dtype=np.float64)
-        for i, column in enumerate(columns):
-            if column is not None:
-                matrix[:, i] = np.asarray(column, dtype=np.float64)
-        return matrix
-
-    def predict_proba(self, matrix: FloatArray) -> FloatArray:
-        """Churn probabilities, exactly ``booster.predict(matrix)``."""
+    def predict(self, batch: FloatArray) -> FloatArray:
+        """Churn probabilities, exactly ``booster.predict(batch)``."""
         result: FloatArray = np.asarray(
-            self.booster.predict(matrix, num_threads=self.num_threads), dtype=np.float64
+            self.booster.predict(batch, num_threads=self.num_threads), dtype=np.float64
         )
         return result
 
-    def predict_raw(self, matrix: FloatArray) -> FloatArray:
+    def explain(self, batch: FloatArray, top_k: int) -> Explained:
+        contributions = self.contributions(batch)
+        drivers = _top_drivers(
+            self.feature_names,
+            batch,
+            contributions[:, : len(self.feature_names)],
+            top_k,
+            zero_increases=False,
+        )
+        return Explained(self.predict(batch), drivers)
+
+    def predict_raw(self, batch: FloatArray) -> FloatArray:
         """Raw scores (log-odds)."""
         result: FloatArray = np.asarray(
-            self.booster.predict(matrix, raw_score=True, num_threads=self.num_threads),
+            self.booster.predict(batch, raw_score=True, num_threads=self.num_threads),
             dtype=np.float64,
         )
         return result
 
-    def contributions(self, matrix: FloatArray) -> FloatArray:
+    def contributions(self, batch: FloatArray) -> FloatArray:
         """SHAP contributions per feature, with the bias as the last column (log-odds)."""
         result: FloatArray = np.asarray(
-            self.booster.predict(matrix, pred_contrib=True, num_threads=self.num_threads),
+            self.booster.predict(batch, pred_contrib=True, num_threads=self.num_threads),
             dtype=np.float64,
         )
         return result
-
-    def explain(self, matrix: FloatArray, top_k: int = 3) -> list[list[Driver]]:
-        """The ``top_k`` features that moved each row's score the most, largest first."""
-        contrib = self.contributions(matrix)
-        return [self._drivers(matrix[r], contrib[r], top_k) for r in range(matrix.shape[0])]
-
-    def predict_with_drivers(
-        self, matrix: FloatArray, top_k: int = 3
-    ) -> tuple[FloatArray, list[list[Driver]]]:
-        return self.predict_proba(matrix), self.explain(matrix, top_k)
-
-    def _drivers(self, values: FloatArray, contrib: FloatArray, top_k: int) -> list[Driver]:
-        features = contrib[: len(self.feature_names)]
-        order = np.argsort(-np.abs(features), kind="stable")[:top_k]
-        drivers: list[Driver] = []
-        for i in order:
-            value = float(values[i])
-            contribution = float(features[i])
-            drivers.append(
-                Driver(
-                    feature=self.feature_names[i],
-                    value=None if math.isnan(value) else value,
-                    contribution=contribution,
-                    direction="increases_risk" if contribution > 0 else "decreases_risk",
-                )
-            )
-        return drivers
-
-    # -- persistence ----------------------------------------------------------------------
 
     def to_string(self) -> str:
         text: str = self.booster.model_to_string()
@@ -222,7 +217,74 @@ class ChurnModel:
     @classmethod
     def from_string(
         cls, text: str, feature_names: Sequence[str] | None = None, *, num_threads: int = 1
-    ) -> ChurnModel:
+    ) -> BoosterScorer:
         booster = lgb.Booster(model_str=text)
         names = list(feature_names) if feature_names else list(booster.feature_name())
         return cls(booster, names, num_threads=num_threads)
+
+
+class PipelineScorer:
+    """A :class:`~churn_prediction.training.model.TrainedModel` served through :class:`Scorer`.
+
+    Its input is a frame in schema order. For an all-numeric schema that frame is float64 and
+    already canonical, so scoring skips the canonicalisation; a schema with text attributes
+    takes numbers, text or null per value and is canonicalised by the model.
+    """
+
+    def __init__(self, trained: TrainedModel) -> None:
+        self.trained = trained
+        self.feature_names: tuple[str, ...] = tuple(trained.feature_names)
+        self.numeric_only = not trained.schema.categorical
+
+    def parse(self, columns: FeatureColumns) -> pd.DataFrame:
+        names = list(self.feature_names)
+        if self.numeric_only:
+            return pd.DataFrame(_float_matrix(columns, names), columns=names)
+        data: dict[str, Sequence[Any]] = {}
+        for name, column in zip(names, columns.columns, strict=True):
+            if column is None:
+                column = [None] * columns.n
+            elif any(type(v) not in _ATTRIBUTE_TYPES for v in column):
+                raise InvalidFeatureValueError(f"Column {name!r} holds a value of another type.")
+            data[name] = column
+        return pd.DataFrame(data, columns=names)
+
+    def predict(self, batch: pd.DataFrame) -> FloatArray:
+        if self.numeric_only:
+            return self.trained.calibrate(self.trained.canonical_margin(batch))
+        return self.trained.predict_proba(batch)
+
+    def explain(self, batch: pd.DataFrame, top_k: int) -> Explained:
+        """One contributions pass gives both: the margin is their sum plus the bias (exact)."""
+        trained = self.trained
+        if not self.numeric_only:
+            drivers = cast("list[list[DriverRow]]", trained.explain(batch, top_k))
+            return Explained(trained.predict_proba(batch), drivers)
+        contributions, bias = trained.canonical_contributions(batch)
+        probabilities = trained.calibrate(contributions.sum(axis=1) + bias)
+        values = batch.to_numpy(dtype=np.float64)
+        return Explained(
+            probabilities,
+            _top_drivers(self.feature_names, values, contributions, top_k, zero_increases=True),
+        )
+
+
+def risk_level(probability: float, low_risk_below: float, high_risk_from: float) -> str:
+    """``low`` < ``low_risk_below`` ≤ ``medium`` < ``high_risk_from`` ≤ ``high``."""
+    if probability >= high_risk_from:
+        return "high"
+    if probability >= low_risk_below:
+        return "medium"
+    return "low"
+
+
+def risk_levels(
+    probabilities: FloatArray, low_risk_below: float, high_risk_from: float
+) -> list[str]:
+    """:func:`risk_level` of every probability, vectorised."""
+    levels: list[str] = np.where(
+        probabilities >= high_risk_from,
+        "high",
+        np.where(probabilities >= low_risk_below, "medium", "low"),
+    ).tolist()
+    return levels

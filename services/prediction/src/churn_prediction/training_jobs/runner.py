@@ -25,16 +25,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.exceptions import TrainingSetError
-from churn_prediction.models import TrainingJob, outbox
-from churn_prediction.registry.service import PRODUCER, ModelRegistryService, TrainingJobQueries
-from churn_prediction.scoring.schemas import TrainingCreate, TrainingJobAccepted
+from churn_prediction.models import PRODUCER, outbox
+from churn_prediction.registry.service import ModelRegistryService
 from churn_prediction.scoring.serving import ServingModels
-from churn_prediction.training.procedure import (
-    TrainedModel,
-    TrainingSet,
-    labelled_training_set,
-    train,
-)
+from churn_prediction.training.model import TrainedModel
+from churn_prediction.training.procedure import train
+from churn_prediction.training.sets import TrainingSet, labelled_training_set
+from churn_prediction.training_jobs.repository import TrainingJobRepository
+from churn_prediction.training_jobs.schemas import TrainingCreate, TrainingJobAccepted
+from churn_prediction.training_jobs.service import TrainingJobService
 from churn_shared.contracts import FEATURE_NAMES, ModelTopics, TrainingProgressV1
 from churn_shared.db import unit_of_work, utcnow
 from churn_shared.kafka import Envelope, enqueue
@@ -126,7 +125,7 @@ class TrainingJobRunner:
     async def _update(self, job_id: str, tenant_id: str, **changes: Any) -> None:
         now = utcnow()
         async with unit_of_work(self.factory) as session:
-            job = await session.get(TrainingJob, job_id)
+            job = await TrainingJobRepository(session).by_id(job_id)
             if job is None:
                 return
             for key, value in changes.items():
@@ -248,7 +247,7 @@ class TrainingJobRunner:
     ) -> TrainingJobAccepted:
         """Record a queued job (committed at once) and start it right after."""
         async with unit_of_work(self.factory) as session:
-            job = await TrainingJobQueries(session).create(tenant_id, body)
+            job = await TrainingJobService(session).create(tenant_id, body)
             job_id = job.id
         self.start(job_id, tenant_id, body, authorization)
         return TrainingJobAccepted(job_id=job_id)

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from churn_prediction.main import create_app
-from churn_prediction.scoring.scorer import ChurnModel
+from churn_prediction.scoring.scorer import BoosterScorer, FeatureColumns
 from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 
@@ -23,8 +23,8 @@ def auth(token_signer: Any, tenant_id: str, role: str = "analyst") -> dict[str, 
     return {"Authorization": f"Bearer {token_signer.issue(tenant_id, role=role)}"}
 
 
-def served_model(app: Any, tenant_id: str = "any") -> ChurnModel:
-    model: ChurnModel = app.state.serving_models.for_tenant(tenant_id).model
+def served_model(app: Any, tenant_id: str = "any") -> BoosterScorer:
+    model: BoosterScorer = app.state.serving_models.for_tenant(tenant_id).model
     return model
 
 
@@ -127,8 +127,8 @@ async def test_batch_predictions_equal_the_in_process_booster_in_both_forms(
                 "high" if p >= 0.7 else "medium" if p >= 0.4 else "low" for p in expected
             ]
         # The stored artifact predicts exactly what is served.
-        restored = ChurnModel.from_string(booster.model_to_string())
-        np.testing.assert_allclose(restored.predict_proba(matrix), expected, rtol=0, atol=1e-12)
+        restored = BoosterScorer.from_string(booster.model_to_string())
+        np.testing.assert_allclose(restored.predict(matrix), expected, rtol=0, atol=1e-12)
 
 
 async def test_batch_missing_features_count_as_unknown_and_drivers_are_optional(
@@ -146,7 +146,9 @@ async def test_batch_missing_features_count_as_unknown_and_drivers_are_optional(
         )
         assert response.status_code == 200, response.text
         predictions = response.json()["predictions"]
-        expected = model.booster.predict(model.matrix_from_mappings(rows))
+        expected = model.booster.predict(
+            model.parse(FeatureColumns.from_mappings(rows, model.feature_names))
+        )
         np.testing.assert_allclose(
             [p["churn_probability"] for p in predictions], expected, rtol=0, atol=1e-9
         )
@@ -249,7 +251,7 @@ async def test_single_prediction_by_features_explains_itself(
         assert response.status_code == 200, response.text
         body = response.json()
         model = served_model(app)
-        matrix = model.matrix_from_mappings([features])
+        matrix = model.parse(FeatureColumns.from_mappings([features], model.feature_names))
         assert body["customer_id"] is None
         assert body["model_version"] == "default-1"
         assert body["churn_probability"] == pytest.approx(
@@ -319,7 +321,9 @@ async def test_single_prediction_by_customer_id_asks_the_customers_service(
         assert found.status_code == 200, found.text
         body = found.json()
         model = served_model(app)
-        expected = model.booster.predict(model.matrix_from_mappings([profile]))[0]
+        expected = model.booster.predict(
+            model.parse(FeatureColumns.from_mappings([profile], model.feature_names))
+        )[0]
         assert body["customer_id"] == "c/1"
         assert body["churn_probability"] == pytest.approx(expected, abs=1e-9)
         assert body["risk_level"] in {"low", "medium", "high"}

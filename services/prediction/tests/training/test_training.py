@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_prediction.training.procedure import (
-    TrainedModel,
-    TrainingSet,
-    labelled_training_set,
-    map_label,
-    model_card,
-    train,
-    train_labelled,
-)
+from churn_prediction.training.card import model_card
+from churn_prediction.training.model import TrainedModel
+from churn_prediction.training.procedure import train, train_labelled
+from churn_prediction.training.sets import TrainingSet, labelled_training_set, map_label
 
-DATASETS = Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets"
+DATASETS = Path(__file__).resolve().parents[4] / ".." / "shared" / "datasets"
 TELCO = DATASETS / "telco_customer_churn.csv"
 
 
@@ -264,8 +260,6 @@ def test_model_card_describes_data_metrics_and_caveats(telco_model: TrainedModel
 
 
 def test_artifact_rejects_foreign_bytes() -> None:
-    import pickle
-
     with pytest.raises(ValueError, match="not a churn model artifact"):
         TrainedModel.from_bytes(pickle.dumps({"kind": "something else"}))
 
@@ -370,3 +364,27 @@ def test_time_ordered_training_sets_validate_on_later_cutoffs() -> None:
     assert m["n_rows"] == 900
     assert not math.isnan(m["roc_auc"])
     assert m["label_source"] == "no order within 90 days of the cutoff"
+
+
+def test_artifacts_written_before_the_package_split_still_load() -> None:
+    """Registry rows hold artifacts pickled when every class lived in ``churn_prediction.training``
+    (``_LogisticCandidate``, ``_Calibrator``, ...); they must keep loading."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"tenure": rng.normal(size=200), "plan": rng.choice(["a", "b"], 200)})
+    frame["churned"] = (frame["tenure"] + rng.normal(size=200) > 0.5).astype(int)
+    trained = train(labelled_training_set(frame, "churned"), candidates=("logistic_regression",))
+    payload = {"kind": "churn-prediction-model", "format_version": 1, "model": trained}
+    legacy = pickle.dumps(payload, protocol=2)  # text GLOBAL opcodes: "module\nname\n"
+    for module, name, old_name in [
+        ("model", "TrainedModel", "TrainedModel"),
+        ("features", "FeatureSchema", "FeatureSchema"),
+        ("features", "FeatureSpec", "FeatureSpec"),
+        ("candidates", "LogisticCandidate", "_LogisticCandidate"),
+        ("calibration", "Calibrator", "_Calibrator"),
+    ]:
+        new = f"churn_prediction.training.{module}\n{name}\n".encode()
+        assert new in legacy
+        legacy = legacy.replace(new, f"churn_prediction.training\n{old_name}\n".encode())
+    assert b"churn_prediction.training.model" not in legacy
+    loaded = TrainedModel.from_bytes(legacy)
+    np.testing.assert_array_equal(loaded.predict_proba(frame), trained.predict_proba(frame))

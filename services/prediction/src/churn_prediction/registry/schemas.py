@@ -1,0 +1,78 @@
+"""Request and response shapes of the model registry."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Horizon = Literal[30, 60, 90, 180]
+
+
+class ModelListItem(BaseModel):
+    version: str
+    tenant_id: str | None = Field(description="None for the global default models.")
+    aliases: list[str]
+    features: list[str]
+    metrics: dict[str, Any]
+    created_at: datetime
+    kind: str = Field(default="lightgbm_booster", description="lightgbm_booster or pipeline")
+    training_source: dict[str, Any] | None = None
+
+
+class ModelList(BaseModel):
+    items: list[ModelListItem]
+
+
+class ModelDetail(ModelListItem):
+    feature_schema: dict[str, Any] | None = None
+    model_card: str | None = None
+    online: bool = Field(
+        description="Reads the behavioural features, so it can score the online event stream."
+    )
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: Literal["champion", "challenger"]
+
+
+class AliasRead(BaseModel):
+    """Where an alias of the caller's tenant points after a promotion or rollback
+    (``version`` None: the tenant is served by the global default)."""
+
+    alias: str
+    version: str | None
+    previous_version: str | None
+
+
+class EvaluationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cutoff: date
+    horizon_days: Horizon = 90
+
+
+class EvaluationRead(BaseModel):
+    version: str
+    cutoff: date
+    horizon_days: int
+    roc_auc: float | None
+    pr_auc: float | None
+    brier: float
+    n_customers: int
+    positive_rate: float
+    baselines: dict[str, float | None]
+    calibration_table: list[dict[str, Any]]
+
+
+class ShadowReport(BaseModel):
+    """How the challenger's shadow scores compare with the champion's on the same snapshots."""
+
+    champion: str | None
+    challenger: str | None
+    n: int
+    agreement: float | None = Field(description="Share of snapshots with the same risk level.")
+    mean_abs_diff: float | None

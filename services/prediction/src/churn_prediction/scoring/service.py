@@ -1,0 +1,310 @@
+"""Scoring with the model serving the caller's tenant: one customer, a batch, the online stream.
+
+HTTP scoring uses the tenant's champion whatever it reads (behavioural features or imported
+attributes); scoring by ``customer_id`` and the online stream use the tenant's online model (its
+champion when that reads the behavioural features, else the global default). Every model goes
+through the same :class:`~churn_prediction.scoring.scorer.Scorer` calls, in a worker thread.
+The service never commits; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from churn_prediction.clients import CustomerFeaturesClient
+from churn_prediction.config import Settings
+from churn_prediction.exceptions import CustomersUnavailableError, InvalidPredictionInputError
+from churn_prediction.models import PRODUCER, outbox
+from churn_prediction.recommendations.rules import default_rules, recommend
+from churn_prediction.scoring.repository import ScoreRepository, ShadowScoreRepository
+from churn_prediction.scoring.schemas import ModelRead, PredictionCreate, PredictionRead
+from churn_prediction.scoring.scorer import (
+    DriverRow,
+    Explained,
+    FeatureColumns,
+    FloatArray,
+    InvalidFeatureValueError,
+    Scorer,
+    risk_level,
+    risk_levels,
+)
+from churn_prediction.scoring.serving import ServingModel, ServingModels
+from churn_shared.contracts import ChurnScoreComputedV1, Topics
+from churn_shared.db import utcnow
+from churn_shared.kafka import Envelope, enqueue
+
+__all__ = ["BatchInput", "FeatureSnapshot", "PredictionService", "RulesLoader"]
+
+RulesLoader = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSnapshot:
+    """One customer's feature profile to score (from ``customer.features.v1``)."""
+
+    tenant_id: str
+    customer_id: str
+    features: dict[str, float | None]
+    backfill: bool = False
+    request_id: str | None = None
+
+
+class BatchInput(Protocol):
+    """A batch request body, parsed against the serving model's features (in the worker thread
+    that scores it); :class:`churn_prediction.api.bodies.JsonBatch` is the HTTP one."""
+
+    def columns(self, feature_names: Sequence[str]) -> FeatureColumns: ...
+
+
+async def _no_rules(_tenant_id: str) -> list[dict[str, Any]]:
+    return default_rules()
+
+
+def _parse(model: Scorer[Any], columns: FeatureColumns) -> Any:
+    try:
+        return model.parse(columns)
+    except InvalidFeatureValueError as exc:
+        raise InvalidPredictionInputError(str(exc)) from exc
+
+
+def _predict(model: Scorer[Any], columns: FeatureColumns) -> FloatArray:
+    """Probabilities (blocking: run it in a thread)."""
+    return model.predict(_parse(model, columns))
+
+
+def _explain(model: Scorer[Any], columns: FeatureColumns, top_k: int) -> Explained:
+    """Probabilities and each row's top drivers (blocking: run it in a thread)."""
+    return model.explain(_parse(model, columns), top_k)
+
+
+class PredictionService:
+    """Scores rows with the model serving the caller's tenant."""
+
+    def __init__(
+        self,
+        models: ServingModels,
+        settings: Settings,
+        customers: CustomerFeaturesClient | None = None,
+        rules: RulesLoader | None = None,
+    ) -> None:
+        self.models = models
+        self.settings = settings
+        self.customers = customers
+        self.rules = rules or _no_rules
+
+    def _risk(self, probability: float) -> str:
+        return risk_level(probability, self.settings.low_risk_below, self.settings.high_risk_from)
+
+    def current_model(self, tenant_id: str) -> ModelRead:
+        serving = self.models.for_tenant(tenant_id)
+        return ModelRead(
+            version=serving.version,
+            features=list(serving.model.feature_names),
+            created_at=serving.created_at,
+            metrics=serving.metrics,
+            is_default=serving.tenant_id is None,
+        )
+
+    async def predict_one(
+        self, tenant_id: str, body: PredictionCreate, *, authorization: str | None
+    ) -> PredictionRead:
+        """Score one customer, by id (features from the customers service) or by raw features;
+        with the top drivers and the recommendations the tenant's rules give for them."""
+        features: dict[str, Any]
+        if body.customer_id is not None:
+            serving = self.models.online_for_tenant(tenant_id)
+            if self.customers is None:
+                raise CustomersUnavailableError("No customers service is configured.")
+            features = dict(
+                await self.customers.features(body.customer_id, authorization=authorization)
+            )
+        else:
+            serving = self.models.for_tenant(tenant_id)
+            features = dict(body.features or {})
+        model = serving.model
+        unknown = sorted(set(features) - set(model.feature_names))
+        if unknown and body.customer_id is None:
+            raise InvalidPredictionInputError(
+                f"Unknown features for model {serving.version}: {', '.join(unknown)}."
+            )
+        texts = sorted(n for n, v in features.items() if isinstance(v, str))
+        if texts and model.numeric_only:
+            raise InvalidPredictionInputError(
+                f"Features must be numbers or null: {', '.join(texts)}."
+            )
+        columns = FeatureColumns.from_mappings([features], model.feature_names)
+        explained = await asyncio.to_thread(_explain, model, columns, self.settings.drivers_top_k)
+        drivers = explained.drivers[0]
+        probability = float(explained.probabilities[0])
+        rules = await self.rules(tenant_id)
+        return PredictionRead.model_validate(
+            {
+                "customer_id": body.customer_id,
+                "churn_probability": probability,
+                "risk_level": self._risk(probability),
+                "model_version": serving.version,
+                "drivers": drivers,
+                "recommendations": recommend(drivers, rules),
+            }
+        )
+
+    async def predict_batch(
+        self, tenant_id: str, body: BatchInput, *, with_drivers: bool = False
+    ) -> dict[str, Any]:
+        """Score a batch body; predictions in input order (a plain dict, for orjson)."""
+        serving = self.models.for_tenant(tenant_id)
+        rules = await self.rules(tenant_id) if with_drivers else []
+        return await asyncio.to_thread(self._score_batch, serving, body, with_drivers, rules)
+
+    def _score_batch(
+        self,
+        serving: ServingModel,
+        body: BatchInput,
+        with_drivers: bool,
+        rules: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        model = serving.model
+        columns = body.columns(model.feature_names)
+        explained: Explained | None = None
+        if with_drivers:
+            explained = _explain(model, columns, self.settings.drivers_top_k)
+            probabilities = explained.probabilities
+        else:
+            probabilities = _predict(model, columns)
+        levels = risk_levels(
+            probabilities, self.settings.low_risk_below, self.settings.high_risk_from
+        )
+        predictions: list[dict[str, Any]] = [
+            {"churn_probability": p, "risk_level": level}
+            for p, level in zip(probabilities.tolist(), levels, strict=True)
+        ]
+        if explained is not None:
+            for item, drivers in zip(predictions, explained.drivers, strict=True):
+                item["drivers"] = drivers
+                item["recommendations"] = recommend(drivers, rules)
+        return {"model_version": serving.version, "predictions": predictions}
+
+    async def score_snapshots(
+        self, session: AsyncSession, snapshots: Sequence[FeatureSnapshot]
+    ) -> list[ChurnScoreComputedV1]:
+        """Score a micro-batch, store every score and enqueue ``ChurnScoreComputedV1`` events.
+
+        One parse and one model call (in a thread) per serving model; one query for the
+        customers' previous probabilities; one bulk insert; one outbox write per request id.
+        """
+        if not snapshots:
+            return []
+        groups: dict[str, tuple[ServingModel, list[int]]] = {}
+        for index, snapshot in enumerate(snapshots):
+            serving = self.models.online_for_tenant(snapshot.tenant_id)
+            groups.setdefault(serving.version, (serving, []))[1].append(index)
+        probabilities: list[float] = [0.0] * len(snapshots)
+        drivers: list[list[DriverRow]] = [[] for _ in snapshots]
+        versions: list[str] = [""] * len(snapshots)
+        for serving, indices in groups.values():
+            columns = FeatureColumns.from_mappings(
+                [snapshots[i].features for i in indices], serving.model.feature_names
+            )
+            explained = await asyncio.to_thread(
+                _explain, serving.model, columns, self.settings.drivers_top_k
+            )
+            for position, i in enumerate(indices):
+                probabilities[i] = float(explained.probabilities[position])
+                drivers[i] = explained.drivers[position]
+                versions[i] = serving.version
+
+        scores = ScoreRepository(session)
+        last = await scores.latest_probabilities([(s.tenant_id, s.customer_id) for s in snapshots])
+        scored_at = utcnow()
+        rows: list[dict[str, Any]] = []
+        events: list[ChurnScoreComputedV1] = []
+        envelopes: dict[str | None, list[Envelope]] = {}
+        for i, snapshot in enumerate(snapshots):
+            key = (snapshot.tenant_id, snapshot.customer_id)
+            probability = probabilities[i]
+            level = self._risk(probability)
+            event = ChurnScoreComputedV1.model_validate(
+                {
+                    "customer_id": snapshot.customer_id,
+                    "churn_probability": probability,
+                    "previous_probability": last.get(key),
+                    "risk_level": level,
+                    "model_version": versions[i],
+                    "scored_at": scored_at,
+                    "drivers": drivers[i],
+                    "backfill": snapshot.backfill,
+                }
+            )
+            last[key] = probability
+            events.append(event)
+            rows.append(
+                {
+                    "tenant_id": snapshot.tenant_id,
+                    "customer_id": snapshot.customer_id,
+                    "churn_probability": probability,
+                    "risk_level": level,
+                    "model_version": versions[i],
+                    "drivers": [d.model_dump(mode="json") for d in event.drivers],
+                    "scored_at": scored_at,
+                }
+            )
+            envelopes.setdefault(snapshot.request_id, []).append(
+                Envelope.wrap(
+                    event_type="ChurnScoreComputedV1",
+                    tenant_id=snapshot.tenant_id,
+                    producer=PRODUCER,
+                    payload=event,
+                    key=snapshot.customer_id,
+                    event_id=str(uuid.uuid4()),
+                    occurred_at=scored_at,
+                )
+            )
+        await scores.insert_many(rows)
+        await self._shadow(session, snapshots, probabilities, versions, scored_at)
+        for request_id, batch in envelopes.items():
+            await enqueue(session, outbox, Topics.CHURN_SCORES, batch, request_id=request_id)
+        return events
+
+    async def _shadow(
+        self,
+        session: AsyncSession,
+        snapshots: Sequence[FeatureSnapshot],
+        probabilities: Sequence[float],
+        versions: Sequence[str],
+        scored_at: datetime,
+    ) -> None:
+        """Score each tenant's online challenger next to its champion; store, never alert."""
+        groups: dict[str, tuple[ServingModel, list[int]]] = {}
+        for i, snapshot in enumerate(snapshots):
+            challenger = self.models.shadow_for_tenant(snapshot.tenant_id, versions[i])
+            if challenger is not None:
+                groups.setdefault(challenger.version, (challenger, []))[1].append(i)
+        rows: list[dict[str, Any]] = []
+        for challenger, indices in groups.values():
+            columns = FeatureColumns.from_mappings(
+                [snapshots[i].features for i in indices], challenger.model.feature_names
+            )
+            shadow = await asyncio.to_thread(_predict, challenger.model, columns)
+            for position, i in enumerate(indices):
+                p = float(shadow[position])
+                rows.append(
+                    {
+                        "tenant_id": snapshots[i].tenant_id,
+                        "customer_id": snapshots[i].customer_id,
+                        "champion_version": versions[i],
+                        "challenger_version": challenger.version,
+                        "champion_probability": probabilities[i],
+                        "challenger_probability": p,
+                        "champion_risk": self._risk(probabilities[i]),
+                        "challenger_risk": self._risk(p),
+                        "scored_at": scored_at,
+                    }
+                )
+        await ShadowScoreRepository(session).insert_many(rows)

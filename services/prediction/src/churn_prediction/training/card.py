@@ -1,0 +1,116 @@
+"""The Markdown model card of a trained model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+from churn_prediction.training.model import TrainedModel
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _rows(header: Sequence[str], rows: Iterator[Sequence[str]] | list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(r) + " |" for r in rows)
+    return "\n".join(lines)
+
+
+def model_card(trained: TrainedModel, title: str) -> str:
+    """A Markdown model card: data, label, metrics, calibration, importance, use and caveats."""
+    m = trained.metrics
+    features = trained.schema.features
+    importance: dict[str, float] = m.get("feature_importance", {})
+    at = m.get("at_threshold", {})
+    excluded: dict[str, str] = m.get("excluded_columns", {})
+    parts = [
+        f"# {title}",
+        "",
+        "## Model",
+        f"* Chosen model: **{m['model']}** (highest cross-validated PR-AUC).",
+        f"* Calibration: **{m['calibration']['method']}**, the lowest cross-validated Brier score "
+        "among "
+        + ", ".join(f"{k} {_fmt(v, 5)}" for k, v in m["calibration"]["cv_brier"].items())
+        + " (`none` keeps the model's own probabilities when recalibrating does not help).",
+        f"* Validation: {m['cv']}, seed {m['seed']}; every figure below is out-of-fold.",
+        "",
+        "## Data",
+        f"* Rows: {m['n_rows']} (evaluated out-of-fold: {m['n_evaluated']}), "
+        f"churn rate {_fmt(m['positive_rate'])}.",
+        f"* Label: {m['label_source'] or 'not recorded'}.",
+        f"* Features ({len(features)}): "
+        + ", ".join(f"`{f.name}` ({f.kind})" for f in features)
+        + ".",
+    ]
+    if excluded:
+        parts.append(
+            "* Excluded columns: " + "; ".join(f"`{k}`: {v}" for k, v in excluded.items()) + "."
+        )
+    parts += [
+        "",
+        "## Metrics (cross-validated)",
+        _rows(
+            ["model", "ROC-AUC", "PR-AUC", "Brier"],
+            [
+                [name, _fmt(s["roc_auc"]), _fmt(s["pr_auc"]), _fmt(s["brier"], 4)]
+                for name, s in m["candidates"].items()
+            ]
+            + [
+                [
+                    f"**{m['model']} (calibrated)**",
+                    _fmt(m["roc_auc"]),
+                    _fmt(m["pr_auc"]),
+                    _fmt(m["brier"], 4),
+                ]
+            ],
+        ),
+        "",
+        f"Brier score before calibration: {_fmt(m['brier_uncalibrated'], 4)}; after: "
+        f"{_fmt(m['brier'], 4)}. At the alert threshold {_fmt(at.get('threshold'), 2)}: "
+        f"precision {_fmt(at.get('precision'))}, recall {_fmt(at.get('recall'))}, "
+        f"{_fmt(at.get('flagged_rate'))} of customers flagged.",
+        "",
+        "## Calibration (out-of-fold, 10 bins)",
+        _rows(
+            ["predicted", "mean predicted", "observed churn rate", "customers"],
+            [
+                [
+                    f"{b['bin_lower']:.1f} to {b['bin_upper']:.1f}",
+                    _fmt(b["mean_predicted"]),
+                    _fmt(b["observed_rate"]),
+                    str(b["count"]),
+                ]
+                for b in m["calibration_table"]
+            ],
+        ),
+        "",
+        f"## Global feature importance ({m.get('importance_kind', '')}, share of total)",
+        _rows(
+            ["feature", "importance"],
+            [[f"`{k}`", _fmt(v)] for k, v in list(importance.items())[:20]],
+        ),
+        "",
+        "## Intended use",
+        "Ranking this tenant's current customers by churn risk so the retention team can act "
+        "early, with per-customer drivers (exact additive contributions to the model's log-odds). "
+        "Probabilities are calibrated on this tenant's history and are meaningful only for "
+        "customers like those it was trained on.",
+        "",
+        "## Caveats",
+        "* Drivers are associations learned from history, not causes; acting on a driver does not "
+        "guarantee retention.",
+        "* Features recorded after the churn outcome (leakage) inflate these figures; only pass "
+        "information known before the prediction date.",
+        "* Performance drifts as customers, prices and products change: re-evaluate on a recent "
+        "cutoff before promoting, and retrain periodically.",
+        "* Do not use the score for decisions with legal or similarly significant effects on a "
+        "person, or with protected attributes as features.",
+        "",
+    ]
+    return "\n".join(parts)
