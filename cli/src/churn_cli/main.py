@@ -142,16 +142,64 @@ def openapi(
     console.print(f"wrote {output}")
 
 
+def _check_training_file(file: Path, label: str, id_column: str | None) -> None:
+    """Fail fast, with the reason, on a missing file or a column the file does not have."""
+    import csv
+    import gzip
+
+    if not file.is_file():
+        console.print(f"[red]cannot train: no such file: {file}[/red]")
+        raise typer.Exit(2)
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        return  # the header is checked when the sheet is read
+    opener = gzip.open if file.suffix.lower() == ".gz" else open
+    try:
+        with opener(file, "rt", encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        console.print(f"[red]cannot train: {file} is not a readable CSV file ({exc})[/red]")
+        raise typer.Exit(2) from exc
+    for role, column in (("label", label), ("id", id_column)):
+        if column is not None and column not in header:
+            console.print(
+                f"[red]cannot train: {file} has no {role} column {column!r}; "
+                f"its columns are {', '.join(header)}[/red]"
+            )
+            raise typer.Exit(2)
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Annotated[Path, typer.Option(help="Where the CSV is written.")] = Path("customers.csv"),
+    rows: Annotated[int, typer.Option(min=50, max=1_000_000, help="How many customers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 7,
+) -> None:
+    """Write a generated, labelled customer file (label ``churned``, id ``customer_id``)."""
+    from churn_cli.sample_data import write_sample
+
+    churned = write_sample(out, rows=rows, seed=seed)
+    console.print(f"wrote {out}: {rows} customers, {churned} churned ({churned / rows:.1%})")
+
+
 @app.command()
 def train(
     file: Annotated[Path, typer.Option("--file", help="Labelled CSV, one row per customer.")],
     label: Annotated[str, typer.Option(help="The label column (Yes/No, 1/0, true/false).")],
     id_column: Annotated[str | None, typer.Option("--id", help="Customer id column.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits and models.")] = 42,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object.", is_flag=True)
+    ] = False,
 ) -> None:
-    """Train and cross-validate on a labelled file with the prediction service's pipeline."""
+    """Train and cross-validate on a labelled file with the prediction service's pipeline.
+
+    To serve a model trained on your customers, import the file into the platform
+    (POST /v1/customers/import) and train there (POST /v1/models/train, then promote the
+    version); this command only evaluates locally.
+    """
     import json
+
+    _check_training_file(file, label, id_column)  # before the seconds-long ML imports
 
     from churn_cli.train import train_file
 
