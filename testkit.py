@@ -139,3 +139,38 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[bytes, list[tuple[str, bytes]]], bool],
+    timeout: float = 20.0,
+) -> list[bytes]:
+    """Read ``topic`` from the beginning until a message satisfies ``predicate`` (called with
+    the value and the headers); return every message that did."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    found: list[bytes] = []
+
+    async def poll() -> bool:
+        batch = await consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            for record in records:
+                if record.value is not None and predicate(record.value, list(record.headers or ())):
+                    found.append(record.value)
+        return bool(found)
+
+    try:
+        await wait_for(poll, timeout)
+    finally:
+        await consumer.stop()
+    return found

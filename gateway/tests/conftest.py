@@ -142,25 +142,3 @@ def bearer(token_signer: Any) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token_signer.issue(tenant_id, **claims)}"}
 
     return make
-
-
-async def _wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll an (async or sync) predicate until it returns something truthy."""
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., Any]:
-    return _wait_for

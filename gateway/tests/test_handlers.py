@@ -32,9 +32,7 @@ def test_alert_becomes_churn_alert_for_its_tenant():
         model_version="m1",
         created_at=datetime.now(UTC),
     )
-    env = Envelope.wrap(
-        event_type="ChurnAlertRaisedV1", tenant_id="t1", producer="alerts", payload=alert
-    )
+    env = Envelope.wrap(tenant_id="t1", producer="alerts", payload=alert)
     message = live_message(Topics.CHURN_ALERTS, env)
     assert message is not None
     assert (message.event, message.tenant_id) == ("churn_alert", "t1")
@@ -43,12 +41,8 @@ def test_alert_becomes_churn_alert_for_its_tenant():
 
 
 def test_score_becomes_score_update_but_backfill_is_skipped():
-    live = Envelope.wrap(
-        event_type="ChurnScoreComputedV1", tenant_id="t1", producer="p", payload=_score(False)
-    )
-    backfill = Envelope.wrap(
-        event_type="ChurnScoreComputedV1", tenant_id="t1", producer="p", payload=_score(True)
-    )
+    live = Envelope.wrap(tenant_id="t1", producer="p", payload=_score(False))
+    backfill = Envelope.wrap(tenant_id="t1", producer="p", payload=_score(True))
     message = live_message(Topics.CHURN_SCORES, live)
     assert message is not None
     assert message.event == "score_update"
@@ -74,9 +68,7 @@ def test_training_progress_reaches_its_tenant_room():
         stage="cross-validating",
         updated_at=datetime.now(UTC),
     )
-    env = Envelope.wrap(
-        event_type="TrainingProgressV1", tenant_id="t9", producer="prediction", payload=progress
-    )
+    env = Envelope.wrap(tenant_id="t9", producer="prediction", payload=progress)
     message = live_message(ModelTopics.TRAINING_PROGRESS, env)
     assert message is not None
     assert (message.event, message.tenant_id) == ("training_progress", "t9")

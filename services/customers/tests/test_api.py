@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from churn_customers.main import create_app
@@ -25,24 +23,9 @@ from churn_shared.contracts import (
 )
 from churn_shared.db import unit_of_work, utcnow
 from churn_shared.kafka import Envelope
+from testkit import read_topic, wait_for
 
 NOW = datetime.now(UTC)
-
-
-async def wait_for(
-    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
-) -> Any:
-    """Poll an (async or sync) predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 def event(
@@ -76,40 +59,6 @@ async def customer_ids(client: httpx.AsyncClient, tenant: dict[str, Any]) -> lis
     return [item["customer_id"] for item in response.json()["items"]]
 
 
-async def read_topic(
-    bootstrap: str,
-    topic: str,
-    predicate: Callable[[bytes, list[tuple[str, bytes]]], bool],
-    timeout: float = 20.0,
-) -> list[bytes]:
-    """Read ``topic`` from the beginning until a message satisfies ``predicate``."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=10,
-    )
-    await consumer.start()
-    found: list[bytes] = []
-    try:
-
-        async def poll() -> bool:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    if record.value is not None and predicate(
-                        record.value, list(record.headers or ())
-                    ):
-                        found.append(record.value)
-            return bool(found)
-
-        await wait_for(poll, timeout)
-    finally:
-        await consumer.stop()
-    return found
-
-
 async def produce(bootstrap: str, topic: str, values: list[tuple[str | None, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -122,7 +71,6 @@ async def produce(bootstrap: str, topic: str, values: list[tuple[str | None, byt
 
 def event_envelope(tenant_id: str, payload: dict[str, Any]) -> Envelope:
     return Envelope.wrap(
-        event_type="CustomerEventReceivedV1",
         tenant_id=tenant_id,
         producer="test",
         key=payload["customer_id"],
@@ -134,7 +82,6 @@ def score_envelope(
     tenant_id: str, customer_id: str, probability: float, scored_at: datetime
 ) -> Envelope:
     return Envelope.wrap(
-        event_type="ChurnScoreComputedV1",
         tenant_id=tenant_id,
         producer="test",
         key=customer_id,

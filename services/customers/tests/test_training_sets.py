@@ -3,8 +3,6 @@ tenant isolation, and the proof that the online profile equals the point-in-time
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from churn_customers.features import compute_features
@@ -21,6 +18,7 @@ from churn_customers.service import TrainingSetService
 from churn_shared.contracts import FEATURE_NAMES, Topics
 from churn_shared.db import unit_of_work
 from churn_shared.kafka import Envelope
+from testkit import read_topic
 
 
 def at(text: str) -> str:
@@ -193,26 +191,14 @@ async def test_backfill_accepts_old_events_and_flags_the_update(
     assert features["days_since_last_order"] > 5 * 365
     assert features["account_age_days"] > 6 * 365
 
-    consumer = AIOKafkaConsumer(
-        Topics.CUSTOMER_FEATURES,
-        bootstrap_servers=kafka_bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=10,
-    )
-    await consumer.start()
-    try:
-        found: list[Envelope] = []
-        deadline = time.monotonic() + 20
-        while not found and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    if record.value and orjson.loads(record.value)["tenant_id"] == tenant["id"]:
-                        found.append(Envelope.from_bytes(record.value))
-            await asyncio.sleep(0)
-    finally:
-        await consumer.stop()
+    found = [
+        Envelope.from_bytes(raw)
+        for raw in await read_topic(
+            kafka_bootstrap,
+            Topics.CUSTOMER_FEATURES,
+            lambda raw, _: orjson.loads(raw)["tenant_id"] == tenant["id"],
+        )
+    ]
     assert found, "no CustomerFeaturesUpdatedV1 for the backfill"
     assert found[0].payload["customer_id"] == "veteran"
     assert found[0].payload["backfill"] is True

@@ -497,7 +497,6 @@ async def test_shadow_challenger_is_scored_next_to_the_champion(
                 )
                 envelopes.append(
                     Envelope.wrap(
-                        event_type="CustomerFeaturesUpdatedV1",
                         tenant_id=tenant,
                         producer="test",
                         payload=payload,

@@ -20,23 +20,7 @@ from churn_prediction.models import outbox, scores_table
 from churn_prediction.scoring.scorer import FeatureColumns
 from churn_shared.contracts import ChurnScoreComputedV1, CustomerFeaturesUpdatedV1, Topics
 from churn_shared.kafka import Envelope, EventPublisher
-
-try:
-    from testkit import wait_for
-except ImportError:  # pragma: no cover - only when the root conftest is not importable
-    import time
-
-    async def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result or time.monotonic() > deadline:
-                if not result:
-                    raise TimeoutError("condition not met in time")
-                return result
-            await asyncio.sleep(0.05)
+from testkit import wait_for
 
 
 def features_envelope(
@@ -51,7 +35,6 @@ def features_envelope(
         customer_id=customer_id, features=features, as_of=datetime.now(UTC), backfill=backfill
     )
     return Envelope.wrap(
-        event_type="CustomerFeaturesUpdatedV1",
         tenant_id=tenant_id,
         producer="test",
         payload=payload,
