@@ -14,18 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.config import Settings
-from churn_customers.events.handlers import ChurnScoreHandler, CustomerEventHandler
+from churn_customers.events.handlers import churn_scores_handler, customer_events_handler
 from churn_customers.models import outbox, processed_events
 from churn_customers.service import EventIngestService
-from churn_shared.contracts import Topics
+from churn_shared.contracts import ChurnScoreComputedV1, CustomerEventReceivedV1, Topics
 from churn_shared.db import (
     unit_of_work,
     utcnow,
 )
-from churn_shared.kafka import BatchConsumer, EventPublisher, OutboxRelay, ProcessedEventsPruner
+from churn_shared.kafka import EventPublisher
 from churn_shared.logging import get_logger
 from churn_shared.loops import PeriodicLoop
 from churn_shared.runtime import ServiceResources, ServiceRuntime
+from churn_shared.workers import ServiceWorkers
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
 TOPICS = (Topics.CUSTOMER_EVENTS, Topics.CUSTOMER_FEATURES, Topics.CHURN_SCORES)
@@ -80,7 +81,7 @@ class ProfileRefresher:
         await self._loop.stop()
 
 
-class CustomerWorkers:
+class CustomerWorkers(ServiceWorkers):
     """The two consumers, the outbox relay and the profile refresher of one process."""
 
     def __init__(
@@ -90,52 +91,35 @@ class CustomerWorkers:
         session_factory: async_sessionmaker[AsyncSession],
         publisher: EventPublisher,
     ) -> None:
-        self.relay = OutboxRelay(engine, outbox, publisher)
-        self.pruner = ProcessedEventsPruner(
-            engine,
-            processed_events,
-            retention=timedelta(hours=settings.processed_events_retention_hours),
-            interval_seconds=settings.housekeeping_interval_seconds,
+        super().__init__(
+            settings,
+            engine=engine,
+            publisher=publisher,
+            outbox=outbox,
+            processed_events=processed_events,
         )
-        self.events_consumer = BatchConsumer(
-            topics=[Topics.CUSTOMER_EVENTS],
-            group_id=f"{settings.consumer_group}-events",
-            handler=CustomerEventHandler(session_factory, self.relay.notify),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            dlq_publisher=publisher,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # Joining a consumer group takes seconds on Tansu: the two groups are joined at once.
+        self.events_consumer = self.add_consumer(
             name="customers-events",
+            topics=[CustomerEventReceivedV1.topic],
+            group_id=f"{settings.consumer_group}-events",
+            handler=customer_events_handler(session_factory, self.relay.notify),
         )
-        self.scores_consumer = BatchConsumer(
-            topics=[Topics.CHURN_SCORES],
-            group_id=f"{settings.consumer_group}-scores",
-            handler=ChurnScoreHandler(session_factory),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            dlq_publisher=publisher,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        self.scores_consumer = self.add_consumer(
             name="customers-scores",
+            topics=[ChurnScoreComputedV1.topic],
+            group_id=f"{settings.consumer_group}-scores",
+            handler=churn_scores_handler(session_factory),
         )
-        self.refresher = ProfileRefresher(
-            session_factory,
-            interval_seconds=settings.profile_refresh_interval_seconds,
-            max_age=timedelta(hours=settings.profile_max_age_hours),
-            batch_size=settings.profile_refresh_batch_size,
-            notify=self.relay.notify,
+        self.refresher = self.add_loop(
+            ProfileRefresher(
+                session_factory,
+                interval_seconds=settings.profile_refresh_interval_seconds,
+                max_age=timedelta(hours=settings.profile_max_age_hours),
+                batch_size=settings.profile_refresh_batch_size,
+                notify=self.relay.notify,
+            )
         )
-
-    async def start(self) -> None:
-        self.relay.start()
-        self.pruner.start()
-        # Joining a consumer group takes seconds on Tansu: join both groups at once.
-        await asyncio.gather(self.events_consumer.start(), self.scores_consumer.start())
-        self.refresher.start()
-
-    async def stop(self) -> None:
-        await self.pruner.stop()
-        await self.refresher.stop()
-        await self.scores_consumer.stop()
-        await self.events_consumer.stop()
-        await self.relay.stop()
 
 
 def _workers(settings: Settings, resources: ServiceResources) -> CustomerWorkers:
