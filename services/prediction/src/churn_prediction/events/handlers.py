@@ -1,8 +1,10 @@
-"""Kafka handlers: parse deliveries, claim their ids, call one service method per batch."""
+"""Kafka handlers of the prediction service: the contract each consumer takes and the one
+service call it makes; :class:`churn_shared.kafka.TransactionalHandler` parses, claims the
+processed ids, runs the transaction and wakes the outbox relay."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,106 +15,78 @@ from churn_prediction.registry.service import ModelRegistryService
 from churn_prediction.scoring.service import FeatureSnapshot, PredictionService
 from churn_prediction.scoring.serving import ServingModels
 from churn_shared.contracts import CustomerFeaturesUpdatedV1, ModelPromotedV1
-from churn_shared.db import unit_of_work
-from churn_shared.kafka import claim_event_ids
-from churn_shared.kafka.consumer import Delivery
+from churn_shared.kafka import Received, TransactionalHandler
 from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
 
+#: Consumer names (the scorer's is also the ``processed_events.consumer`` of its claims).
 SCORER = "prediction-scorer"
-FEATURES_EVENT = "CustomerFeaturesUpdatedV1"
+MODEL_EVENTS = "prediction-model-events"
 
 
-class FeatureSnapshotHandler:
-    """Scores ``customer.features.v1`` micro-batches; a payload that is not a valid
-    ``CustomerFeaturesUpdatedV1`` fails (and ends in the dead-letter topic)."""
+def feature_snapshots_handler(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    models: ServingModels,
+    settings: Settings,
+    wake_relay: Callable[[], None],
+) -> TransactionalHandler[CustomerFeaturesUpdatedV1, int]:
+    """Scores ``customer.features.v1`` micro-batches, each snapshot once; a payload that is not
+    a valid ``CustomerFeaturesUpdatedV1`` fails (and ends in the dead-letter topic)."""
+    service = PredictionService(models, settings)
 
-    def __init__(
-        self,
-        *,
-        session_factory: async_sessionmaker[AsyncSession],
-        models: ServingModels,
-        settings: Settings,
-        notify: Callable[[], None],
-    ) -> None:
-        self._factory = session_factory
-        self._service = PredictionService(models, settings)
-        self._notify = notify
-        self.scored = 0
-
-    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
-        parsed: list[tuple[str, FeatureSnapshot]] = []
-        for delivery in deliveries:
-            env = delivery.envelope
-            if env.event_type != FEATURES_EVENT:
-                _log.warning("unexpected_event_type", event_type=env.event_type)
-                continue
-            payload = CustomerFeaturesUpdatedV1.model_validate(env.payload)
-            parsed.append(
-                (
-                    env.event_id,
-                    FeatureSnapshot(
-                        tenant_id=env.tenant_id,
-                        customer_id=payload.customer_id,
-                        features=payload.features,
-                        backfill=payload.backfill,
-                        request_id=delivery.request_id,
-                    ),
-                )
+    async def score(
+        session: AsyncSession, received: list[Received[CustomerFeaturesUpdatedV1]]
+    ) -> int:
+        snapshots = [
+            FeatureSnapshot(
+                tenant_id=r.tenant_id,
+                customer_id=r.payload.customer_id,
+                features=r.payload.features,
+                backfill=r.payload.backfill,
+                request_id=r.request_id,
             )
-        if not parsed:
-            return
-        async with unit_of_work(self._factory) as session:
-            fresh = await claim_fresh(session, [event_id for event_id, _ in parsed])
-            snapshots = [snap for event_id, snap in parsed if fresh.pop(event_id, False)]
-            events = await self._service.score_snapshots(session, snapshots)
-        self.scored += len(events)
-        _log.info("feature_snapshots_scored", snapshots=len(parsed), scored=len(events))
-        if events:
-            self._notify()
+            for r in received
+        ]
+        return len(await service.score_snapshots(session, snapshots))
+
+    def committed(scored: int) -> None:
+        _log.info("feature_snapshots_scored", scored=scored)
+        if scored:
+            wake_relay()
+
+    return TransactionalHandler(
+        name=SCORER,
+        contract=CustomerFeaturesUpdatedV1,
+        session_factory=session_factory,
+        processed_events=processed_events,
+        apply=score,
+        on_committed=committed,
+    )
 
 
-async def claim_fresh(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, bool]:
-    """The ids not processed before (each id once, even when it repeats inside the batch)."""
-    fresh = await claim_event_ids(session, processed_events, SCORER, event_ids)
-    return dict.fromkeys(fresh, True)
-
-
-PROMOTED_EVENT = "ModelPromotedV1"
-
-
-class ModelPromotedHandler:
-    """Hot reload: on ``ModelPromotedV1`` re-read that tenant's champion and challenger.
+def model_promoted_handler(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    models: ServingModels,
+    num_threads: int = 1,
+) -> TransactionalHandler[ModelPromotedV1, None]:
+    """Hot reload: on ``ModelPromotedV1`` re-read each named tenant's champion and challenger.
 
     Runs in a broadcast consumer group (one per replica), so every replica reloads; reloading is
-    idempotent, so no event ids are claimed.
+    idempotent, so no event ids are claimed (a claim would let one replica alone reload).
     """
 
-    def __init__(
-        self,
-        *,
-        session_factory: async_sessionmaker[AsyncSession],
-        models: ServingModels,
-        num_threads: int = 1,
-    ) -> None:
-        self._factory = session_factory
-        self._models = models
-        self._threads = num_threads
-        self.reloads = 0
+    async def reload(session: AsyncSession, received: list[Received[ModelPromotedV1]]) -> None:
+        registry = ModelRegistryService(session)
+        for tenant_id in dict.fromkeys(r.payload.tenant_id for r in received):
+            await registry.reload_tenant(models, tenant_id, num_threads)
 
-    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
-        tenants: list[str] = []
-        for delivery in deliveries:
-            env = delivery.envelope
-            if env.event_type != PROMOTED_EVENT:
-                continue
-            payload = ModelPromotedV1.model_validate(env.payload)
-            if payload.tenant_id not in tenants:
-                tenants.append(payload.tenant_id)
-        for tenant_id in tenants:
-            async with unit_of_work(self._factory) as session:
-                await ModelRegistryService(session).reload_tenant(
-                    self._models, tenant_id, self._threads
-                )
-            self.reloads += 1
+    return TransactionalHandler(
+        name=MODEL_EVENTS,
+        contract=ModelPromotedV1,
+        session_factory=session_factory,
+        processed_events=None,
+        apply=reload,
+    )
