@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from churn_gateway.realtime import broadcast
 from churn_gateway.schemas import (
+    ALERT_UPDATED_EVENT,
     CHURN_ALERT_EVENT,
     SCORE_UPDATE_EVENT,
     TRAINING_PROGRESS_EVENT,
@@ -16,10 +17,11 @@ from churn_gateway.schemas import (
 )
 from churn_shared.contracts import (
     ChurnAlertRaisedV1,
+    ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
-    ModelTopics,
-    Topics,
+    EventContract,
     TrainingProgressV1,
+    contract_for,
 )
 from churn_shared.kafka import Envelope
 from churn_shared.kafka.consumer import Delivery
@@ -27,43 +29,34 @@ from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
 
-LIVE_FEED_TOPICS: tuple[str, ...] = (
-    Topics.CHURN_ALERTS,
-    Topics.CHURN_SCORES,
-    ModelTopics.TRAINING_PROGRESS,
-)
+#: The contracts shown live, and the Socket.IO event each becomes.
+LIVE_EVENTS: dict[type[EventContract], str] = {
+    ChurnAlertRaisedV1: CHURN_ALERT_EVENT,
+    ChurnAlertUpdatedV1: ALERT_UPDATED_EVENT,
+    ChurnScoreComputedV1: SCORE_UPDATE_EVENT,
+    TrainingProgressV1: TRAINING_PROGRESS_EVENT,
+}
+LIVE_FEED_TOPICS: tuple[str, ...] = tuple(dict.fromkeys(c.topic for c in LIVE_EVENTS))
 
 
 def live_message(topic: str, envelope: Envelope) -> LiveMessage | None:
     """The message a delivery becomes on the feed, or ``None`` if it is not shown live."""
+    contract = contract_for(envelope.event_type)
+    if contract is None or contract.topic != topic or contract not in LIVE_EVENTS:
+        return None
     try:
-        if topic == Topics.CHURN_ALERTS and envelope.event_type == "ChurnAlertRaisedV1":
-            alert = ChurnAlertRaisedV1.model_validate(envelope.payload)
-            return LiveMessage(
-                event=CHURN_ALERT_EVENT,
-                tenant_id=envelope.tenant_id,
-                payload=alert.model_dump(mode="json"),
-            )
-        if topic == Topics.CHURN_SCORES and envelope.event_type == "ChurnScoreComputedV1":
-            score = ChurnScoreComputedV1.model_validate(envelope.payload)
-            if score.backfill:
-                return None
-            return LiveMessage(
-                event=SCORE_UPDATE_EVENT,
-                tenant_id=envelope.tenant_id,
-                payload=score.model_dump(mode="json"),
-            )
-        if topic == ModelTopics.TRAINING_PROGRESS and envelope.event_type == "TrainingProgressV1":
-            progress = TrainingProgressV1.model_validate(envelope.payload)
-            return LiveMessage(
-                event=TRAINING_PROGRESS_EVENT,
-                tenant_id=envelope.tenant_id,
-                payload=progress.model_dump(mode="json"),
-            )
+        payload = contract.model_validate(envelope.payload)
     except ValidationError as exc:
         # The owning consumers dead-letter bad payloads; the live feed just leaves them out.
         _log.warning("live_feed_payload_invalid", event_id=envelope.event_id, error=str(exc)[:500])
-    return None
+        return None
+    if isinstance(payload, ChurnScoreComputedV1) and payload.backfill:
+        return None
+    return LiveMessage(
+        event=LIVE_EVENTS[contract],
+        tenant_id=envelope.tenant_id,
+        payload=payload.model_dump(mode="json"),
+    )
 
 
 class LiveFeedHandler:
