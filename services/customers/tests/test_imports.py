@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from churn_customers.config import Settings
+from churn_customers.importing import CHUNK_ROWS
 from churn_customers.main import create_app
+from churn_customers.models import customer_imports, customers
+from churn_customers.repository import ImportRepository
+from churn_customers.service import ImportLimits, ImportService
+from churn_shared.db import is_transient, unit_of_work, utcnow
+from churn_shared.errors import TooManyRequestsError
 
 CSV = (
     "customerID,plan,tenure,MonthlyCharges,TotalCharges,Churn\n"
@@ -209,3 +218,210 @@ async def test_oversized_upload_is_413(
         assert response.headers["content-type"].startswith("application/problem+json")
         small = await upload(client, tenant, b"customer_id,x\nc1,1\n", id_column=None)
         assert small.status_code == 202
+
+
+def numbered_rows(count: int) -> bytes:
+    return b"customer_id,x\n" + b"".join(b"c%d,%d\n" % (i, i) for i in range(count))
+
+
+async def stored(app: FastAPI, tenant_id: str) -> tuple[int, list[str]]:
+    """The tenant's customers (how many) and imports (their statuses), read from the database."""
+    async with app.state.session_factory() as session:
+        conn = await session.connection()
+        count = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(customers)
+                .where(customers.c.tenant_id == tenant_id)
+            )
+        ).scalar_one()
+        statuses = (
+            await conn.execute(
+                sa.select(customer_imports.c.status).where(
+                    customer_imports.c.tenant_id == tenant_id
+                )
+            )
+        ).scalars()
+        return count, sorted(statuses)
+
+
+def assert_problem(response: httpx.Response, status: int, *fragments: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    for fragment in fragments:
+        assert fragment in response.json()["detail"]
+
+
+async def test_a_file_over_the_row_cap_is_413_and_nothing_is_stored(
+    make_settings: Callable[..., Settings],
+    token_signer: Any,
+    in_process: Any,
+    tenant: dict[str, Any],
+) -> None:
+    app = create_app(
+        make_settings(max_import_rows=100, run_workers=False),
+        token_verifier=token_signer.verifier(),
+    )
+    async with in_process(app) as client:
+        over = await upload(client, tenant, numbered_rows(101), id_column=None)
+        assert_problem(over, 413, "at most 100 rows", "Nothing was imported")
+        assert await stored(app, tenant["id"]) == (0, [])
+
+        # Blank lines and the header do not count.
+        at_cap = await upload(client, tenant, numbered_rows(100) + b"\n\n", id_column=None)
+        assert at_cap.status_code == 202, at_cap.text
+        report = await finished(client, tenant, at_cap.json()["import_id"])
+        assert (report["status"], report["rows_imported"]) == ("succeeded", 100)
+        assert await stored(app, tenant["id"]) == (100, ["succeeded"])
+
+
+async def test_a_tenant_with_its_maximum_of_imports_in_flight_gets_429(
+    make_settings: Callable[..., Settings],
+    token_signer: Any,
+    in_process: Any,
+    tenant: dict[str, Any],
+    other_tenant: dict[str, Any],
+) -> None:
+    app = create_app(
+        make_settings(max_concurrent_imports=2, stale_import_after_seconds=600, run_workers=False),
+        token_verifier=token_signer.verifier(),
+    )
+    async with in_process(app) as client:
+        now = utcnow()
+        ids = {}
+        async with unit_of_work(app.state.session_factory) as session:
+            # Two in flight; one whose worker died long ago and one finished do not count.
+            for status, age in (("queued", 0), ("running", 60), ("running", 3600), ("failed", 0)):
+                ids[status, age] = str(uuid.uuid4())
+                await ImportRepository(session).add(
+                    {
+                        "id": ids[status, age],
+                        "tenant_id": tenant["id"],
+                        "status": status,
+                        "id_column": "customer_id",
+                        "errors": [],
+                        "created_at": now - timedelta(seconds=age),
+                    }
+                )
+        refused = await upload(client, tenant, CSV.encode())
+        assert_problem(refused, 429, "already has 2 customer imports")
+        assert refused.headers["retry-after"] == "30"
+        assert (await stored(app, tenant["id"]))[0] == 0
+
+        theirs = await upload(client, other_tenant, CSV.encode())
+        assert theirs.status_code == 202, theirs.text
+
+        async with unit_of_work(app.state.session_factory) as session:
+            await ImportRepository(session).update(
+                tenant["id"], ids["queued", 0], status="succeeded"
+            )
+        accepted = await upload(client, tenant, CSV.encode())
+        assert accepted.status_code == 202, accepted.text
+        assert (await finished(client, tenant, accepted.json()["import_id"]))["rows_imported"] == 3
+
+
+async def test_racing_uploads_of_one_tenant_never_exceed_the_cap(
+    make_settings: Callable[..., Settings],
+    token_signer: Any,
+    in_process: Any,
+    tenant: dict[str, Any],
+) -> None:
+    """Six uploads at once, none of them finishing (the scheduler keeps them): two are
+    accepted, four refused, whatever the interleaving."""
+    request = httpx.Request(
+        "POST", "http://test/", files={"file": ("c.csv", b"customer_id\nc1\n", "text/csv")}
+    )
+    body, content_type = request.read(), request.headers["content-type"]
+    app = create_app(make_settings(run_workers=False), token_verifier=token_signer.verifier())
+    async with in_process(app) as _:
+        factory = app.state.session_factory
+        scheduled: list[tuple[Any, ...]] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        def keep(*args: Any) -> None:
+            scheduled.append(args)
+
+        async def start() -> str:
+            for _attempt in range(10):  # as the service's error boundary retries a deadlock
+                try:
+                    async with unit_of_work(factory) as session:
+                        service = ImportService(
+                            session, session_factory=factory, limits=ImportLimits(max_concurrent=2)
+                        )
+                        await service.start_import(
+                            tenant["id"],
+                            None,
+                            content_type,
+                            chunks(),
+                            lambda *a: scheduled.append(a),
+                        )
+                    return "accepted"
+                except TooManyRequestsError:
+                    return "refused"
+                except sa.exc.DBAPIError as exc:
+                    if not is_transient(exc):
+                        raise
+                    await asyncio.sleep(0.01)
+            raise AssertionError("kept conflicting")
+
+        outcomes = await asyncio.gather(*(start() for _ in range(6)))
+        for args in scheduled:
+            args[4].close()  # the spooled upload of an import that will never run
+        assert sorted(outcomes) == ["accepted"] * 2 + ["refused"] * 4
+        assert await stored(app, tenant["id"]) == (0, ["queued", "queued"])
+
+
+async def test_undecodable_text_is_422_naming_the_byte_and_nothing_is_stored(
+    app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    response = await upload(client, tenant, b"customerID,plan\nA-1,basic\nA-2,b\x81sic\n")
+    assert_problem(response, 422, "not UTF-8", "byte 81", "line 3", "CSV (UTF-8)")
+    assert await stored(app, tenant["id"]) == (0, [])
+    utf16 = await upload(client, tenant, "customerID\nA-1\n".encode("utf-16"))
+    assert_problem(utf16, 422, "UTF-16")
+
+
+async def test_windows_1252_files_are_imported_as_such(
+    client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    response = await upload(client, tenant, b"customerID,city\nA-1,K\xf6ln\n")
+    assert (await finished(client, tenant, response.json()["import_id"]))["rows_imported"] == 1
+    a1 = (await client.get("/v1/customers/A-1", headers=tenant["headers"])).json()
+    assert a1["attributes"] == {"city": "Köln"}
+
+
+async def test_a_spreadsheet_named_csv_is_still_415(
+    client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    response = await upload(client, tenant, b"PK\x03\x04 a zip, whatever its name says")
+    assert_problem(response, 415, "CSV")
+
+
+async def test_a_file_that_breaks_after_some_chunks_imports_nothing(
+    app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    # Valid rows for several chunks, then a quoted field that never ends.
+    content = numbered_rows(2 * CHUNK_ROWS + 10) + b'broken,"' + b"y" * (200 * 1024)
+    response = await upload(client, tenant, content, id_column=None)
+    assert response.status_code == 202, response.text
+    report = await finished(client, tenant, response.json()["import_id"])
+    assert report["status"] == "failed"
+    assert f"line {2 * CHUNK_ROWS + 12}" in report["failure"]
+    assert await stored(app, tenant["id"]) == (0, ["failed"])
+
+
+async def test_an_upload_cut_short_is_422(
+    client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    request = httpx.Request(
+        "POST", "http://test/", files={"file": ("c.csv", b"customer_id\nc1\n", "text/csv")}
+    )
+    body = request.read()
+    response = await client.post(
+        "/v1/customers/import",
+        content=body[:-20],
+        headers={**tenant["headers"], "content-type": request.headers["content-type"]},
+    )
+    assert_problem(response, 422, "cut short")

@@ -23,6 +23,16 @@ class Settings(ServiceSettings):
     #: The service's request body limit is raised to fit it (``max_body_bytes`` still applies
     #: to every other route's body size when it is larger).
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    #: Most rows (after the header, blank lines not counted) a customer file may hold; a file
+    #: with more is answered 413 before anything is stored. The file is read as a stream either
+    #: way; this bounds how long an import runs and holds its locks.
+    max_import_rows: int = Field(default=200_000, ge=1, le=10_000_000)
+    #: Imports of one tenant that may be queued or running at once; another is answered 429
+    #: with ``Retry-After``.
+    max_concurrent_imports: int = Field(default=2, ge=1, le=100)
+    #: A queued or running import older than this no longer counts towards
+    #: ``max_concurrent_imports`` (the process running it died); it stays ``running``.
+    stale_import_after_seconds: float = Field(default=3600.0, gt=0)
     #: Profiles older than this are recomputed and rescored even without new events, so
     #: time-based features (days since the last order, windows, account age) stay true.
     profile_max_age_hours: float = Field(default=24.0, gt=0)

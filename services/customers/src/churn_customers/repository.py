@@ -483,10 +483,42 @@ class CustomerRepository(_Repository):
         await conn.execute(statement, rows)
 
 
+#: Imports that hold one of their tenant's import slots.
+ACTIVE_IMPORT_STATUSES = ("queued", "running")
+
+
 class ImportRepository(_Repository):
     async def add(self, row: Mapping[str, Any]) -> None:
         conn = await self._conn()
         await conn.execute(sa.insert(customer_imports), [dict(row)])
+
+    async def add_if_fewer_active(
+        self, row: Mapping[str, Any], *, limit: int, active_since: datetime
+    ) -> bool:
+        """Insert the import ``row`` unless its tenant already has ``limit`` imports queued or
+        running that were created at or after ``active_since``; whether it was inserted.
+
+        One ``INSERT … SELECT … WHERE (SELECT COUNT(*) …) < limit`` statement, so the count and
+        the insert cannot interleave with another request's: SQLite runs it under the database
+        write lock; MySQL share-locks the counted index range, so of two racing requests one
+        waits or is chosen as a deadlock victim (and retried by the caller's unit of work)."""
+        conn = await self._conn()
+        active = (
+            sa.select(sa.func.count())
+            .select_from(customer_imports)
+            .where(
+                customer_imports.c.tenant_id == row["tenant_id"],
+                customer_imports.c.created_at >= active_since,
+                customer_imports.c.status.in_(ACTIVE_IMPORT_STATUSES),
+            )
+            .scalar_subquery()
+        )
+        names = list(row)
+        values = sa.select(
+            *(sa.literal(row[name], customer_imports.c[name].type).label(name) for name in names)
+        ).where(active < limit)
+        result = await conn.execute(sa.insert(customer_imports).from_select(names, values))
+        return bool(result.rowcount == 1)
 
     async def get(self, tenant_id: str, import_id: str) -> sa.Row[Any] | None:
         conn = await self._conn()

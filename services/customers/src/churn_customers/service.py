@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,10 +26,17 @@ from churn_customers.exceptions import (
 )
 from churn_customers.features import compute_features, point_in_time_rows
 from churn_customers.importing import (
+    CsvEncodingError,
     CsvFileError,
-    UploadedFile,
+    ImportReport,
+    MultipartError,
+    SpooledUpload,
+    SpreadsheetFileError,
+    UploadTooLargeError,
+    inspect_csv,
     looks_like_spreadsheet,
-    parse_customer_csv,
+    read_customer_chunks,
+    receive_form,
 )
 from churn_customers.models import outbox
 from churn_customers.repository import (
@@ -61,7 +69,12 @@ from churn_shared.contracts import (
     Topics,
 )
 from churn_shared.db import unit_of_work, utcnow
-from churn_shared.errors import BadRequestError, UnprocessableError
+from churn_shared.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    TooManyRequestsError,
+    UnprocessableError,
+)
 from churn_shared.kafka import Envelope, enqueue
 from churn_shared.logging import get_logger
 from churn_shared.pagination import decode_cursor, encode_cursor
@@ -329,10 +342,25 @@ class CustomerService:
 #: ``schedule(function, *args)`` runs ``await function(*args)`` after the response (and after
 #: the request's transaction committed): FastAPI's ``BackgroundTasks.add_task``.
 Scheduler = Callable[..., None]
+#: ``Retry-After`` of a 429 for a tenant that has ``max_concurrent`` imports in flight.
+IMPORT_RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """What one upload may cost (``None``: unlimited)."""
+
+    max_bytes: int | None = None
+    max_rows: int | None = None
+    #: Imports of one tenant queued or running at once.
+    max_concurrent: int | None = None
+    #: A queued or running import older than this no longer counts towards ``max_concurrent``.
+    stale_after: timedelta = timedelta(hours=1)
 
 
 class ImportService:
-    """Customer file uploads: accept, then import in the background (:func:`run_import`)."""
+    """Customer file uploads: checked and accepted in the request, imported in the background
+    (:func:`run_import`)."""
 
     def __init__(
         self,
@@ -340,53 +368,96 @@ class ImportService:
         *,
         session_factory: async_sessionmaker[AsyncSession] | None = None,
         max_bytes: int | None = None,
+        limits: ImportLimits | None = None,
     ) -> None:
         self._imports = ImportRepository(session)
         self._session_factory = session_factory
-        self._max_bytes = max_bytes
+        self._limits = limits or ImportLimits(max_bytes=max_bytes)
 
     async def start_import(
         self,
         tenant_id: str,
         subject: str | None,
-        upload: UploadedFile | None,
-        id_column: str,
+        content_type: str,
+        body: AsyncIterator[bytes],
         schedule: Scheduler,
     ) -> ImportAccepted:
+        """Read the multipart body (fields ``file`` and ``id_column``) into a spooled file,
+        refuse what cannot be imported (415 spreadsheets, 413 too many bytes or rows, 422
+        undecodable text or a bad form, 429 too many imports in flight) with nothing stored,
+        record the import as queued and schedule :func:`run_import`."""
+        if self._session_factory is None:  # pragma: no cover - wired by the dependency
+            raise RuntimeError("ImportService needs a session factory for background imports")
+        limits = self._limits
+        try:
+            form = await receive_form(body, content_type, max_file_bytes=limits.max_bytes)
+        except MultipartError as exc:
+            raise UnprocessableError(f"Send the file as multipart/form-data: {exc}.") from exc
+        except UploadTooLargeError as exc:
+            raise ImportTooLargeError(exc.limit) from exc
+        upload = form.file
         if upload is None:
             raise UnprocessableError("Send the customer file in a multipart form field 'file'.")
-        if self._max_bytes is not None and len(upload.content) > self._max_bytes:
-            raise ImportTooLargeError(self._max_bytes)
-        if looks_like_spreadsheet(upload):
-            raise UnsupportedMediaTypeError(
-                "Spreadsheets (XLSX/XLS) cannot be read here (no spreadsheet reader is "
-                "installed); save the sheet as CSV (UTF-8) and upload that."
+        scheduled = False
+        try:
+            id_column = (form.fields.get("id_column") or "customer_id").strip()
+            if looks_like_spreadsheet(upload.filename, upload.content_type):
+                raise _spreadsheet_refused()
+            if not id_column:
+                raise UnprocessableError("id_column must not be blank.")
+            try:
+                summary = await asyncio.to_thread(inspect_csv, upload.file, limits.max_rows)
+            except SpreadsheetFileError as exc:
+                raise _spreadsheet_refused() from exc
+            except CsvEncodingError as exc:
+                raise UnprocessableError(str(exc)) from exc
+            if summary.too_many_rows:
+                raise PayloadTooLargeError(
+                    f"A customer file holds at most {limits.max_rows} rows; this one has more. "
+                    "Nothing was imported; split the file and upload the parts one by one."
+                )
+            import_id = str(uuid.uuid4())
+            now = utcnow()
+            row: dict[str, Any] = {
+                "id": import_id,
+                "tenant_id": tenant_id,
+                "status": "queued",
+                "filename": (upload.filename or "")[:255] or None,
+                "id_column": id_column[:255],
+                "rows_total": 0,
+                "rows_imported": 0,
+                "rows_rejected": 0,
+                "errors": [],
+                "created_by": (subject or "")[:64] or None,
+                "created_at": now,
+            }
+            # In the caller's transaction: the request's unit of work commits it before the
+            # response, so before the scheduled import runs.
+            if limits.max_concurrent is None:
+                await self._imports.add(row)
+            elif not await self._imports.add_if_fewer_active(
+                row, limit=limits.max_concurrent, active_since=now - limits.stale_after
+            ):
+                raise TooManyRequestsError(
+                    f"This tenant already has {limits.max_concurrent} customer imports "
+                    "queued or running; retry when one has finished.",
+                    # ProblemError's extra keywords reach problem_response: a header, not a field.
+                    headers={"Retry-After": str(IMPORT_RETRY_AFTER_SECONDS)},
+                )
+            schedule(
+                run_import,
+                self._session_factory,
+                tenant_id,
+                import_id,
+                upload,
+                summary.encoding,
+                id_column,
+                limits.max_rows,
             )
-        id_column = id_column.strip()
-        if not id_column:
-            raise UnprocessableError("id_column must not be blank.")
-        if self._session_factory is None:  # pragma: no cover - wired by the dependency
-            raise RuntimeError("ImportService needs a session factory to run imports")
-        import_id = str(uuid.uuid4())
-        # Committed on its own, before the background import starts (which may run before the
-        # request's unit of work ends).
-        async with unit_of_work(self._session_factory) as session:
-            await ImportRepository(session).add(
-                {
-                    "id": import_id,
-                    "tenant_id": tenant_id,
-                    "status": "queued",
-                    "filename": (upload.filename or "")[:255] or None,
-                    "id_column": id_column[:255],
-                    "rows_total": 0,
-                    "rows_imported": 0,
-                    "rows_rejected": 0,
-                    "errors": [],
-                    "created_by": (subject or "")[:64] or None,
-                    "created_at": utcnow(),
-                }
-            )
-        schedule(run_import, self._session_factory, tenant_id, import_id, upload.content, id_column)
+            scheduled = True
+        finally:
+            if not scheduled:
+                await asyncio.to_thread(upload.close)
         return ImportAccepted(import_id=import_id)
 
     async def get_import(self, tenant_id: str, import_id: str) -> ImportRead:
@@ -396,53 +467,81 @@ class ImportService:
         return ImportRead.model_validate({**row._mapping, "import_id": row.id})
 
 
+def _spreadsheet_refused() -> UnsupportedMediaTypeError:
+    return UnsupportedMediaTypeError(
+        "Spreadsheets (XLSX/XLS) cannot be read here (no spreadsheet reader is "
+        "installed); save the sheet as CSV (UTF-8) and upload that."
+    )
+
+
 async def run_import(
     session_factory: async_sessionmaker[AsyncSession],
     tenant_id: str,
     import_id: str,
-    content: bytes,
+    upload: SpooledUpload,
+    encoding: str,
     id_column: str,
+    max_rows: int | None = None,
 ) -> None:
-    """Parse the file off the event loop, then upsert every valid row in one transaction (a
-    rejected row is reported and skipped whole) and record the outcome on the import."""
-    async with unit_of_work(session_factory) as session:
-        await ImportRepository(session).update(tenant_id, import_id, status="running")
+    """Import a spooled customer file; a background task, run after the response.
+
+    The request's transaction has ended by then, so this task is its own caller and owns its
+    units of work (through ``session_factory``): one marks the import running, one upserts
+    every valid row and records the outcome — all rows or none (a rejected row is reported and
+    skipped whole) — and, when that fails, one records why.
+    The file is parsed in a worker thread chunk by chunk (:func:`read_customer_chunks`) and
+    each chunk is merged into the stored attributes with bulk statements and dropped, so memory
+    does not grow with the file. Closes ``upload``."""
     try:
-        parsed = await asyncio.to_thread(parse_customer_csv, content, id_column)
-        del content
-        now = utcnow()
         async with unit_of_work(session_factory) as session:
-            customers = CustomerRepository(session)
-            existing = await customers.attributes_for(tenant_id, list(parsed.rows))
-            merged = {
-                cid: {**existing.get(cid, {}), **values} for cid, values in parsed.rows.items()
-            }
-            await customers.upsert_attributes(tenant_id, merged, now)
-            await ImportRepository(session).update(
-                tenant_id,
-                import_id,
-                status="succeeded",
-                rows_total=parsed.rows_total,
-                rows_imported=len(parsed.rows),
-                rows_rejected=parsed.rows_rejected,
-                errors=parsed.errors,
-                finished_at=utcnow(),
+            await ImportRepository(session).update(tenant_id, import_id, status="running")
+        report = ImportReport()
+        chunks = read_customer_chunks(upload.file, encoding, id_column, report, max_rows=max_rows)
+        try:
+            now = utcnow()
+            async with unit_of_work(session_factory) as session:
+                customers = CustomerRepository(session)
+                while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                    existing = await customers.attributes_for(tenant_id, list(chunk))
+                    await customers.upsert_attributes(
+                        tenant_id,
+                        {cid: {**existing.get(cid, {}), **values} for cid, values in chunk.items()},
+                        now,
+                    )
+                    del chunk, existing
+                await ImportRepository(session).update(
+                    tenant_id,
+                    import_id,
+                    status="succeeded",
+                    rows_total=report.rows_total,
+                    rows_imported=report.rows_accepted,
+                    rows_rejected=report.rows_rejected,
+                    errors=report.errors,
+                    finished_at=utcnow(),
+                )
+            log.info(
+                "customers imported",
+                import_id=import_id,
+                tenant_id=tenant_id,
+                rows=report.rows_accepted,
+                rejected=report.rows_rejected,
             )
-        log.info(
-            "customers imported",
-            import_id=import_id,
-            tenant_id=tenant_id,
-            rows=len(parsed.rows),
-            rejected=parsed.rows_rejected,
-        )
-    except Exception as exc:
-        failure = str(exc) if isinstance(exc, CsvFileError) else "internal error while importing"
-        if not isinstance(exc, CsvFileError):
-            log.exception("customer import failed", import_id=import_id, tenant_id=tenant_id)
-        async with unit_of_work(session_factory) as session:
-            await ImportRepository(session).update(
-                tenant_id, import_id, status="failed", failure=failure, finished_at=utcnow()
+        except Exception as exc:
+            failure = (
+                str(exc) if isinstance(exc, CsvFileError) else "internal error while importing"
             )
+            if not isinstance(exc, CsvFileError):
+                log.exception("customer import failed", import_id=import_id, tenant_id=tenant_id)
+            async with unit_of_work(session_factory) as session:
+                await ImportRepository(session).update(
+                    tenant_id, import_id, status="failed", failure=failure, finished_at=utcnow()
+                )
+        finally:
+            # Still executing in its thread when this task was cancelled: it stops on its own.
+            with contextlib.suppress(ValueError):
+                chunks.close()
+    finally:
+        await asyncio.to_thread(upload.close)
 
 
 # --------------------------------------------------------------------------- training sets

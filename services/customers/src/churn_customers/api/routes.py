@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
@@ -10,10 +11,9 @@ from pydantic import BaseModel
 from churn_customers.dependencies import (
     CustomerServiceDep,
     EventIngestServiceDep,
-    ImportServiceDep,
+    SettingsDep,
     TrainingSetServiceDep,
 )
-from churn_customers.importing import MultipartError, parse_multipart
 from churn_customers.schemas import (
     CustomerCreate,
     CustomerDetail,
@@ -29,9 +29,10 @@ from churn_customers.schemas import (
     ImportAccepted,
     ImportRead,
 )
-from churn_customers.service import parse_cutoff
-from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError
+from churn_customers.service import ImportLimits, ImportService, parse_cutoff
+from churn_shared.errors import PROBLEM_RESPONSES
 from churn_shared.security import Principal, PrincipalDep, require_role
+from churn_shared.unit_of_work import SessionDep
 
 #: Changing data needs the analyst role or higher; reading needs any role.
 WriterDep = Annotated[Principal, Depends(require_role("analyst"))]
@@ -155,12 +156,36 @@ _IMPORT_BODY = {
 }
 
 
+def get_import_service(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> ImportService:
+    """The import service with every import limit of the settings (bytes, rows, imports in
+    flight per tenant)."""
+    return ImportService(
+        session,
+        session_factory=request.app.state.session_factory,
+        limits=ImportLimits(
+            max_bytes=settings.max_import_bytes,
+            max_rows=settings.max_import_rows,
+            max_concurrent=settings.max_concurrent_imports,
+            stale_after=timedelta(seconds=settings.stale_import_after_seconds),
+        ),
+    )
+
+
+ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
+
+
 @imports_router.post(
     "/import",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportAccepted,
     operation_id="customers_import",
     openapi_extra=_IMPORT_BODY,
+    responses={
+        415: {**PROBLEM_RESPONSES[422], "description": "A spreadsheet, not CSV"},
+        429: {**PROBLEM_RESPONSES[422], "description": "Too many imports of this tenant in flight"},
+    },
 )
 async def import_customers(
     request: Request,
@@ -171,16 +196,15 @@ async def import_customers(
     """Upload a customer file; its rows are upserted in the background (poll the import).
 
     Cells are typed (numbers as numbers, blanks as null) and merged into each customer's
-    attributes; rows with errors are skipped whole and reported with their line numbers."""
-    try:
-        form = parse_multipart(await request.body(), request.headers.get("content-type", ""))
-    except MultipartError as exc:
-        raise UnprocessableError(f"Send the file as multipart/form-data: {exc}.") from exc
+    attributes; rows with errors are skipped whole and reported with their line numbers.
+    A file over the byte or row limit is refused with 413, text that is neither UTF-8 nor
+    Windows-1252 with 422, and an upload while the tenant has its maximum of imports queued or
+    running with 429 (``Retry-After``); a refused file leaves nothing stored."""
     return await service.start_import(
         principal.tenant_id,
         principal.subject,
-        form.files.get("file"),
-        form.fields.get("id_column") or "customer_id",
+        request.headers.get("content-type", ""),
+        request.stream(),
         background.add_task,
     )
 
