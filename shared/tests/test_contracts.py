@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from churn_shared.contracts import (
     EVENT_CONTRACTS,
     ChurnAlertRaisedV1,
+    ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
     CustomerEventReceivedV1,
     CustomerFeaturesUpdatedV1,
@@ -31,6 +32,7 @@ WIRE = {
     CustomerFeaturesUpdatedV1: ("CustomerFeaturesUpdatedV1", "customer.features.v1"),
     ChurnScoreComputedV1: ("ChurnScoreComputedV1", "churn.scores.v1"),
     ChurnAlertRaisedV1: ("ChurnAlertRaisedV1", "churn.alerts.v1"),
+    ChurnAlertUpdatedV1: ("ChurnAlertUpdatedV1", "churn.alerts.v1"),
     ModelPromotedV1: ("ModelPromotedV1", "model.events.v1"),
     TrainingProgressV1: ("TrainingProgressV1", "model.training.v1"),
 }

@@ -119,6 +119,14 @@ FOREIGN_ID_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/customers/{customer_id}/features", None),
     ("GET", "/v1/customers/{risky_customer_id}", None),
     ("GET", "/v1/alerts/{alert_id}", None),
+    ("GET", "/v1/alerts/{alert_id}/history", None),
+    ("GET", "/v1/alerts/{alert_id}/deliveries", None),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge", None),
+    ("POST", "/v1/alerts/{alert_id}/assign", {"user_id": "me"}),
+    ("POST", "/v1/alerts/{alert_id}/assign", {"user_id": "{user_id}"}),
+    ("POST", "/v1/alerts/{alert_id}/snooze", {"until": "2099-01-01T00:00:00Z"}),
+    ("POST", "/v1/alerts/{alert_id}/resolve", {"outcome": "churned"}),
+    ("POST", "/v1/alerts/{alert_id}/reopen", None),
     ("DELETE", "/v1/alert-channels/{channel_id}", None),
     ("PATCH", "/v1/users/{user_id}", {"role": "viewer"}),
     ("PATCH", "/v1/users/{user_id}", {"active": False}),
@@ -166,6 +174,8 @@ async def test_foreign_ids_are_404(world, method, path, body):
         "/v1/customers?sort=-churn_probability",
         "/v1/alerts",
         "/v1/alerts?customer_id={risky_customer_id}",
+        "/v1/alerts/outcomes",
+        "/v1/alerts/outcomes?format=csv",
         "/v1/alert-channels",
         "/v1/alert-rules",
         "/v1/users",
@@ -183,6 +193,23 @@ async def test_lists_never_include_the_other_tenants_rows(world, path):
     assert world["a"].email not in response.text
 
 
+@pytest.mark.parametrize(
+    ("action", "extra"),
+    [("acknowledge", {}), ("assign", {"user_id": "me"}), ("resolve", {"outcome": "churned"})],
+)
+async def test_bulk_actions_never_reach_the_other_tenants_alerts(world, action, extra):
+    client, ids = world["client"], world["ids"]
+    response = await client.post(
+        f"/v1/alerts/bulk/{action}",
+        headers=world["b"].headers,
+        json={"alert_ids": [ids["alert_id"]], **extra},
+    )
+    assert response.status_code == 200, response.text
+    assert [(i["id"], i["result"], i["status"]) for i in response.json()["items"]] == [
+        (ids["alert_id"], "not_found", None)
+    ]
+
+
 async def test_the_other_tenants_resources_are_untouched(world):
     client, ids, a = world["client"], world["ids"], world["a"]
     await asyncio.sleep(0.5)  # let any (wrongly) forwarded write settle
@@ -198,6 +225,7 @@ async def test_the_other_tenants_resources_are_untouched(world):
     assert ids["api_key_id"] in keys.text
     alert = await client.get(f"/v1/alerts/{ids['alert_id']}", headers=a.headers)
     assert alert.status_code == 200
+    assert (alert.json()["status"], alert.json()["assignee_id"]) == ("open", None)
 
 
 async def test_the_other_tenants_api_key_sees_only_its_own_tenant(world):
@@ -221,3 +249,23 @@ async def test_live_feed_never_carries_the_other_tenants_events(world):
         # raise B's own alert).
         assert data.get("customer_id") not in a_customers, (event, data)
         assert data.get("tenant_id", world["b"].tenant_id) == world["b"].tenant_id
+
+
+async def test_alert_changes_reach_their_own_tenants_feed_only(world):
+    client, ids, a = world["client"], world["ids"], world["a"]
+    alert_id = ids["alert_id"]
+    acked = await client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=a.headers)
+    assert acked.status_code == 200, acked.text
+    reopened = await client.post(f"/v1/alerts/{alert_id}/reopen", headers=a.headers)
+    assert reopened.status_code == 200, reopened.text
+
+    def updates(feed: Any) -> list[str]:
+        return [
+            data["action"]
+            for event, data in feed.received
+            if event == "alert_updated" and data.get("alert_id") == alert_id
+        ]
+
+    await wait_for(lambda: updates(world["a_feed"]) == ["acknowledged", "reopened"], timeout=30)
+    await asyncio.sleep(0.5)
+    assert updates(world["b_feed"]) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,26 @@ async def _rules(ctx: Ctx, actor: Account) -> Prepared:
     return "/v1/alert-rules", body, None
 
 
+def _working(action: str, body: Any = None, *, first: str = "reopen") -> Prepare:
+    """The shared alert, first put (by the owner) where ``action`` is allowed: reopened, or
+    resolved for ``reopen``; a 409 there only means it already was."""
+
+    async def prepare(ctx: Ctx, actor: Account) -> Prepared:
+        setup = {"outcome": "false_alarm"} if first == "resolve" else None
+        response = await ctx.client.post(
+            f"/v1/alerts/{ctx.alert_id}/{first}", headers=ctx.owner.headers, json=setup
+        )
+        assert response.status_code in (200, 409), response.text
+        value = body(ctx) if callable(body) else body
+        return action.format(alert=ctx.alert_id), value, None
+
+    return prepare
+
+
+def _snooze_body(ctx: Ctx) -> dict[str, str]:
+    return {"until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+
+
 async def _register(ctx: Ctx, actor: Account) -> Prepared:
     body = {"tenant_name": "matrix", "email": f"{unique('reg')}@example.com", "password": PASSWORD}
     return "/v1/auth/register", body, {}
@@ -118,7 +139,8 @@ async def _logout(ctx: Ctx, actor: Account) -> Prepared:
 
 
 async def _update_me(ctx: Ctx, actor: Account) -> Prepared:
-    return "/v1/users/me", {"email": f"{unique('me')}@example.com"}, None
+    body = {"email": f"{unique('me')}@example.com", "current_password": PASSWORD}
+    return "/v1/users/me", body, None
 
 
 async def _change_password(ctx: Ctx, actor: Account) -> Prepared:
@@ -261,6 +283,82 @@ TABLE: list[Row] = [
     # alerts
     Row("alerts_list", "GET", "/v1/alerts", V),
     Row("alerts_get", "GET", "/v1/alerts/{alert_id}", V, prepare=fixed("/v1/alerts/{alert}")),
+    Row("alerts_outcomes", "GET", "/v1/alerts/outcomes", V),
+    Row(
+        "alerts_history",
+        "GET",
+        "/v1/alerts/{alert_id}/history",
+        V,
+        prepare=fixed("/v1/alerts/{alert}/history"),
+    ),
+    Row(
+        "alerts_deliveries",
+        "GET",
+        "/v1/alerts/{alert_id}/deliveries",
+        V,
+        prepare=fixed("/v1/alerts/{alert}/deliveries"),
+    ),
+    Row(
+        "alerts_acknowledge",
+        "POST",
+        "/v1/alerts/{alert_id}/acknowledge",
+        AN,
+        prepare=_working("/v1/alerts/{alert}/acknowledge"),
+    ),
+    Row(
+        "alerts_assign",
+        "POST",
+        "/v1/alerts/{alert_id}/assign",
+        AN,
+        prepare=_working("/v1/alerts/{alert}/assign", {"user_id": "me"}),
+    ),
+    Row(
+        "alerts_snooze",
+        "POST",
+        "/v1/alerts/{alert_id}/snooze",
+        AN,
+        prepare=_working("/v1/alerts/{alert}/snooze", _snooze_body),
+    ),
+    Row(
+        "alerts_resolve",
+        "POST",
+        "/v1/alerts/{alert_id}/resolve",
+        AN,
+        prepare=_working("/v1/alerts/{alert}/resolve", {"outcome": "retained"}),
+    ),
+    Row(
+        "alerts_reopen",
+        "POST",
+        "/v1/alerts/{alert_id}/reopen",
+        AN,
+        prepare=_working("/v1/alerts/{alert}/reopen", first="resolve"),
+    ),
+    Row(
+        "alerts_bulk_acknowledge",
+        "POST",
+        "/v1/alerts/bulk/acknowledge",
+        AN,
+        prepare=_working("/v1/alerts/bulk/acknowledge", lambda ctx: {"alert_ids": [ctx.alert_id]}),
+    ),
+    Row(
+        "alerts_bulk_assign",
+        "POST",
+        "/v1/alerts/bulk/assign",
+        AN,
+        prepare=_working(
+            "/v1/alerts/bulk/assign", lambda ctx: {"alert_ids": [ctx.alert_id], "user_id": "me"}
+        ),
+    ),
+    Row(
+        "alerts_bulk_resolve",
+        "POST",
+        "/v1/alerts/bulk/resolve",
+        AN,
+        prepare=_working(
+            "/v1/alerts/bulk/resolve",
+            lambda ctx: {"alert_ids": [ctx.alert_id], "outcome": "churned"},
+        ),
+    ),
     Row("alert_rules_get", "GET", "/v1/alert-rules", V),
     Row("alert_rules_update", "PUT", "/v1/alert-rules", AD, prepare=_rules),
     Row("alert_channels_list", "GET", "/v1/alert-channels", V),

@@ -7,8 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Socket.IO event names of the live feed.
-LiveEventName = Literal["churn_alert", "score_update", "training_progress"]
+LiveEventName = Literal["churn_alert", "alert_updated", "score_update", "training_progress"]
 CHURN_ALERT_EVENT: LiveEventName = "churn_alert"
+#: An alert was acknowledged, assigned, snoozed, resolved, reopened or woken.
+ALERT_UPDATED_EVENT: LiveEventName = "alert_updated"
 SCORE_UPDATE_EVENT: LiveEventName = "score_update"
 TRAINING_PROGRESS_EVENT: LiveEventName = "training_progress"
 

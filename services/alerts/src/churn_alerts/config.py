@@ -32,3 +32,7 @@ class Settings(ServiceSettings):
     #: long; sends still running then are cancelled and recorded (``not_sent`` or ``unknown``),
     #: never left to be posted again blindly. Keep it above the timeout of one POST.
     delivery_shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=120)
+    #: The auth service (its users API checks assignees); by default next to ``jwks_url``.
+    auth_url: str | None = None
+    #: How often snoozed alerts whose time has come are reopened.
+    snooze_check_interval_seconds: float = Field(default=15.0, gt=0)

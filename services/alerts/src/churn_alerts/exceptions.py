@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from churn_shared.errors import NotFoundError, UnprocessableError
+from churn_shared.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
 
 
 class AlertNotFoundError(NotFoundError):
@@ -20,3 +26,38 @@ class InvalidChannelUrlError(UnprocessableError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"The channel URL is not acceptable: {reason}")
+
+
+class InvalidTransitionError(ConflictError):
+    """The alert is not in a state where the action makes sense (409)."""
+
+    type_slug = "invalid-alert-transition"
+
+    def __init__(self, alert_id: str, action: str, status: str) -> None:
+        super().__init__(
+            f"Alert {alert_id} is {status}: it cannot be {action} now.",
+            alert_status=status,
+            action=action,
+        )
+
+
+class UnknownAssigneeError(UnprocessableError):
+    type_slug = "unknown-assignee"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"User {user_id} is not an active user of your tenant.")
+
+
+class AssignmentForbiddenError(ForbiddenError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Only admins and owners can assign an alert to someone else; take it yourself"
+            " with your own user id."
+        )
+
+
+class UserDirectoryUnavailableError(ServiceUnavailableError):
+    type_slug = "user-directory-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The assignee cannot be checked right now (the auth service is down).")

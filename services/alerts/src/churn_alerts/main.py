@@ -6,17 +6,25 @@ from fastapi import FastAPI
 
 from churn_alerts.api.routes import alerts_router, channels_router, rules_router
 from churn_alerts.config import Settings
+from churn_alerts.dependencies import AlertsState
+from churn_alerts.users import UserDirectory
 from churn_alerts.worker import RUNTIME
-from churn_shared.runtime import ProcessState
 from churn_shared.security import TokenVerifier
 
 
 def create_app(
-    settings: Settings | None = None, *, token_verifier: TokenVerifier | None = None
+    settings: Settings | None = None,
+    *,
+    token_verifier: TokenVerifier | None = None,
+    user_directory: UserDirectory | None = None,
 ) -> FastAPI:
+    """``user_directory`` replaces the auth service's users API (tests)."""
     settings = settings or Settings()
+    state = AlertsState(settings)
+    if user_directory is not None:
+        state.users = user_directory
     return RUNTIME.create_app(
-        ProcessState(settings),
+        state,
         title="churn alerts",
         description="Alert rules, channels, alerts and their signed webhook deliveries.",
         routers=(alerts_router, rules_router, channels_router),

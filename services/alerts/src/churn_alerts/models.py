@@ -65,6 +65,8 @@ class Alert(Base, table=True):
             "created_at",
         ),
         sa.Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_alerts_tenant_status_created", "tenant_id", "status", "created_at"),
+        sa.Index("ix_alerts_status_snoozed_until", "status", "snoozed_until"),
     )
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
@@ -78,7 +80,40 @@ class Alert(Base, table=True):
     drivers: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
     )
+    #: ``open`` → ``acknowledged`` → ``resolved``, or ``snoozed`` until ``snoozed_until``
+    #: (see :mod:`churn_alerts.lifecycle`).
     status: str = Field(default="open", max_length=16)
+    #: A user of the tenant (the auth service's user id), or nobody.
+    assignee_id: str | None = Field(default=None, max_length=64)
+    snoozed_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    #: What became of the customer, set on resolution: a label for model evaluation.
+    outcome: str | None = Field(default=None, max_length=16)
+    resolution_note: str | None = Field(default=None, max_length=1000)
+    resolved_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+    #: The last change of status, assignee or snooze; ``None`` until the first.
+    updated_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class AlertHistory(Base, table=True):
+    """The audit trail of an alert: who did what when. Rows are only ever added."""
+
+    __tablename__ = "alert_history"
+    __table_args__ = (
+        sa.Index("ix_alert_history_tenant_alert_created", "tenant_id", "alert_id", "created_at"),
+    )
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    alert_id: str = Field(max_length=36, foreign_key="alerts.id")
+    action: str = Field(max_length=32)
+    #: The token subject of the user who acted, or ``system``.
+    actor: str = Field(max_length=128)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
 
 
@@ -100,6 +135,28 @@ class Delivery(Base, table=True):
     last_error: str | None = Field(default=None, max_length=1000)
     delivered_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+
+
+class DeliveryAttempt(Base, table=True):
+    """One try of a delivery: what the receiver answered (or why nothing was sent), and when."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        sa.Index("ix_delivery_attempts_tenant_alert", "tenant_id", "alert_id"),
+        sa.Index("ix_delivery_attempts_delivery", "delivery_id", "attempted_at"),
+    )
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    delivery_id: str = Field(max_length=36, foreign_key="deliveries.id")
+    alert_id: str = Field(max_length=36)
+    channel_id: str = Field(max_length=36)
+    attempt: int
+    #: See :data:`churn_alerts.service.DeliveryOutcome`.
+    outcome: str = Field(max_length=16)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=1000)
+    attempted_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
 
 
 outbox = outbox_table(Base.metadata)

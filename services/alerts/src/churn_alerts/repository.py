@@ -11,7 +11,15 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery, outbox
+from churn_alerts.models import (
+    Alert,
+    AlertChannel,
+    AlertHistory,
+    AlertRule,
+    Delivery,
+    DeliveryAttempt,
+    outbox,
+)
 from churn_shared.kafka import Envelope, enqueue
 
 
@@ -91,21 +99,42 @@ class AlertRepository:
         )
         return result.first()
 
+    async def get_for_update(self, tenant_id: str, alert_id: str) -> Alert | None:
+        """The alert, locked until the transaction ends (two people acting on it queue up)."""
+        result = await self.session.exec(
+            select(Alert)
+            .where(Alert.tenant_id == tenant_id, Alert.id == alert_id)
+            .with_for_update()
+        )
+        return result.first()
+
     async def page(
         self,
         tenant_id: str,
         *,
         limit: int,
         after: tuple[datetime, str] | None,
-        customer_id: str | None,
-        kind: str | None,
+        filters: AlertFilters,
     ) -> list[Alert]:
         """Newest first, keyset-paginated on ``(created_at, id)``."""
         query = select(Alert).where(Alert.tenant_id == tenant_id)
-        if customer_id is not None:
-            query = query.where(Alert.customer_id == customer_id)
-        if kind is not None:
-            query = query.where(Alert.kind == kind)
+        f = filters
+        if f.customer_id is not None:
+            query = query.where(Alert.customer_id == f.customer_id)
+        if f.kind is not None:
+            query = query.where(Alert.kind == f.kind)
+        if f.status is not None:
+            query = query.where(Alert.status == f.status)
+        if f.risk_level is not None:
+            query = query.where(Alert.risk_level == f.risk_level)
+        if f.unassigned:  # ``assignee=none``
+            query = query.where(col(Alert.assignee_id).is_(None))
+        elif f.assignee_id is not None:
+            query = query.where(Alert.assignee_id == f.assignee_id)
+        if f.created_from is not None:
+            query = query.where(col(Alert.created_at) >= f.created_from)
+        if f.created_to is not None:
+            query = query.where(col(Alert.created_at) < f.created_to)
         if after is not None:
             created_at, alert_id = after
             query = query.where(
@@ -148,6 +177,69 @@ class AlertRepository:
     async def add_all(self, alerts: Sequence[Alert]) -> None:
         self.session.add_all(alerts)
         await self.session.flush()
+
+    async def save(self, alert: Alert) -> None:
+        self.session.add(alert)
+        await self.session.flush()
+
+    async def snoozed_due(self, now: datetime, limit: int) -> list[Alert]:
+        """Snoozed alerts whose time has come, locked (skipping those another worker holds)."""
+        result = await self.session.exec(
+            select(Alert)
+            .where(col(Alert.status) == "snoozed", col(Alert.snoozed_until) <= now)
+            .order_by(col(Alert.snoozed_until))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(result.all())
+
+    async def outcomes(
+        self, tenant_id: str, resolved_from: datetime | None, resolved_to: datetime | None
+    ) -> list[Alert]:
+        """Resolved alerts with their outcome, oldest resolution first."""
+        query = select(Alert).where(
+            Alert.tenant_id == tenant_id,
+            col(Alert.status) == "resolved",
+            col(Alert.outcome).is_not(None),
+        )
+        if resolved_from is not None:
+            query = query.where(col(Alert.resolved_at) >= resolved_from)
+        if resolved_to is not None:
+            query = query.where(col(Alert.resolved_at) < resolved_to)
+        query = query.order_by(col(Alert.resolved_at), col(Alert.id))
+        return list((await self.session.exec(query)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilters:
+    customer_id: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    risk_level: str | None = None
+    assignee_id: str | None = None
+    #: Only alerts nobody is assigned to (``assignee=none``).
+    unassigned: bool = False
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class HistoryRepository:
+    """The append-only audit trail: rows are added, never changed or deleted."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_all(self, entries: Sequence[AlertHistory]) -> None:
+        self.session.add_all(entries)
+        await self.session.flush()
+
+    async def for_alert(self, tenant_id: str, alert_id: str) -> list[AlertHistory]:
+        result = await self.session.exec(
+            select(AlertHistory)
+            .where(AlertHistory.tenant_id == tenant_id, AlertHistory.alert_id == alert_id)
+            .order_by(col(AlertHistory.created_at), col(AlertHistory.id))
+        )
+        return list(result.all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +291,40 @@ class DeliveryRepository:
     async def get(self, delivery_id: str) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)
 
-    async def for_alert(self, tenant_id: str, alert_id: str) -> list[Delivery]:
-        result = await self.session.exec(
-            select(Delivery).where(Delivery.tenant_id == tenant_id, Delivery.alert_id == alert_id)
-        )
+    async def get_many(self, delivery_ids: Iterable[str]) -> list[Delivery]:
+        ids = list(set(delivery_ids))
+        if not ids:
+            return []
+        result = await self.session.exec(select(Delivery).where(col(Delivery.id).in_(ids)))
         return list(result.all())
+
+    async def for_alert(
+        self, tenant_id: str, alert_id: str
+    ) -> list[tuple[Delivery, AlertChannel, list[DeliveryAttempt]]]:
+        """The alert's deliveries (oldest channel first), each with its channel and attempts."""
+        rows = (
+            await self.session.exec(
+                select(Delivery, AlertChannel)
+                .join(AlertChannel, col(AlertChannel.id) == col(Delivery.channel_id))
+                .where(Delivery.tenant_id == tenant_id, Delivery.alert_id == alert_id)
+                .order_by(col(Delivery.created_at), col(Delivery.id))
+            )
+        ).all()
+        attempts = (
+            await self.session.exec(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.tenant_id == tenant_id, DeliveryAttempt.alert_id == alert_id)
+                .order_by(col(DeliveryAttempt.attempted_at), col(DeliveryAttempt.attempt))
+            )
+        ).all()
+        by_delivery: dict[str, list[DeliveryAttempt]] = {}
+        for a in attempts:
+            by_delivery.setdefault(a.delivery_id, []).append(a)
+        return [(d, c, by_delivery.get(d.id, [])) for d, c in rows]
+
+    async def add_attempts(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        self.session.add_all(attempts)
+        await self.session.flush()
 
     async def update_pending(self, delivery_id: str, **values: Any) -> None:
         """Change a delivery that is still pending (a deleted channel may have failed it)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from churn_alerts.channels import ChannelKind, display_url
+from churn_alerts.lifecycle import AlertAction, AlertOutcome, AlertStatus
 from churn_alerts.rules import AlertKind
 
 RiskLevel = Literal["low", "medium", "high"]
@@ -24,13 +25,137 @@ class AlertRead(BaseModel):
     risk_level: RiskLevel
     model_version: str
     drivers: list[dict[str, Any]]
-    status: str
+    status: AlertStatus
+    #: The user (auth's user id) working the alert, or ``None``.
+    assignee_id: str | None = None
+    snoozed_until: datetime | None = None
+    outcome: AlertOutcome | None = None
+    resolution_note: str | None = None
+    resolved_at: datetime | None = None
     created_at: datetime
+    updated_at: datetime | None = None
 
 
 class AlertPage(BaseModel):
     items: list[AlertRead]
     next_cursor: str | None
+
+
+#: A user id as the auth service issues them (token subjects), never an API key's subject.
+UserId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+AlertId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+
+
+class AlertAssign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: The assignee (auth's user id), ``"me"`` for the caller, or ``null`` to unassign.
+    user_id: UserId | None
+
+
+class AlertSnooze(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: When the alert comes back as ``open`` (in the future, at most 90 days ahead).
+    until: AwareDatetime
+
+
+class AlertResolve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: AlertOutcome
+    note: Note | None = None
+
+
+class AlertIds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alert_ids: Annotated[list[AlertId], Field(min_length=1, max_length=200)]
+
+
+class BulkAssign(AlertIds, AlertAssign):
+    pass
+
+
+class BulkResolve(AlertIds, AlertResolve):
+    pass
+
+
+class BulkItemResult(BaseModel):
+    id: str
+    #: ``ok``, ``not_found`` or ``conflict`` (the alert's state does not allow the action).
+    result: Literal["ok", "not_found", "conflict"]
+    status: AlertStatus | None = None
+    detail: str | None = None
+
+
+class BulkResult(BaseModel):
+    items: list[BulkItemResult]
+
+
+class AlertHistoryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    action: Literal["raised"] | AlertAction
+    #: The user id (token subject) who acted, or ``system``.
+    actor: str
+    from_status: AlertStatus | None
+    to_status: AlertStatus
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class AlertHistory(BaseModel):
+    items: list[AlertHistoryRead]
+
+
+class DeliveryAttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    #: ``delivered``, ``failed``, ``refused``, ``not_sent`` or ``unknown``.
+    outcome: str
+    status_code: int | None
+    error: str | None
+    attempted_at: datetime
+
+
+class AlertDeliveryRead(BaseModel):
+    """The alert's delivery to one channel, with every attempt."""
+
+    id: str
+    channel_id: str
+    channel_name: str
+    channel_kind: ChannelKind
+    status: str
+    attempts: list[DeliveryAttemptRead]
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class AlertDeliveries(BaseModel):
+    items: list[AlertDeliveryRead]
+
+
+class AlertOutcomeRead(BaseModel):
+    """One resolved alert as a label: what became of the customer after the alert."""
+
+    alert_id: str
+    customer_id: str
+    kind: AlertKind
+    outcome: AlertOutcome
+    churn_probability: float
+    model_version: str
+    created_at: datetime
+    resolved_at: datetime
+
+
+class AlertOutcomes(BaseModel):
+    items: list[AlertOutcomeRead]
 
 
 class AlertRulesBase(BaseModel):

@@ -12,13 +12,29 @@ import orjson
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.channels import channel_message, kind_url_problem
-from churn_alerts.exceptions import AlertNotFoundError, ChannelNotFoundError, InvalidChannelUrlError
-from churn_alerts.models import Alert, AlertChannel, AlertRule, Delivery
+from churn_alerts.exceptions import (
+    AlertNotFoundError,
+    ChannelNotFoundError,
+    InvalidChannelUrlError,
+    InvalidTransitionError,
+    UnknownAssigneeError,
+)
+from churn_alerts.lifecycle import ACTIONS, AlertOutcome, Command, as_status, next_status
+from churn_alerts.models import (
+    Alert,
+    AlertChannel,
+    AlertHistory,
+    AlertRule,
+    Delivery,
+    DeliveryAttempt,
+)
 from churn_alerts.repository import (
+    AlertFilters,
     AlertRepository,
     ChannelRepository,
     DeliveryRepository,
     EventRepository,
+    HistoryRepository,
     RuleRepository,
 )
 from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan_alerts
@@ -27,20 +43,34 @@ from churn_alerts.schemas import (
     AlertChannelCreated,
     AlertChannelList,
     AlertChannelRead,
+    AlertDeliveries,
+    AlertDeliveryRead,
+    AlertHistoryRead,
+    AlertOutcomeRead,
+    AlertOutcomes,
     AlertPage,
     AlertRead,
     AlertRulesRead,
     AlertRulesUpdate,
+    BulkItemResult,
+    BulkResult,
+    DeliveryAttemptRead,
 )
+from churn_alerts.schemas import AlertHistory as AlertHistoryList
 from churn_alerts.signing import new_secret
 from churn_alerts.url_policy import channel_url_problem
-from churn_shared.contracts import ChurnAlertRaisedV1
+from churn_alerts.users import UserDirectory
+from churn_shared.contracts import ChurnAlertRaisedV1, ChurnAlertUpdatedV1
 from churn_shared.db import utcnow
-from churn_shared.errors import BadRequestError
+from churn_shared.errors import BadRequestError, UnprocessableError
 from churn_shared.kafka import Envelope
 from churn_shared.pagination import decode_cursor, encode_cursor
 
 PRODUCER = "alerts"
+#: The actor of what the service does by itself (raising an alert, waking a snoozed one).
+SYSTEM_ACTOR = "system"
+#: The longest snooze.
+MAX_SNOOZE = timedelta(days=90)
 
 
 def _rules_of(row: AlertRule | None) -> AlertRules:
@@ -60,9 +90,22 @@ class ScoresOutcome:
     deliveries: int
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one lifecycle command asks for, beyond the command itself."""
+
+    command: Command
+    assignee_id: str | None = None
+    until: datetime | None = None
+    outcome: AlertOutcome | None = None
+    note: str | None = None
+
+
 class AlertService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, users: UserDirectory | None = None) -> None:
         self.session = session
+        self.users = users
+        self.history = HistoryRepository(session)
         self.alerts = AlertRepository(session)
         self.rules = RuleRepository(session)
         self.channels = ChannelRepository(session)
@@ -104,6 +147,21 @@ class AlertService:
             for p in planned
         ]
         await self.alerts.add_all(alerts)
+        await self.history.add_all(
+            [
+                AlertHistory(
+                    tenant_id=a.tenant_id,
+                    alert_id=a.id,
+                    action="raised",
+                    actor=SYSTEM_ACTOR,
+                    from_status=None,
+                    to_status="open",
+                    details={"kind": a.kind, "churn_probability": a.churn_probability},
+                    created_at=now,
+                )
+                for a in alerts
+            ]
+        )
         channels_by_tenant: dict[str, list[AlertChannel]] = {}
         for channel in await self.channels.list_active({a.tenant_id for a in alerts}):
             channels_by_tenant.setdefault(channel.tenant_id, []).append(channel)
@@ -147,13 +205,7 @@ class AlertService:
     # --- alerts --------------------------------------------------------------------------------
 
     async def list_alerts(
-        self,
-        tenant_id: str,
-        *,
-        limit: int,
-        cursor: str | None,
-        customer_id: str | None,
-        kind: str | None,
+        self, tenant_id: str, *, limit: int, cursor: str | None, filters: AlertFilters
     ) -> AlertPage:
         after: tuple[datetime, str] | None = None
         values = decode_cursor(cursor, 2)
@@ -164,9 +216,7 @@ class AlertService:
                 raise BadRequestError("The cursor is not valid.") from exc
             if after[0].tzinfo is None:
                 raise BadRequestError("The cursor is not valid.")
-        rows = await self.alerts.page(
-            tenant_id, limit=limit + 1, after=after, customer_id=customer_id, kind=kind
-        )
+        rows = await self.alerts.page(tenant_id, limit=limit + 1, after=after, filters=filters)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = (
@@ -179,6 +229,220 @@ class AlertService:
         if alert is None:
             raise AlertNotFoundError(alert_id)
         return AlertRead.model_validate(alert)
+
+    # --- working an alert ------------------------------------------------------------------
+
+    async def change(
+        self, tenant_id: str, alert_id: str, actor: str, change: Change, now: datetime | None = None
+    ) -> AlertRead:
+        """Apply one lifecycle command to one alert (locked meanwhile); 409 when its state does
+        not allow it. The change is recorded in the alert's history and published."""
+        now = now or utcnow()
+        _check_change(change, now)
+        alert = await self.alerts.get_for_update(tenant_id, alert_id)
+        if alert is None:
+            raise AlertNotFoundError(alert_id)
+        await self._apply(alert, actor, change, now)
+        return AlertRead.model_validate(alert)
+
+    async def change_many(
+        self,
+        tenant_id: str,
+        alert_ids: Sequence[str],
+        actor: str,
+        change: Change,
+        now: datetime | None = None,
+    ) -> BulkResult:
+        """The same command on each alert, each judged on its own: one that is missing or in
+        the wrong state is reported, the others change (in one transaction)."""
+        now = now or utcnow()
+        _check_change(change, now)
+        results: dict[str, BulkItemResult] = {}
+        # In id order, so two bulk requests over the same alerts lock them in the same order.
+        for alert_id in sorted(set(alert_ids)):
+            alert = await self.alerts.get_for_update(tenant_id, alert_id)
+            if alert is None:
+                results[alert_id] = BulkItemResult(id=alert_id, result="not_found")
+                continue
+            try:
+                await self._apply(alert, actor, change, now)
+            except InvalidTransitionError as exc:
+                results[alert_id] = BulkItemResult(
+                    id=alert_id,
+                    result="conflict",
+                    status=as_status(alert.status),
+                    detail=exc.detail,
+                )
+                continue
+            results[alert_id] = BulkItemResult(
+                id=alert_id, result="ok", status=as_status(alert.status)
+            )
+        return BulkResult(items=[results[i] for i in dict.fromkeys(alert_ids)])
+
+    async def assign(
+        self, tenant_id: str, alert_id: str, actor: str, user_id: str | None, authorization: str
+    ) -> AlertRead:
+        """Assign one alert to ``user_id`` (``"me"``: the actor; ``None``: nobody)."""
+        if await self.alerts.get(tenant_id, alert_id) is None:  # 404 before asking auth
+            raise AlertNotFoundError(alert_id)
+        assignee = await self._assignee(actor, user_id, authorization)
+        return await self.change(tenant_id, alert_id, actor, Change("assign", assignee_id=assignee))
+
+    async def assign_many(
+        self,
+        tenant_id: str,
+        alert_ids: Sequence[str],
+        actor: str,
+        user_id: str | None,
+        authorization: str,
+    ) -> BulkResult:
+        assignee = await self._assignee(actor, user_id, authorization)
+        return await self.change_many(
+            tenant_id, alert_ids, actor, Change("assign", assignee_id=assignee)
+        )
+
+    async def _assignee(self, actor: str, user_id: str | None, authorization: str) -> str | None:
+        """The assignee's user id. Taking an alert oneself needs no check (the token says who
+        one is); anyone else must be an active user of the tenant, which the auth service is
+        asked with the caller's own token (:mod:`churn_alerts.users`)."""
+        if user_id is None:
+            return None
+        if user_id in ("me", actor):
+            return actor
+        if self.users is None:
+            raise RuntimeError("no user directory: assignments cannot be checked")
+        if not await self.users.is_active_member(user_id, authorization):
+            raise UnknownAssigneeError(user_id)
+        return user_id
+
+    async def wake_snoozed(self, now: datetime | None = None, limit: int = 500) -> int:
+        """Reopen the snoozed alerts whose time has come; how many were woken."""
+        now = now or utcnow()
+        due = await self.alerts.snoozed_due(now, limit)
+        for alert in due:
+            await self._apply(alert, SYSTEM_ACTOR, Change("wake"), now)
+        return len(due)
+
+    async def _apply(self, alert: Alert, actor: str, change: Change, now: datetime) -> None:
+        command = change.command
+        before = as_status(alert.status)
+        after = next_status(command, before)
+        if after is None:
+            raise InvalidTransitionError(alert.id, ACTIONS[command], before)
+        details: dict[str, Any] = {}
+        if command == "assign":
+            details = {"assignee_id": change.assignee_id, "previous_assignee_id": alert.assignee_id}
+            alert.assignee_id = change.assignee_id
+        elif command == "snooze":
+            assert change.until is not None
+            alert.snoozed_until = change.until
+            details = {"until": change.until.isoformat()}
+        elif command == "resolve":
+            alert.outcome = change.outcome
+            alert.resolution_note = change.note
+            alert.resolved_at = now
+            alert.snoozed_until = None
+            details = {"outcome": change.outcome, "note": change.note}
+        elif command == "reopen":
+            if alert.outcome is not None:
+                details = {"previous_outcome": alert.outcome}
+            alert.outcome = None
+            alert.resolution_note = None
+            alert.resolved_at = None
+            alert.snoozed_until = None
+        else:  # acknowledge, wake
+            alert.snoozed_until = None
+        alert.status = after
+        alert.updated_at = now
+        await self.alerts.save(alert)
+        read = AlertRead.model_validate(alert)
+        await self.history.add_all(
+            [
+                AlertHistory(
+                    tenant_id=alert.tenant_id,
+                    alert_id=alert.id,
+                    action=ACTIONS[command],
+                    actor=actor,
+                    from_status=before,
+                    to_status=after,
+                    details=details,
+                    created_at=now,
+                )
+            ]
+        )
+        await self.events.enqueue(
+            ChurnAlertUpdatedV1.topic,
+            [
+                Envelope.wrap(
+                    tenant_id=alert.tenant_id,
+                    producer=PRODUCER,
+                    key=alert.customer_id,
+                    payload=ChurnAlertUpdatedV1(
+                        alert_id=alert.id,
+                        customer_id=alert.customer_id,
+                        kind=read.kind,
+                        risk_level=read.risk_level,
+                        action=ACTIONS[command],
+                        actor=actor,
+                        status=after,
+                        assignee_id=alert.assignee_id,
+                        snoozed_until=alert.snoozed_until,
+                        outcome=read.outcome,
+                        note=alert.resolution_note,
+                        resolved_at=alert.resolved_at,
+                        created_at=alert.created_at,
+                        updated_at=now,
+                    ),
+                )
+            ],
+        )
+
+    async def history_of(self, tenant_id: str, alert_id: str) -> AlertHistoryList:
+        if await self.alerts.get(tenant_id, alert_id) is None:
+            raise AlertNotFoundError(alert_id)
+        rows = await self.history.for_alert(tenant_id, alert_id)
+        return AlertHistoryList(items=[AlertHistoryRead.model_validate(r) for r in rows])
+
+    async def deliveries_of(self, tenant_id: str, alert_id: str) -> AlertDeliveries:
+        if await self.alerts.get(tenant_id, alert_id) is None:
+            raise AlertNotFoundError(alert_id)
+        return AlertDeliveries(
+            items=[
+                AlertDeliveryRead(
+                    id=d.id,
+                    channel_id=c.id,
+                    channel_name=c.name,
+                    channel_kind=AlertChannelRead.model_validate(c).kind,
+                    status=d.status,
+                    attempts=[DeliveryAttemptRead.model_validate(a) for a in attempts],
+                    delivered_at=d.delivered_at,
+                    created_at=d.created_at,
+                )
+                for d, c, attempts in await self.deliveries.for_alert(tenant_id, alert_id)
+            ]
+        )
+
+    async def outcomes(
+        self, tenant_id: str, resolved_from: datetime | None, resolved_to: datetime | None
+    ) -> AlertOutcomes:
+        rows = await self.alerts.outcomes(tenant_id, resolved_from, resolved_to)
+        return AlertOutcomes(
+            items=[
+                AlertOutcomeRead.model_validate(
+                    {
+                        "alert_id": a.id,
+                        "customer_id": a.customer_id,
+                        "kind": a.kind,
+                        "outcome": a.outcome,
+                        "churn_probability": a.churn_probability,
+                        "model_version": a.model_version,
+                        "created_at": a.created_at,
+                        "resolved_at": a.resolved_at,
+                    }
+                )
+                for a in rows
+            ]
+        )
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -236,6 +500,16 @@ class AlertService:
         await self.channels.deactivate(channel, "channel deleted", utcnow())
 
 
+def _check_change(change: Change, now: datetime) -> None:
+    if change.command == "snooze":
+        if change.until is None or change.until <= now:
+            raise UnprocessableError("A snooze must end in the future.")
+        if change.until - now > MAX_SNOOZE:
+            raise UnprocessableError(f"A snooze lasts at most {MAX_SNOOZE.days} days.")
+    if change.command == "resolve" and change.outcome is None:
+        raise UnprocessableError("A resolution needs an outcome.")
+
+
 # --- deliveries --------------------------------------------------------------------------------
 
 
@@ -271,6 +545,8 @@ class DeliveryResult:
     attempt: int
     outcome: DeliveryOutcome
     error: str | None = None
+    #: The receiver's HTTP status, when it answered.
+    status_code: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -331,6 +607,24 @@ class DeliveryService:
 
     async def record(self, results: Sequence[DeliveryResult], now: datetime | None = None) -> None:
         now = now or utcnow()
+        known = {d.id: d for d in await self.deliveries.get_many([r.delivery_id for r in results])}
+        await self.deliveries.add_attempts(
+            [
+                DeliveryAttempt(
+                    tenant_id=d.tenant_id,
+                    delivery_id=d.id,
+                    alert_id=d.alert_id,
+                    channel_id=d.channel_id,
+                    attempt=r.attempt,
+                    outcome=r.outcome,
+                    status_code=r.status_code,
+                    error=r.error[:1000] if r.error else None,
+                    attempted_at=now,
+                )
+                for r in results
+                if (d := known.get(r.delivery_id)) is not None
+            ]
+        )
         for r in results:
             error = (r.error or "")[:1000]
             if r.outcome == "delivered":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from churn_alerts.config import Settings
 from churn_alerts.events.handlers import churn_scores_handler
 from churn_alerts.models import outbox, processed_events
 from churn_alerts.service import (
+    AlertService,
     DeliveryResult,
     DeliveryService,
     RetryPolicy,
@@ -32,12 +34,16 @@ from churn_alerts.signing import (
     signature_header,
 )
 from churn_alerts.url_policy import DestinationRefusedError
+from churn_alerts.users import HttpUserDirectory
 from churn_alerts.webhook_transport import PinnedTransport, Resolver, system_resolver
 from churn_shared.contracts import ChurnScoreComputedV1, Topics
 from churn_shared.db import unit_of_work
+from churn_shared.http import service_client
 from churn_shared.kafka import EventPublisher
 from churn_shared.logging import get_logger
+from churn_shared.loops import PeriodicLoop
 from churn_shared.runtime import ServiceResources, ServiceRuntime
+from churn_shared.security import JWKS_PATH
 from churn_shared.workers import ServiceWorkers
 
 _log = get_logger(__name__)
@@ -252,10 +258,11 @@ class WebhookDeliveryWorker:
             return DeliveryResult(
                 job.delivery_id, job.attempt, "failed", f"{type(exc).__name__}: {exc}"
             )
-        if 200 <= response.status_code < 300:
-            return DeliveryResult(job.delivery_id, job.attempt, "delivered")
+        code = response.status_code
+        if 200 <= code < 300:
+            return DeliveryResult(job.delivery_id, job.attempt, "delivered", status_code=code)
         return DeliveryResult(
-            job.delivery_id, job.attempt, "failed", f"HTTP {response.status_code}"
+            job.delivery_id, job.attempt, "failed", f"HTTP {code}", status_code=code
         )
 
 
@@ -289,13 +296,29 @@ class AlertWorkers(ServiceWorkers):
             outbox=outbox,
             processed_events=processed_events,
         )
+        self._factory = session_factory
         self.delivery = self.add_loop(WebhookDeliveryWorker(session_factory, settings))
+        self.snoozes = self.add_loop(
+            PeriodicLoop(
+                "alert-snooze-waker",
+                self._wake_snoozed,
+                interval_seconds=settings.snooze_check_interval_seconds,
+                error_backoff_seconds=5.0,
+            )
+        )
         self.consumer = self.add_consumer(
             name="alerts-scores",
             topics=[ChurnScoreComputedV1.topic],
             group_id=settings.consumer_group,
             handler=churn_scores_handler(session_factory, self._committed),
         )
+
+    async def _wake_snoozed(self) -> None:
+        """Reopen snoozed alerts whose time has come (their events leave through the relay)."""
+        async with unit_of_work(self._factory) as session:
+            woken = await AlertService(session).wake_snoozed()
+        if woken:
+            self.relay.notify()
 
     def _committed(self, outcome: ScoresOutcome) -> None:
         self.relay.notify()
@@ -310,6 +333,17 @@ def _workers(settings: Settings, resources: ServiceResources) -> AlertWorkers:
     return AlertWorkers(settings, resources.engine, resources.session_factory, resources.publisher)
 
 
+async def _open(state: Any, stack: AsyncExitStack) -> None:
+    """The process's own resources: the client of auth's users API (assignee checks)."""
+    if hasattr(state, "users"):  # given by the caller (tests)
+        return
+    settings: Settings = state.settings
+    base = settings.auth_url or settings.jwks_url.removesuffix(JWKS_PATH)
+    client = service_client(base.rstrip("/"), timeout=5.0)
+    stack.push_async_callback(client.aclose)
+    state.users = HttpUserDirectory(client)
+
+
 #: How the service process starts and stops (``churn_shared.runtime``): the API's lifespan and
 #: ``python -m churn_alerts.worker`` (workers alone, no HTTP) share it.
 RUNTIME = ServiceRuntime(
@@ -317,6 +351,7 @@ RUNTIME = ServiceRuntime(
     topics=(Topics.CHURN_SCORES, Topics.CHURN_ALERTS),
     client_id="churn-alerts",
     make_workers=_workers,
+    setup=_open,
 )
 
 

@@ -121,3 +121,33 @@ class ChurnAlertRaisedV1(EventContract):
     model_version: str
     drivers: list[Driver] = Field(default_factory=list)
     created_at: datetime
+
+
+AlertStatus = Literal["open", "acknowledged", "snoozed", "resolved"]
+AlertAction = Literal["acknowledged", "assigned", "snoozed", "woken", "resolved", "reopened"]
+AlertOutcome = Literal["retained", "churned", "false_alarm"]
+
+
+class ChurnAlertUpdatedV1(EventContract):
+    """Someone (or the clock, for a snooze that ran out) changed how an alert is handled: the
+    live feed shows it as ``alert_updated``. A resolution carries its ``outcome``, the label a
+    retention team gave the alert (retained, churned, false alarm), for model evaluation."""
+
+    event_type: ClassVar[str] = "ChurnAlertUpdatedV1"
+    topic: ClassVar[str] = Topics.CHURN_ALERTS
+
+    alert_id: str
+    customer_id: str
+    kind: Literal["high_risk", "risk_increase"]
+    risk_level: Literal["low", "medium", "high"]
+    action: AlertAction
+    #: The user id (token subject) who acted, or ``system``.
+    actor: str
+    status: AlertStatus
+    assignee_id: str | None = None
+    snoozed_until: AwareDatetime | None = None
+    outcome: AlertOutcome | None = None
+    note: str | None = None
+    resolved_at: AwareDatetime | None = None
+    created_at: datetime
+    updated_at: AwareDatetime

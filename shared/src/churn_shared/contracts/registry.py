@@ -12,6 +12,7 @@ from types import MappingProxyType
 from churn_shared.contracts.base import EventContract
 from churn_shared.contracts.events import (
     ChurnAlertRaisedV1,
+    ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
     CustomerEventReceivedV1,
     CustomerFeaturesUpdatedV1,
@@ -24,6 +25,7 @@ EVENT_CONTRACTS: tuple[type[EventContract], ...] = (
     CustomerFeaturesUpdatedV1,
     ChurnScoreComputedV1,
     ChurnAlertRaisedV1,
+    ChurnAlertUpdatedV1,
     ModelPromotedV1,
     TrainingProgressV1,
 )

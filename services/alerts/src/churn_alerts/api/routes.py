@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import io
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
 
-from churn_alerts.dependencies import AdminDep, AlertServiceDep, SettingsDep
+from churn_alerts.dependencies import (
+    AdminDep,
+    AlertServiceDep,
+    AuthorizationDep,
+    SettingsDep,
+    WorkerDep,
+)
+from churn_alerts.lifecycle import AlertStatus
+from churn_alerts.repository import AlertFilters
 from churn_alerts.rules import AlertKind
 from churn_alerts.schemas import (
+    AlertAssign,
     AlertChannelCreate,
     AlertChannelCreated,
     AlertChannelList,
+    AlertDeliveries,
+    AlertHistory,
+    AlertIds,
+    AlertOutcomeRead,
+    AlertOutcomes,
     AlertPage,
     AlertRead,
+    AlertResolve,
     AlertRulesRead,
     AlertRulesUpdate,
+    AlertSnooze,
+    BulkAssign,
+    BulkResolve,
+    BulkResult,
+    RiskLevel,
 )
+from churn_alerts.service import Change
 from churn_shared.errors import PROBLEM_RESPONSES
 from churn_shared.security import PrincipalDep
 
@@ -37,16 +61,176 @@ async def list_alerts(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     customer_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     kind: AlertKind | None = None,
+    status: AlertStatus | None = None,
+    risk_level: RiskLevel | None = None,
+    assignee: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="A user id, `me` (the caller) or `none` (nobody assigned).",
+        ),
+    ] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
 ) -> AlertPage:
-    """The tenant's alerts, newest first."""
+    """The tenant's alerts, newest first, filtered."""
+    filters = AlertFilters(
+        customer_id=customer_id,
+        kind=kind,
+        status=status,
+        risk_level=risk_level,
+        assignee_id=principal.subject
+        if assignee == "me"
+        else None
+        if assignee == "none"
+        else assignee,
+        unassigned=assignee == "none",
+        created_from=created_from,
+        created_to=created_to,
+    )
     return await service.list_alerts(
-        principal.tenant_id, limit=limit, cursor=cursor, customer_id=customer_id, kind=kind
+        principal.tenant_id, limit=limit, cursor=cursor, filters=filters
+    )
+
+
+@alerts_router.get(
+    "/outcomes",
+    operation_id="alerts_outcomes",
+    response_model=AlertOutcomes,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def export_outcomes(
+    principal: PrincipalDep,
+    service: AlertServiceDep,
+    format: Literal["json", "csv"] = "json",
+    resolved_from: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
+    resolved_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+) -> AlertOutcomes | Response:
+    """Resolved alerts and their outcome (retained, churned, false alarm): labels for model
+    evaluation, as JSON or CSV."""
+    outcomes = await service.outcomes(principal.tenant_id, resolved_from, resolved_to)
+    if format == "json":
+        return outcomes
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=list(AlertOutcomeRead.model_fields), lineterminator="\n"
+    )
+    writer.writeheader()
+    for item in outcomes.items:
+        writer.writerow(item.model_dump(mode="json"))
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+# Bulk routes come before ``/{alert_id}/...`` so ``bulk`` is never taken for an alert id.
+
+
+@alerts_router.post("/bulk/acknowledge", operation_id="alerts_bulk_acknowledge")
+async def bulk_acknowledge(
+    body: AlertIds, principal: WorkerDep, service: AlertServiceDep
+) -> BulkResult:
+    """Acknowledge each listed alert; each is reported as ``ok``, ``not_found`` or ``conflict``."""
+    return await service.change_many(
+        principal.tenant_id, body.alert_ids, principal.subject, Change("acknowledge")
+    )
+
+
+@alerts_router.post("/bulk/assign", operation_id="alerts_bulk_assign")
+async def bulk_assign(
+    body: BulkAssign,
+    principal: WorkerDep,
+    service: AlertServiceDep,
+    authorization: AuthorizationDep,
+) -> BulkResult:
+    return await service.assign_many(
+        principal.tenant_id, body.alert_ids, principal.subject, body.user_id, authorization
+    )
+
+
+@alerts_router.post("/bulk/resolve", operation_id="alerts_bulk_resolve")
+async def bulk_resolve(
+    body: BulkResolve, principal: WorkerDep, service: AlertServiceDep
+) -> BulkResult:
+    return await service.change_many(
+        principal.tenant_id,
+        body.alert_ids,
+        principal.subject,
+        Change("resolve", outcome=body.outcome, note=body.note or None),
     )
 
 
 @alerts_router.get("/{alert_id}", operation_id="alerts_get", response_model=AlertRead)
 async def get_alert(alert_id: str, principal: PrincipalDep, service: AlertServiceDep) -> AlertRead:
     return await service.get_alert(principal.tenant_id, alert_id)
+
+
+@alerts_router.get("/{alert_id}/history", operation_id="alerts_history")
+async def alert_history(
+    alert_id: str, principal: PrincipalDep, service: AlertServiceDep
+) -> AlertHistory:
+    """Who did what to the alert and when, oldest first (append-only)."""
+    return await service.history_of(principal.tenant_id, alert_id)
+
+
+@alerts_router.get("/{alert_id}/deliveries", operation_id="alerts_deliveries")
+async def alert_deliveries(
+    alert_id: str, principal: PrincipalDep, service: AlertServiceDep
+) -> AlertDeliveries:
+    """The alert's delivery to each channel, with every attempt's answer, error and time."""
+    return await service.deliveries_of(principal.tenant_id, alert_id)
+
+
+@alerts_router.post("/{alert_id}/acknowledge", operation_id="alerts_acknowledge")
+async def acknowledge(alert_id: str, principal: WorkerDep, service: AlertServiceDep) -> AlertRead:
+    """``open`` or ``snoozed`` → ``acknowledged``; 409 from any other state."""
+    return await service.change(
+        principal.tenant_id, alert_id, principal.subject, Change("acknowledge")
+    )
+
+
+@alerts_router.post("/{alert_id}/assign", operation_id="alerts_assign")
+async def assign(
+    alert_id: str,
+    body: AlertAssign,
+    principal: WorkerDep,
+    service: AlertServiceDep,
+    authorization: AuthorizationDep,
+) -> AlertRead:
+    """Assign the alert to a user of the tenant (``"me"``: the caller; ``null``: nobody).
+    Anyone who works alerts can take one; assigning it to someone else needs an admin (the
+    auth service is asked whether that user exists; 503 when it cannot answer)."""
+    return await service.assign(
+        principal.tenant_id, alert_id, principal.subject, body.user_id, authorization
+    )
+
+
+@alerts_router.post("/{alert_id}/snooze", operation_id="alerts_snooze")
+async def snooze(
+    alert_id: str, body: AlertSnooze, principal: WorkerDep, service: AlertServiceDep
+) -> AlertRead:
+    """Hide the alert until ``until``; it then comes back as ``open``."""
+    return await service.change(
+        principal.tenant_id, alert_id, principal.subject, Change("snooze", until=body.until)
+    )
+
+
+@alerts_router.post("/{alert_id}/resolve", operation_id="alerts_resolve")
+async def resolve(
+    alert_id: str, body: AlertResolve, principal: WorkerDep, service: AlertServiceDep
+) -> AlertRead:
+    """Close the alert with its outcome (``retained``, ``churned``, ``false_alarm``)."""
+    return await service.change(
+        principal.tenant_id,
+        alert_id,
+        principal.subject,
+        Change("resolve", outcome=body.outcome, note=body.note or None),
+    )
+
+
+@alerts_router.post("/{alert_id}/reopen", operation_id="alerts_reopen")
+async def reopen(alert_id: str, principal: WorkerDep, service: AlertServiceDep) -> AlertRead:
+    """Back to ``open`` (clears the outcome and any snooze)."""
+    return await service.change(principal.tenant_id, alert_id, principal.subject, Change("reopen"))
 
 
 @rules_router.get("", operation_id="alert_rules_get", response_model=AlertRulesRead)
