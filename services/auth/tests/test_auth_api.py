@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import sqlalchemy as sa
 
@@ -26,6 +27,29 @@ Login = Callable[..., Any]
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def _register_and_login(http: httpx.AsyncClient) -> dict[str, Any]:
+    await http.post(
+        "/v1/auth/register",
+        json={"tenant_name": "Acme", "email": "x@example.com", "password": PASSWORD},
+    )
+    response = await http.post(
+        "/v1/auth/login", json={"email": "x@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _age_rotations(app: Any, *, seconds: float) -> None:
+    """Pretend every rotation so far happened ``seconds`` ago."""
+    async with unit_of_work(app.state.session_factory) as session:
+        await session.exec(
+            sa.update(RefreshToken)
+            .where(sa.column("used_at").is_not(None))
+            .values(used_at=utcnow() - timedelta(seconds=seconds))
+        )
 
 
 class TestRegister:
@@ -161,7 +185,28 @@ class TestRefresh:
         )
         assert third.status_code == 200
 
-    async def test_reusing_a_rotated_token_revokes_the_family(
+    async def test_reusing_a_rotated_token_after_the_grace_revokes_the_family(
+        self, make_settings: Callable[..., Any], in_process: Callable[..., Any]
+    ) -> None:
+        app = create_app(make_settings())
+        async with in_process(app) as http:
+            first = await _register_and_login(http)
+            rotated = await http.post(
+                "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
+            newest = rotated.json()["refresh_token"]
+            await _age_rotations(app, seconds=11)  # the grace window is 10 s by default
+
+            reuse = await http.post(
+                "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
+            after = await http.post("/v1/auth/refresh", json={"refresh_token": newest})
+
+        assert reuse.status_code == 401
+        assert reuse.headers["content-type"].startswith(PROBLEM_JSON)
+        assert after.status_code == 401
+
+    async def test_a_token_rotated_within_the_grace_answers_the_same_pair(
         self, client: httpx.AsyncClient, register: Register, login: Login
     ) -> None:
         await register()
@@ -169,16 +214,57 @@ class TestRefresh:
         rotated = await client.post(
             "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
         )
-        newest = rotated.json()["refresh_token"]
 
-        reuse = await client.post(
+        again = await client.post(
             "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
         )
-        after = await client.post("/v1/auth/refresh", json={"refresh_token": newest})
+        onwards = await client.post(
+            "/v1/auth/refresh", json={"refresh_token": again.json()["refresh_token"]}
+        )
 
-        assert reuse.status_code == 401
-        assert reuse.headers["content-type"].startswith(PROBLEM_JSON)
-        assert after.status_code == 401
+        assert again.status_code == 200
+        assert again.json()["refresh_token"] == rotated.json()["refresh_token"]
+        assert again.json()["access_token"] == rotated.json()["access_token"]
+        assert onwards.status_code == 200
+
+    async def test_three_tabs_refreshing_at_once_all_stay_signed_in(
+        self, client: httpx.AsyncClient, register: Register, login: Login
+    ) -> None:
+        await register()
+        tokens = await login()
+        body = {"refresh_token": tokens["refresh_token"]}
+
+        responses = await asyncio.gather(
+            *(client.post("/v1/auth/refresh", json=body) for _ in range(3))
+        )
+
+        assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+        assert len({r.json()["refresh_token"] for r in responses}) == 1
+        newest = responses[0].json()
+        me = await client.get("/v1/users/me", headers=bearer(newest["access_token"]))
+        onwards = await client.post(
+            "/v1/auth/refresh", json={"refresh_token": newest["refresh_token"]}
+        )
+        assert me.status_code == 200
+        assert onwards.status_code == 200
+
+    async def test_a_replay_within_the_grace_after_logout_is_401(
+        self, client: httpx.AsyncClient, register: Register, login: Login
+    ) -> None:
+        await register()
+        first = await login()
+        rotated = await client.post(
+            "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        await client.post(
+            "/v1/auth/logout", json={"refresh_token": rotated.json()["refresh_token"]}
+        )
+
+        replay = await client.post(
+            "/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+
+        assert replay.status_code == 401
 
     async def test_reuse_leaves_other_sessions_alone(
         self, client: httpx.AsyncClient, register: Register, login: Login
@@ -195,17 +281,18 @@ class TestRefresh:
 
         assert response.status_code == 200
 
-    async def test_concurrent_reuse_lets_at_most_one_through(
-        self, client: httpx.AsyncClient, register: Register, login: Login
+    async def test_without_a_grace_concurrent_reuse_lets_at_most_one_through(
+        self, make_settings: Callable[..., Any], in_process: Callable[..., Any]
     ) -> None:
-        await register()
-        tokens = await login()
-        body = {"refresh_token": tokens["refresh_token"]}
+        app = create_app(make_settings(refresh_token_reuse_grace_seconds=0))
+        async with in_process(app) as http:
+            tokens = await _register_and_login(http)
+            body = {"refresh_token": tokens["refresh_token"]}
 
-        responses = await asyncio.gather(
-            client.post("/v1/auth/refresh", json=body),
-            client.post("/v1/auth/refresh", json=body),
-        )
+            responses = await asyncio.gather(
+                http.post("/v1/auth/refresh", json=body),
+                http.post("/v1/auth/refresh", json=body),
+            )
 
         assert sorted(r.status_code for r in responses) == [200, 401]
 
@@ -287,6 +374,18 @@ class TestTokens:
         assert principal.tenant_id == registered["tenant_id"]
         assert principal.role == "owner"
         assert principal.token_id
+
+    async def test_numeric_dates_are_whole_seconds(
+        self, client: httpx.AsyncClient, register: Register, login: Login
+    ) -> None:
+        await register()
+        tokens = await login()
+
+        claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+
+        for name in ("iat", "nbf", "exp"):
+            assert type(claims[name]) is int, (name, claims[name])
+        assert claims["exp"] - claims["iat"] == tokens["expires_in"]
 
     async def test_refresh_token_is_not_an_access_token(
         self, client: httpx.AsyncClient, register: Register, login: Login

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from churn_auth.main import create_app
+
 PASSWORD = "correct horse battery staple"
 PROBLEM_JSON = "application/problem+json"
 
@@ -337,10 +339,14 @@ class TestProfile:
         await acme.add_user("taken@acme.example.com", "viewer")
 
         changed = await client.patch(
-            "/v1/users/me", json={"email": "New@acme.example.com"}, headers=acme.owner
+            "/v1/users/me",
+            json={"email": "New@acme.example.com", "current_password": PASSWORD},
+            headers=acme.owner,
         )
         taken = await client.patch(
-            "/v1/users/me", json={"email": "taken@acme.example.com"}, headers=acme.owner
+            "/v1/users/me",
+            json={"email": "taken@acme.example.com", "current_password": PASSWORD},
+            headers=acme.owner,
         )
         role = await client.patch("/v1/users/me", json={"role": "admin"}, headers=acme.owner)
 
@@ -349,6 +355,60 @@ class TestProfile:
         assert taken.status_code == 409
         assert role.status_code == 422
         assert await acme.login("new@acme.example.com")
+
+    async def test_an_access_token_alone_cannot_change_the_email(
+        self, client: httpx.AsyncClient, make_tenant: MakeTenant
+    ) -> None:
+        acme = await make_tenant()
+
+        missing = await client.patch(
+            "/v1/users/me", json={"email": "thief@example.com"}, headers=acme.owner
+        )
+        wrong = await client.patch(
+            "/v1/users/me",
+            json={"email": "thief@example.com", "current_password": "a guess"},
+            headers=acme.owner,
+        )
+        me = await client.get("/v1/users/me", headers=acme.owner)
+
+        assert missing.status_code == 422
+        assert missing.headers["content-type"].startswith(PROBLEM_JSON)
+        assert wrong.status_code == 403
+        assert wrong.json()["type"].endswith("/wrong-password")
+        assert me.json()["email"] == acme.owner_email
+
+    async def test_wrong_current_passwords_are_throttled_like_sign_ins(
+        self, make_settings: Callable[..., Any], in_process: Callable[..., Any]
+    ) -> None:
+        app = create_app(make_settings(lockout_threshold=2))
+        async with in_process(app) as http:
+            await http.post(
+                "/v1/auth/register",
+                json={"tenant_name": "Acme", "email": "o@acme.example.com", "password": PASSWORD},
+            )
+            tokens = (
+                await http.post(
+                    "/v1/auth/login", json={"email": "o@acme.example.com", "password": PASSWORD}
+                )
+            ).json()
+            headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+            guesses = [
+                await http.patch(
+                    "/v1/users/me",
+                    json={"email": "thief@example.com", "current_password": f"guess {n}"},
+                    headers=headers,
+                )
+                for n in range(3)
+            ]
+            right = await http.patch(
+                "/v1/users/me",
+                json={"email": "thief@example.com", "current_password": PASSWORD},
+                headers=headers,
+            )
+
+        assert [g.status_code for g in guesses] == [403, 403, 429]
+        assert right.status_code == 429
+        assert int(right.headers["retry-after"]) >= 1
 
 
 class TestPasswordChange:

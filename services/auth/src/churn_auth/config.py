@@ -24,6 +24,10 @@ class Settings(ServiceSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=24 * 3600)
     #: Lifetime of one refresh token; each refresh issues a new one.
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60, le=365 * 24 * 3600)
+    #: A refresh token presented again this soon after its rotation answers the same new pair
+    #: (two tabs refreshing at once; RFC 9700 §4.14.2); later, reuse revokes its family.
+    #: ``0`` makes refresh tokens strictly single-use.
+    refresh_token_reuse_grace_seconds: float = Field(default=10.0, ge=0, le=60)
     #: How many Argon2id hashes may run at once (each takes ~19 MiB and one core).
     password_hash_concurrency: int = Field(default=4, ge=1, le=64)
     #: Signing keys are reloaded from the database when older than this before signing

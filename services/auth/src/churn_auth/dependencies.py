@@ -65,6 +65,7 @@ def get_policy(settings: SettingsDep) -> TokenPolicy:
         access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
         api_key_ttl=timedelta(seconds=settings.api_key_token_ttl_seconds),
+        refresh_grace=timedelta(seconds=settings.refresh_token_reuse_grace_seconds),
         lockout_threshold=settings.lockout_threshold,
         lockout_base_seconds=settings.lockout_base_seconds,
         lockout_max_seconds=settings.lockout_max_seconds,
@@ -96,8 +97,11 @@ def get_auth_service(
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_user_service(session: SessionDep, passwords: PasswordHasherDep) -> UserService:
-    return UserService(session, passwords)
+def get_user_service(
+    session: SessionDep, passwords: PasswordHasherDep, policy: PolicyDep, request: Request
+) -> UserService:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return UserService(session, passwords, policy=policy, throttle=throttle)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]

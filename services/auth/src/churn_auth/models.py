@@ -72,6 +72,10 @@ class RefreshToken(Base, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    #: The pair this token was rotated into, sealed with a key derived from this token (only
+    #: whoever presents it can open it): replayed within the grace window, it answers the same
+    #: pair. Cleared once the grace window is over.
+    successor_sealed: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
 
 
 class ApiKey(Base, table=True):

@@ -35,6 +35,13 @@ class UserRepository:
         await self.session.flush()
         return user
 
+    async def save(self, user: User) -> User:
+        """Write a changed user; raises ``sqlalchemy.exc.IntegrityError`` if its new e-mail is
+        taken."""
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
     async def email_exists(self, email: str) -> bool:
         result = await self.session.exec(select(User.id).where(User.email == email))
         return result.first() is not None
@@ -204,10 +211,15 @@ class RefreshTokenRepository:
         await self.session.flush()
         return token
 
-    async def get_by_hash(self, token_hash: str) -> RefreshToken | None:
-        result = await self.session.exec(
-            select(RefreshToken).where(RefreshToken.token_hash == token_hash)
-        )
+    async def get_by_hash(
+        self, token_hash: str, *, for_update: bool = False
+    ) -> RefreshToken | None:
+        """The token with this hash; ``for_update`` reads the latest committed row and locks it
+        (after losing a race, the winner's changes are what counts)."""
+        query = select(RefreshToken).where(RefreshToken.token_hash == token_hash)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        result = await self.session.exec(query)
         return result.first()
 
     async def mark_used(self, tenant_id: str, token_id: str, now: datetime) -> bool:
@@ -229,6 +241,31 @@ class RefreshTokenRepository:
         )
         return int(result.rowcount) == 1
 
+    async def set_successor(self, tenant_id: str, token_id: str, sealed: str) -> None:
+        """Record (sealed) the pair a token was rotated into."""
+        await self.session.exec(
+            sa.update(RefreshToken)
+            .where(col(RefreshToken.tenant_id) == tenant_id, col(RefreshToken.id) == token_id)
+            .values(successor_sealed=sealed)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def forget_successors(
+        self, tenant_id: str, family_id: str, used_before: datetime
+    ) -> None:
+        """Drop the sealed successors of the family's tokens rotated before ``used_before``."""
+        await self.session.exec(
+            sa.update(RefreshToken)
+            .where(
+                col(RefreshToken.tenant_id) == tenant_id,
+                col(RefreshToken.family_id) == family_id,
+                col(RefreshToken.used_at) < used_before,
+                col(RefreshToken.successor_sealed).is_not(None),
+            )
+            .values(successor_sealed=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def revoke_family(self, tenant_id: str, family_id: str, now: datetime) -> int:
         result = await self.session.exec(
             sa.update(RefreshToken)
@@ -237,7 +274,7 @@ class RefreshTokenRepository:
                 col(RefreshToken.family_id) == family_id,
                 col(RefreshToken.revoked_at).is_(None),
             )
-            .values(revoked_at=now)
+            .values(revoked_at=now, successor_sealed=None)
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)
@@ -254,6 +291,8 @@ class RefreshTokenRepository:
         if except_family is not None:
             query = query.where(col(RefreshToken.family_id) != except_family)
         result = await self.session.exec(
-            query.values(revoked_at=now).execution_options(synchronize_session=False)
+            query.values(revoked_at=now, successor_sealed=None).execution_options(
+                synchronize_session=False
+            )
         )
         return int(result.rowcount)

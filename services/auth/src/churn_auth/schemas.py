@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from churn_auth.passwords import MIN_PASSWORD_LENGTH, password_problem
 
@@ -96,9 +104,20 @@ class UserUpdate(BaseModel):
 
 
 class ProfileUpdate(BaseModel):
+    """The caller's own profile. Changing the e-mail address (the login name) needs the
+    current password, like changing the password does."""
+
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr | None = None
+    #: Required with ``email``.
+    current_password: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+
+    @model_validator(mode="after")
+    def _password_confirms_email(self) -> ProfileUpdate:
+        if self.email is not None and not self.current_password:
+            raise ValueError("current_password is required to change the e-mail address")
+        return self
 
 
 class PasswordChange(BaseModel):

@@ -65,7 +65,9 @@ from churn_auth.tokens import (
     new_api_key,
     new_refresh_token,
     new_signing_key,
+    open_successor,
     parse_api_key,
+    seal_successor,
 )
 from churn_shared.db import unit_of_work, utcnow
 from churn_shared.errors import BadRequestError, ForbiddenError
@@ -202,6 +204,9 @@ class TokenPolicy:
     access_ttl: timedelta
     refresh_ttl: timedelta
     api_key_ttl: timedelta = timedelta(minutes=5)
+    #: How long a just-rotated refresh token still answers the pair it was rotated into
+    #: (concurrent refreshes from two tabs); zero makes refresh tokens strictly single-use.
+    refresh_grace: timedelta = timedelta(seconds=10)
     lockout_threshold: int = 5
     lockout_base_seconds: int = 30
     lockout_max_seconds: int = 900
@@ -216,6 +221,18 @@ class TokenPolicy:
         return timedelta(seconds=seconds)
 
 
+def tokens_not_before(user: User) -> int | None:
+    """The earliest ``iat`` the user's tokens may carry, or ``None`` when any will do.
+
+    ``iat`` is whole seconds (rounded down), so a token issued before ``tokens_valid_after``
+    has an ``iat`` below the next whole second; tokens are only issued from that second on
+    (:meth:`AuthService._issue_pair` waits for it).
+    """
+    if user.tokens_valid_after is None:
+        return None
+    return math.ceil(user.tokens_valid_after.timestamp())
+
+
 async def resolve_actor(users: UserRepository, principal: Principal) -> User:
     """The calling user, as the database knows them now.
 
@@ -227,12 +244,22 @@ async def resolve_actor(users: UserRepository, principal: Principal) -> User:
     user = await users.get_in_tenant(principal.tenant_id, principal.subject)
     if user is None or not user.active:
         raise InactiveUserError
-    valid_after = user.tokens_valid_after
-    if valid_after is not None and (
-        principal.issued_at is None or principal.issued_at < valid_after.timestamp()
-    ):
+    not_before = tokens_not_before(user)
+    if not_before is not None and (principal.issued_at is None or principal.issued_at < not_before):
         raise InactiveUserError
     return user
+
+
+async def count_failed_password(
+    throttle: LoginThrottle, policy: TokenPolicy, client: str, email: str
+) -> None:
+    """Count a wrong password for ``email`` from ``client`` (a sign-in or a re-confirmation),
+    and lock that pair once the failures reach the policy's threshold."""
+    failures = await throttle.record_failure(client, email)
+    delay = policy.lock_delay(failures)
+    if delay is not None:
+        await throttle.lock(client, email, math.ceil(delay.total_seconds()))
+        _log.warning("login_locked", client=client, failures=failures, delay=str(delay))
 
 
 class AuthService:
@@ -306,33 +333,71 @@ class AuthService:
         return await self._issue_pair(user, family_id=str(uuid.uuid4()), now=now)
 
     async def _failed_login(self, client: str, email: str) -> NoReturn:
-        failures = await self.throttle.record_failure(client, email)
-        delay = self.policy.lock_delay(failures)
-        if delay is not None:
-            await self.throttle.lock(client, email, math.ceil(delay.total_seconds()))
-            _log.warning("login_locked", client=client, failures=failures, delay=str(delay))
+        await count_failed_password(self.throttle, self.policy, client, email)
         raise InvalidCredentialsError
 
     async def refresh(self, refresh_token: str, client: str) -> TokenPairRead:
-        """Rotate a refresh token; a token that was already rotated revokes its family."""
+        """Rotate a refresh token.
+
+        A token rotated less than ``policy.refresh_grace`` ago answers the very pair it was
+        rotated into (two tabs refreshing at once, RFC 9700 §4.14.2); presented later, it
+        revokes its whole family.
+        """
         await self.throttle.refresh_from(client)
         now = utcnow()
-        stored = await self.refresh_tokens.get_by_hash(hash_refresh_token(refresh_token))
+        token_hash = hash_refresh_token(refresh_token)
+        stored = await self.refresh_tokens.get_by_hash(token_hash)
         if stored is None or stored.revoked_at is not None:
             raise InvalidRefreshTokenError
         await self.throttle.refresh_for(stored.user_id)
-        if stored.used_at is not None:
-            await self._revoke_reused_family(stored, now)
-        if stored.expires_at <= now:
-            raise InvalidRefreshTokenError
-        if not await self.refresh_tokens.mark_used(stored.tenant_id, stored.id, now):
-            # A concurrent request rotated (or revoked) it first: the same token was used twice.
-            await self._revoke_reused_family(stored, now)
+        if stored.used_at is None:
+            if stored.expires_at <= now:
+                raise InvalidRefreshTokenError
+            if await self.refresh_tokens.mark_used(stored.tenant_id, stored.id, now):
+                return await self._rotate(stored, refresh_token, now)
+            # A concurrent request rotated (or revoked) it first: read the row it committed.
+            stored = await self.refresh_tokens.get_by_hash(token_hash, for_update=True)
+            if stored is None or stored.revoked_at is not None:
+                raise InvalidRefreshTokenError
+        return await self._replay(stored, refresh_token, now)
+
+    async def _rotate(self, stored: RefreshToken, presented: str, now: datetime) -> TokenPairRead:
+        """The new pair for a token this request has just marked used."""
         user = await self.users.get_in_tenant(stored.tenant_id, stored.user_id)
         if user is None or not user.active:
             await self.refresh_tokens.revoke_family(stored.tenant_id, stored.family_id, now)
             raise InvalidRefreshTokenError
-        return await self._issue_pair(user, family_id=stored.family_id, now=now)
+        pair = await self._issue_pair(user, family_id=stored.family_id, now=now)
+        if self.policy.refresh_grace > timedelta(0):
+            sealed = seal_successor(presented, pair.model_dump_json().encode())
+            await self.refresh_tokens.set_successor(stored.tenant_id, stored.id, sealed)
+        # Older tokens of the family are past any replay: forget what they were rotated into.
+        await self.refresh_tokens.forget_successors(
+            stored.tenant_id, stored.family_id, used_before=now - self.policy.refresh_grace
+        )
+        return pair
+
+    async def _replay(self, stored: RefreshToken, presented: str, now: datetime) -> TokenPairRead:
+        """A token that was already rotated: within the grace window the pair it was rotated
+        into, afterwards (or without a recorded pair) the revocation of its family."""
+        used_at = stored.used_at
+        if (
+            used_at is not None
+            and stored.successor_sealed
+            and now - used_at <= self.policy.refresh_grace
+        ):
+            opened = open_successor(presented, stored.successor_sealed)
+            if opened is not None:
+                pair = TokenPairRead.model_validate_json(opened)
+                elapsed = math.floor((now - used_at).total_seconds())
+                _log.info(
+                    "refresh_token_replayed_in_grace",
+                    tenant_id=stored.tenant_id,
+                    family_id=stored.family_id,
+                )
+                return pair.model_copy(update={"expires_in": max(0, pair.expires_in - elapsed)})
+        await self._revoke_reused_family(stored, now)
+        raise RefreshTokenReusedError
 
     async def logout(self, refresh_token: str) -> None:
         """Revoke the family of a refresh token; an unknown token is ignored (idempotent)."""
@@ -344,7 +409,7 @@ class AuthService:
         )
         _log.info("logged_out", user_id=stored.user_id, revoked_tokens=revoked)
 
-    async def _revoke_reused_family(self, stored: RefreshToken, now: datetime) -> NoReturn:
+    async def _revoke_reused_family(self, stored: RefreshToken, now: datetime) -> None:
         revoked = await self.refresh_tokens.revoke_family(stored.tenant_id, stored.family_id, now)
         _log.warning(
             "refresh_token_reuse_detected",
@@ -353,9 +418,14 @@ class AuthService:
             family_id=stored.family_id,
             revoked_tokens=revoked,
         )
-        raise RefreshTokenReusedError
 
     async def _issue_pair(self, user: User, *, family_id: str, now: datetime) -> TokenPairRead:
+        not_before = tokens_not_before(user)
+        if not_before is not None and now.timestamp() < not_before:
+            # Revoked in this very second (deactivated, then reactivated at once): a token
+            # issued now would carry an ``iat`` that the revocation refuses.
+            await asyncio.sleep(not_before - now.timestamp())
+            now = utcnow()
         ring = await self.keys.signing_ring()
         access = ring.issue_access_token(
             subject=user.id,
@@ -397,11 +467,33 @@ def _tenant_user(user: User) -> TenantUserRead:
 class UserService:
     """Profiles, and the tenant's users as managed by its owners and admins."""
 
-    def __init__(self, session: AsyncSession, passwords: PasswordHasher) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        passwords: PasswordHasher,
+        *,
+        policy: TokenPolicy,
+        throttle: LoginThrottle,
+        users: UserRepository | None = None,
+        refresh_tokens: RefreshTokenRepository | None = None,
+    ) -> None:
+        """The repositories default to the SQL ones on ``session``; tests pass fakes."""
         self.session = session
         self.passwords = passwords
-        self.users = UserRepository(session)
-        self.refresh_tokens = RefreshTokenRepository(session)
+        self.policy = policy
+        self.throttle = throttle
+        self.users = users if users is not None else UserRepository(session)
+        self.refresh_tokens = (
+            refresh_tokens if refresh_tokens is not None else RefreshTokenRepository(session)
+        )
+
+    async def _confirm_password(self, user: User, password: str, client: str) -> None:
+        """The caller's current password, throttled like a sign-in: an access token alone
+        (stolen, say) must neither change credentials nor buy unlimited password guesses."""
+        await self.throttle.before_login(client, user.email)
+        if not await self.passwords.verify(password, user.password_hash):
+            await count_failed_password(self.throttle, self.policy, client, user.email)
+            raise WrongPasswordError
 
     async def get_me(self, principal: Principal) -> UserRead:
         await resolve_actor(self.users, principal)
@@ -418,26 +510,28 @@ class UserService:
             created_at=user.created_at,
         )
 
-    async def update_me(self, principal: Principal, data: ProfileUpdate) -> UserRead:
+    async def update_me(self, principal: Principal, data: ProfileUpdate, client: str) -> UserRead:
+        """Change the caller's e-mail address; the current password is required (403 if wrong)."""
         user = await resolve_actor(self.users, principal)
         if data.email is not None:
             email = normalize_email(str(data.email))
+            await self._confirm_password(user, data.current_password or "", client)
             if email != user.email:
                 if await self.users.email_exists(email):
                     raise EmailAlreadyRegisteredError
                 user.email = email
-                self.session.add(user)
                 try:
-                    await self.session.flush()
+                    await self.users.save(user)
                 except IntegrityError as exc:
                     raise EmailAlreadyRegisteredError from exc
         return await self.get_me(principal)
 
-    async def change_password(self, principal: Principal, data: PasswordChange) -> None:
+    async def change_password(
+        self, principal: Principal, data: PasswordChange, client: str
+    ) -> None:
         """Needs the old password; revokes every refresh-token family but the caller's own."""
         user = await resolve_actor(self.users, principal)
-        if not await self.passwords.verify(data.old_password, user.password_hash):
-            raise WrongPasswordError
+        await self._confirm_password(user, data.old_password, client)
         keep_family: str | None = None
         if data.keep_refresh_token:
             kept = await self.refresh_tokens.get_by_hash(
@@ -446,8 +540,7 @@ class UserService:
             if kept is not None and kept.user_id == user.id and kept.revoked_at is None:
                 keep_family = kept.family_id
         user.password_hash = await self.passwords.hash(data.new_password)
-        self.session.add(user)
-        await self.session.flush()
+        await self.users.save(user)
         revoked = await self.refresh_tokens.revoke_user(
             user.tenant_id, user.id, utcnow(), except_family=keep_family
         )
@@ -537,8 +630,7 @@ class UserService:
             target.active = data.active
         if deactivating:
             target.tokens_valid_after = now
-        self.session.add(target)
-        await self.session.flush()
+        await self.users.save(target)
         if deactivating:
             await self.refresh_tokens.revoke_user(target.tenant_id, target.id, now)
         _log.info(

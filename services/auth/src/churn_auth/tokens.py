@@ -5,7 +5,9 @@ No SQL here: :mod:`churn_auth.service` loads and stores keys through the reposit
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import math
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -14,8 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from churn_auth.models import SigningKey
 
@@ -117,6 +122,7 @@ class KeyRing:
         ttl: timedelta,
         extra_claims: dict[str, Any] | None = None,
     ) -> AccessToken:
+        issued_at = math.floor(now.timestamp())
         claims: dict[str, Any] = {
             "iss": issuer,
             "aud": audience,
@@ -124,11 +130,12 @@ class KeyRing:
             "tid": tenant_id,
             "role": role,
             "typ": ACCESS_TOKEN_TYPE,
-            # Sub-second ``iat`` (a JSON number may have a fraction, RFC 7519 §2), so the
-            # auth service can refuse tokens issued before a user's ``tokens_valid_after``.
-            "iat": now.timestamp(),
-            "nbf": now,
-            "exp": now + ttl,
+            # NumericDates are whole seconds: some clients (typed JWT libraries, JSON schema
+            # ``integer``) refuse a fraction. The revocation check rounds accordingly
+            # (:func:`churn_auth.service.tokens_not_before`).
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + int(ttl.total_seconds()),
             "jti": uuid.uuid4().hex,
             **(extra_claims or {}),
         }
@@ -146,6 +153,33 @@ def new_refresh_token() -> str:
 def hash_refresh_token(token: str) -> str:
     """What is stored instead of the token: its SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+_SUCCESSOR_INFO = b"churn-auth refresh-token successor v1"
+
+
+def _successor_key(refresh_token: str) -> bytes:
+    """An AES-256 key derived from the presented refresh token (never from its stored hash)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SUCCESSOR_INFO).derive(
+        refresh_token.encode("utf-8")
+    )
+
+
+def seal_successor(refresh_token: str, successor: bytes) -> str:
+    """``successor`` (the serialized pair a token was rotated into), encrypted so that only
+    whoever presents ``refresh_token`` again can read it; the database alone cannot."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_successor_key(refresh_token)).encrypt(nonce, successor, None)
+    return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def open_successor(refresh_token: str, sealed: str) -> bytes | None:
+    """What :func:`seal_successor` sealed for this token, or ``None`` if it does not open."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode("ascii"))
+        return AESGCM(_successor_key(refresh_token)).decrypt(raw[:12], raw[12:], None)
+    except (ValueError, InvalidTag):
+        return None
 
 
 API_KEY_PREFIX = "ck"

@@ -91,7 +91,9 @@ async def login(
 async def refresh(
     body: RefreshRequest, service: AuthServiceDep, client: ClientAddressDep
 ) -> TokenPairRead:
-    """Rotate a refresh token. Presenting a rotated one again revokes its whole family."""
+    """Rotate a refresh token. Presented again within the grace window (10 s by default:
+    concurrent refreshes), a rotated token answers the same new pair; later, it revokes its
+    whole family."""
     return await service.refresh(body.refresh_token, client)
 
 
@@ -138,26 +140,28 @@ async def me(principal: PrincipalDep, service: UserServiceDep) -> UserRead:
 
 
 @users_router.patch(
-    "/me", operation_id="users_update_me", responses=_problems(400, 401, 403, 409, 422)
+    "/me", operation_id="users_update_me", responses=_problems(400, 401, 403, 409, 422, 429)
 )
 async def update_me(
-    body: ProfileUpdate, principal: PrincipalDep, service: UserServiceDep
+    body: ProfileUpdate, principal: PrincipalDep, service: UserServiceDep, client: ClientAddressDep
 ) -> UserRead:
-    """Change the caller's own e-mail address."""
-    return await service.update_me(principal, body)
+    """Change the caller's own e-mail address; ``current_password`` is required (403 when it
+    is wrong; wrong passwords are throttled like failed sign-ins)."""
+    return await service.update_me(principal, body, client)
 
 
 @users_router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="users_change_password",
-    responses=_problems(400, 401, 403, 422),
+    responses=_problems(400, 401, 403, 422, 429),
 )
 async def change_password(
-    body: PasswordChange, principal: PrincipalDep, service: UserServiceDep
+    body: PasswordChange, principal: PrincipalDep, service: UserServiceDep, client: ClientAddressDep
 ) -> Response:
-    """Change the password (old one required); every other session's refresh tokens die."""
-    await service.change_password(principal, body)
+    """Change the password (old one required, throttled like sign-ins); every other session's
+    refresh tokens die."""
+    await service.change_password(principal, body, client)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
