@@ -297,7 +297,7 @@ async def test_promotion_hot_reloads_every_replica_and_rollback_restores(
         version = await register(first, tenant, trained_events_model(), EVENTS_SOURCE)
         async with in_process(second) as two:
             for app in (first, second):
-                await asyncio.wait_for(app.state.worker.model_consumer.assigned.wait(), 30)
+                await asyncio.wait_for(app.state.workers.model_consumer.assigned.wait(), 30)
 
             async def served(client: httpx.AsyncClient) -> str:
                 body = (await client.get("/v1/models/current", headers=admin)).json()

@@ -74,11 +74,13 @@ class ProcessState(State):
 
 @dataclass(frozen=True)
 class ServiceResources:
-    """What the runtime opened, handed to a service's ``make_workers``."""
+    """What the runtime opened, handed to a service's ``make_workers``; ``state`` holds what
+    the service's own ``setup`` opened too (the prediction workers score with its models)."""
 
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     publisher: EventPublisher
+    state: Any = None
 
 
 StateCheck = Callable[[Any], Awaitable[None]]
@@ -173,7 +175,7 @@ class ServiceRuntime:
             if self.make_workers is not None and run_workers:
                 workers = self.make_workers(
                     settings,
-                    ServiceResources(state.engine, state.session_factory, state.publisher),
+                    ServiceResources(state.engine, state.session_factory, state.publisher, state),
                 )
                 await workers.start()
                 stack.push_async_callback(workers.stop)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from churn_prediction.clients import TrainingSetClient
+from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.recommendations.service import RecommendationRuleService
 from churn_prediction.registry.service import ModelRegistryService
@@ -16,8 +16,28 @@ from churn_prediction.scoring.serving import ServingModels
 from churn_prediction.training_jobs.runner import TrainingJobRunner
 from churn_prediction.training_jobs.service import TrainingJobService
 from churn_shared.db import unit_of_work
+from churn_shared.runtime import ProcessState
 from churn_shared.security import Principal, require_role
 from churn_shared.unit_of_work import SessionDep
+
+
+class PredictionState(ProcessState):
+    """``app.state`` of the prediction service: what its runtime opens (``main._open``)."""
+
+    settings: Settings
+    #: Replaces the HTTP transport to the customers service (tests fake it).
+    customers_transport: Any
+    auth_client: Any
+    customers_client: CustomerFeaturesClient
+    training_sets: TrainingSetClient
+    serving_models: ServingModels
+    job_runner: TrainingJobRunner
+    rules_cache: dict[str, tuple[float, list[dict[str, Any]]]]
+
+    def __init__(self, settings: Settings, *, customers_transport: Any = None) -> None:
+        super().__init__(settings)
+        self.customers_transport = customers_transport
+        self.rules_cache = {}
 
 
 def get_settings(request: Request) -> Settings:
@@ -25,12 +45,12 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def rules_loader(state: Any) -> RulesLoader:
+def rules_loader(state: PredictionState) -> RulesLoader:
     """A tenant's recommendation rules, cached per replica for a few seconds."""
 
     async def load(tenant_id: str) -> list[dict[str, Any]]:
-        cache: dict[str, tuple[float, list[dict[str, Any]]]] = state.rules_cache
-        ttl: float = state.settings.recommendation_rules_ttl_seconds
+        cache = state.rules_cache
+        ttl = state.settings.recommendation_rules_ttl_seconds
         now = time.monotonic()
         hit = cache.get(tenant_id)
         if hit is not None and now - hit[0] < ttl:
@@ -44,7 +64,7 @@ def rules_loader(state: Any) -> RulesLoader:
 
 
 def get_prediction_service(request: Request) -> PredictionService:
-    state = request.app.state
+    state: PredictionState = request.app.state
     return PredictionService(
         state.serving_models, state.settings, state.customers_client, rules_loader(state)
     )
