@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +11,7 @@ from churn_customers.config import Settings
 from churn_customers.service import (
     CustomerService,
     EventIngestService,
+    ImportLimits,
     ImportService,
     TrainingSetService,
 )
@@ -39,10 +41,17 @@ EventIngestServiceDep = Annotated[EventIngestService, Depends(get_ingest_service
 def get_import_service(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> ImportService:
+    """The import service with every import limit of the settings (bytes, rows, imports in
+    flight per tenant)."""
     return ImportService(
         session,
         session_factory=request.app.state.session_factory,
-        max_bytes=settings.max_import_bytes,
+        limits=ImportLimits(
+            max_bytes=settings.max_import_bytes,
+            max_rows=settings.max_import_rows,
+            max_concurrent=settings.max_concurrent_imports,
+            stale_after=timedelta(seconds=settings.stale_import_after_seconds),
+        ),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 from churn_customers.dependencies import (
     CustomerServiceDep,
     EventIngestServiceDep,
-    SettingsDep,
+    ImportServiceDep,
     TrainingSetServiceDep,
 )
 from churn_customers.schemas import (
@@ -29,10 +28,9 @@ from churn_customers.schemas import (
     ImportAccepted,
     ImportRead,
 )
-from churn_customers.service import ImportLimits, ImportService, parse_cutoff
+from churn_customers.service import parse_cutoff
 from churn_shared.errors import PROBLEM_RESPONSES
 from churn_shared.security import Principal, PrincipalDep, require_role
-from churn_shared.unit_of_work import SessionDep
 
 #: Changing data needs the analyst role or higher; reading needs any role.
 WriterDep = Annotated[Principal, Depends(require_role("analyst"))]
@@ -154,26 +152,6 @@ _IMPORT_BODY = {
         },
     }
 }
-
-
-def get_import_service(
-    request: Request, session: SessionDep, settings: SettingsDep
-) -> ImportService:
-    """The import service with every import limit of the settings (bytes, rows, imports in
-    flight per tenant)."""
-    return ImportService(
-        session,
-        session_factory=request.app.state.session_factory,
-        limits=ImportLimits(
-            max_bytes=settings.max_import_bytes,
-            max_rows=settings.max_import_rows,
-            max_concurrent=settings.max_concurrent_imports,
-            stale_after=timedelta(seconds=settings.stale_import_after_seconds),
-        ),
-    )
-
-
-ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
 
 
 @imports_router.post(
