@@ -1,1 +1,0 @@
-"""Kafka event handling of the auth service: auth publishes and consumes no events yet."""
