@@ -1,6 +1,9 @@
 """Fixtures every test tree shares: a real Tansu broker, databases, Redis and a token signer.
 
 * The suite always runs on SQLite and a real Kafka-protocol broker (Tansu, started here).
+* Databases are migrated once per session and service: each test gets the schema at head with
+  empty tables (``database_url``); only the migration tests start from nothing
+  (``empty_database_url``).
 * ``CHURN_TEST_MYSQL_URL`` (a template with ``{service}``, e.g.
   ``mysql+aiomysql://churn_{service}:churn_{service}@127.0.0.1:3306/churn_{service}``) adds a
   MySQL/MariaDB run of every database-backed test; ``CHURN_TEST_REDIS_URL`` adds Redis.
@@ -10,6 +13,7 @@ Helpers (``wait_for``, ``TokenSigner``, ``reset_mysql`` …) live in ``testkit.p
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +24,11 @@ from testkit import (
     REDIS_URL,
     TokenSigner,
     database_backends,
+    empty_mysql,
     mysql_url,
     reset_mysql,
     serve_in_process,
+    sqlite_template,
 )
 
 
@@ -41,9 +47,41 @@ def kafka_bootstrap() -> Iterator[str]:
     proc.wait(10)
 
 
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
+    """Per service, a SQLite file migrated to head once per session (made when first asked)."""
+    made: dict[str, Path] = {}
+    folder = tmp_path_factory.mktemp("schemas")
+
+    async def template(service: str) -> Path:
+        if service not in made:
+            made[service] = await sqlite_template(folder / f"{service}.db", service)
+        return made[service]
+
+    return template
+
+
 @pytest.fixture(params=database_backends())
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database for the service named by the ``service_name`` fixture."""
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_templates: Callable[[str], Any]
+) -> str:
+    """A database of the service named by the ``service_name`` fixture, its schema at head and
+    every table empty: on SQLite a copy of the session's migrated file, on MySQL the service's
+    database migrated once per session and emptied before each test. Apps started on it with
+    ``auto_migrate`` find nothing to do."""
+    service: str = request.getfixturevalue("service_name")
+    if request.param == "sqlite":
+        path = tmp_path / f"{service}.db"
+        shutil.copyfile(await sqlite_templates(service), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url = mysql_url(service)
+    await empty_mysql(url, service)
+    return url
+
+
+@pytest.fixture(params=database_backends())
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no tables at all, for the tests of the migrations themselves."""
     service: str = request.getfixturevalue("service_name")
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / (service + '.db')}"

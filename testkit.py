@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 import os
 import socket
 import time
@@ -27,6 +29,7 @@ TEST_AUDIENCE = "churn-platform"
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on (a dead broker or Redis, or a port to serve on)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -56,6 +59,147 @@ async def reset_mysql(url: str) -> None:
 
 def mysql_url(service: str) -> str:
     return MYSQL_TEMPLATE.format(service=service)
+
+
+# --- databases migrated once per session ------------------------------------------------------
+
+
+def migrations_of(service: str) -> str:
+    """The Alembic script location of ``service`` (``churn_<service>/migrations``)."""
+    spec = importlib.util.find_spec(f"churn_{service}")
+    if spec is None or spec.origin is None:
+        raise LookupError(f"no package churn_{service}")
+    return str(Path(spec.origin).parent / "migrations")
+
+
+@functools.cache
+def head_revision(service: str) -> str:
+    """The revision ``service``'s history ends at."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", migrations_of(service))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:
+        raise LookupError(f"{service} has no migrations")
+    return head
+
+
+async def migrate(url: str, service: str) -> None:
+    """Run ``service``'s migrations up to head on the database at ``url``."""
+    from churn_shared.db import create_engine, run_migrations
+
+    engine = create_engine(url)
+    try:
+        await run_migrations(engine, migrations_of(service))
+    finally:
+        await engine.dispose()
+
+
+async def sqlite_template(path: Path, service: str) -> Path:
+    """A SQLite file at ``path`` with ``service``'s schema at head, for tests to copy."""
+    url = f"sqlite+aiosqlite:///{path}"
+    await migrate(url, service)
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:  # fold the WAL into the file that gets copied
+            await conn.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    finally:
+        await engine.dispose()
+    return path
+
+
+async def empty_mysql(url: str, service: str) -> None:
+    """Leave ``service``'s MySQL database at head with every table empty.
+
+    A schema already at head (the usual case: migrated by an earlier test) only has its rows
+    deleted; anything else (the first test of a session, a schema a migration test or a whole
+    stack left behind) is dropped and migrated afresh."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+            version = None
+            if "alembic_version" in names:
+                version = (
+                    await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                ).scalar()
+            if version == head_revision(service):
+                await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=0"))
+                for name in names:
+                    if name != "alembic_version":
+                        await conn.execute(sa.text(f"DELETE FROM `{name}`"))  # noqa: S608
+                await conn.execute(sa.text("SET FOREIGN_KEY_CHECKS=1"))
+                return
+    finally:
+        await engine.dispose()
+    await reset_mysql(url)
+    await migrate(url, service)
+
+
+# --- the fast layer: fakes instead of a database ------------------------------------------------
+
+
+class FakeSession:
+    """The one thing a service may still do with its session in a fast test: hand it to
+    ``churn_shared.kafka.enqueue``, whose outbox rows are kept here. Any other SQL fails."""
+
+    def __init__(self) -> None:
+        self.inserted: dict[str, list[dict[str, Any]]] = {}
+
+    async def connection(self) -> FakeSession:
+        return self
+
+    async def execute(self, statement: Any, rows: Any = None) -> None:
+        if not isinstance(statement, sa.Insert) or not isinstance(rows, list):
+            raise AssertionError(f"a fast test ran SQL: {statement}")
+        self.inserted.setdefault(statement.table.name, []).extend(rows)  # type: ignore[attr-defined]
+
+    def outbox(self, topic: str | None = None) -> list[Any]:
+        """The envelopes put in the outbox, oldest first (only ``topic``'s when given)."""
+        from churn_shared.kafka import Envelope
+
+        return [
+            Envelope.from_bytes(row["payload"].encode())
+            for row in self.inserted.get("outbox", [])
+            if topic is None or row["topic"] == topic
+        ]
+
+
+class FakeUnitOfWork:
+    """A unit of work over in-memory fake repositories, in the manner of Cosmic Python.
+
+    The repositories are its attributes (``uow.users``), ``session`` is a :class:`FakeSession`,
+    and ``async with uow:`` commits on success and rolls back on an error, as
+    ``churn_shared.db.unit_of_work`` does; ``commits`` and ``rollbacks`` count them."""
+
+    def __init__(self, **repositories: Any) -> None:
+        self.repositories = repositories
+        self.session = FakeSession()
+        self.commits = 0
+        self.rollbacks = 0
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["repositories"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    async def __aenter__(self) -> FakeUnitOfWork:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            await self.commit()
+        else:
+            await self.rollback()
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        self.rollbacks += 1
 
 
 class TokenSigner:

@@ -21,10 +21,12 @@ def service_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def test_migrations_build_the_models_schema(service_name: str, database_url: str) -> None:
+async def test_migrations_build_the_models_schema(
+    service_name: str, empty_database_url: str
+) -> None:
     models = importlib.import_module(f"churn_{service_name}.models")
     migrations = str(Path(models.__file__).resolve().parent / "migrations")
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     try:
         await run_migrations(engine, migrations)
 

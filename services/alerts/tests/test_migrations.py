@@ -15,8 +15,8 @@ async def _tables(engine) -> set[str]:
         return set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
 
 
-async def test_stairway(database_url):
-    engine = create_engine(database_url)
+async def test_stairway(empty_database_url):
+    engine = create_engine(empty_database_url)
     try:
         await run_migrations(engine, MIGRATIONS)
         assert await _tables(engine) >= TABLES

@@ -17,8 +17,8 @@ async def table_names(engine: AsyncEngine) -> set[str]:
     return set(names)
 
 
-async def test_stairway_up_down_up(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_stairway_up_down_up(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     try:
         await run_migrations(engine, MIGRATIONS)
         after_up = await table_names(engine)
@@ -34,8 +34,8 @@ async def test_stairway_up_down_up(database_url: str) -> None:
     assert after_second_up >= TABLES
 
 
-async def test_0002_adds_lockout_columns_and_downgrades_to_0001(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_0002_adds_lockout_columns_and_downgrades_to_0001(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
 
     async def user_columns() -> set[str]:
         async with engine.connect() as conn:

@@ -9,8 +9,8 @@ from churn_customers.worker import MIGRATIONS
 from churn_shared.db import create_engine, downgrade_migrations, run_migrations
 
 
-async def test_stairway_up_down_up(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_stairway_up_down_up(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     try:
         await run_migrations(engine, MIGRATIONS)
         await downgrade_migrations(engine, MIGRATIONS, "base")

@@ -102,15 +102,27 @@ class Change:
 
 
 class AlertService:
-    def __init__(self, session: AsyncSession, users: UserDirectory | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        users: UserDirectory | None = None,
+        *,
+        history: HistoryRepository | None = None,
+        alerts: AlertRepository | None = None,
+        rules: RuleRepository | None = None,
+        channels: ChannelRepository | None = None,
+        deliveries: DeliveryRepository | None = None,
+        events: EventRepository | None = None,
+    ) -> None:
+        """The repositories default to the SQL ones on ``session``; tests pass fakes."""
         self.session = session
         self.users = users
-        self.history = HistoryRepository(session)
-        self.alerts = AlertRepository(session)
-        self.rules = RuleRepository(session)
-        self.channels = ChannelRepository(session)
-        self.deliveries = DeliveryRepository(session)
-        self.events = EventRepository(session)
+        self.history = history if history is not None else HistoryRepository(session)
+        self.alerts = alerts if alerts is not None else AlertRepository(session)
+        self.rules = rules if rules is not None else RuleRepository(session)
+        self.channels = channels if channels is not None else ChannelRepository(session)
+        self.deliveries = deliveries if deliveries is not None else DeliveryRepository(session)
+        self.events = events if events is not None else EventRepository(session)
 
     # --- scores → alerts -------------------------------------------------------------------
 

@@ -94,12 +94,21 @@ class TenantScore:
 class EventIngestService:
     """Stores raw events and keeps the affected customers' feature profiles current."""
 
-    def __init__(self, session: AsyncSession, *, max_batch: int | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        max_batch: int | None = None,
+        events: EventRepository | None = None,
+        customers: CustomerRepository | None = None,
+        features: FeatureRepository | None = None,
+    ) -> None:
+        """The repositories default to the SQL ones on ``session``; tests pass fakes."""
         self._session = session
         self._max_batch = max_batch
-        self._events = EventRepository(session)
-        self._customers = CustomerRepository(session)
-        self._features = FeatureRepository(session)
+        self._events = events if events is not None else EventRepository(session)
+        self._customers = customers if customers is not None else CustomerRepository(session)
+        self._features = features if features is not None else FeatureRepository(session)
 
     async def record_events(
         self, tenant_id: str, batch: Sequence[EventIn], *, backfill: bool = False
