@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 from fastapi import FastAPI
 
 from churn_gateway.main import app_from_env, create_app
+from testkit import free_port
 
 
 async def test_ready_when_the_jwks_answers(gateway, upstreams):
@@ -26,14 +25,8 @@ async def test_not_ready_when_the_jwks_does_not_answer(gateway, upstreams):
     assert live.status_code == 200
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_without_a_broker_the_api_works_but_is_not_ready(gateway, upstreams, bearer):
-    broker = f"127.0.0.1:{_closed_port()}"
+    broker = f"127.0.0.1:{free_port()}"
     async with gateway(upstreams, run_workers=True, kafka_bootstrap_servers=broker) as client:
         ready = await client.get("/readyz")
         proxied = await client.get("/v1/alerts", headers=bearer())

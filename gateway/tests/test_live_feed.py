@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,20 +19,14 @@ from fastapi import FastAPI
 from churn_gateway.main import create_app
 from churn_shared.contracts import ChurnAlertRaisedV1, ChurnScoreComputedV1, Topics
 from churn_shared.kafka import Envelope, EventPublisher
-from testkit import wait_for
+from testkit import free_port, wait_for
 
 from .conftest import UpstreamRouter, echo_app, gateway_settings
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def uvicorn_server(app: FastAPI) -> AsyncIterator[str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -4,35 +4,9 @@ limits while it is away, and readiness that does not depend on it."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def hung_redis() -> AsyncIterator[str]:
-    """A loopback TCP server that accepts connections and never answers (a hung Redis)."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        await reader.read()  # until the client gives up
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.close()
-        for writer in held:
-            writer.close()
+from testkit import free_port, hung_redis
 
 
 async def test_a_hung_redis_adds_little_to_each_request_and_readyz_stays_200(
@@ -68,7 +42,7 @@ async def test_a_hung_redis_adds_little_to_each_request_and_readyz_stays_200(
 
 
 async def test_a_dead_redis_keeps_the_limits_in_process_and_readyz_200(gateway, upstreams, bearer):
-    url = f"redis://127.0.0.1:{closed_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     async with asyncio.timeout(60):
         async with gateway(upstreams, cache_url=url, rate_limit="3/minute") as client:
             answers = [await client.get("/v1/alerts", headers=bearer()) for _ in range(4)]
@@ -81,7 +55,7 @@ async def test_a_dead_redis_keeps_the_limits_in_process_and_readyz_200(gateway, 
 
 
 async def test_a_dead_redis_still_limits_sign_ins_per_address(gateway, upstreams):
-    url = f"redis://127.0.0.1:{closed_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     async with asyncio.timeout(60):
         async with gateway(upstreams, cache_url=url, auth_rate_limit="2/minute") as client:
             logins = [(await client.post("/v1/auth/login", json={})).status_code for _ in range(3)]

@@ -5,17 +5,16 @@ Redis healthy, dead or hung (docs/login-throttling.md)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from churn_auth.main import create_app
+from testkit import free_port, hung_redis
 
 PASSWORD = "correct horse battery staple"
 WRONG = "wrong password!"
@@ -50,31 +49,6 @@ def same_answer(first: httpx.Response, second: httpx.Response) -> bool:
     a, b = first.json(), second.json()
     fields = ("type", "title", "status", "detail")
     return set(a) == set(b) and all(a.get(f) == b.get(f) for f in fields)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def hung_redis() -> AsyncIterator[str]:
-    """A loopback TCP server that accepts connections and never answers (a hung Redis)."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        await reader.read()  # until the client gives up
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.close()
-        for writer in held:
-            writer.close()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -198,7 +172,7 @@ async def test_an_account_failing_from_many_addresses_is_slowed_never_locked(
 async def test_with_redis_dead_unknown_emails_are_locked_like_real_accounts(
     make_settings: Callable[..., Any], in_process: Callable[..., Any]
 ) -> None:
-    dead = f"redis://127.0.0.1:{closed_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     app = create_app(throttled_settings(make_settings, dead, lockout_threshold=3))
     async with in_process(app) as http:
         await register(http, "owner@example.com")
