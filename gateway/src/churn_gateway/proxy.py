@@ -33,6 +33,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/alerts", "alerts"),
     ("/v1/alert-rules", "alerts"),
     ("/v1/alert-channels", "alerts"),
+    ("/v1/deliveries", "alerts"),
 )
 
 #: Request headers passed on to the upstream (everything else, e.g. ``X-API-Key``, stays at the
@@ -75,6 +76,47 @@ HOP_BY_HOP_HEADERS = frozenset(
 _OWN_RESPONSE_HEADERS = frozenset({"date", "server", "x-request-id"})
 
 Networks = Sequence[IPv4Network | IPv6Network]
+
+#: Methods whose request may be sent twice (RFC 9110 §9.2.2): retried once on a connection
+#: that broke, whatever the upstream may already have seen.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class ConnectionTrace:
+    """Whether a request went out on a pooled (reused) connection, from httpcore's trace
+    events: a request that was sent without opening a connection reused one."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.sent = False
+
+    async def __call__(self, event: str, info: dict[str, object]) -> None:
+        if event.startswith(("connection.connect_tcp.", "connection.connect_unix_socket.")):
+            self.connected = True
+        elif event.startswith(("http11.send_request_headers.", "http2.send_request_headers.")):
+            self.sent = True
+
+    @property
+    def reused(self) -> bool:
+        return self.sent and not self.connected
+
+
+def may_retry(method: str, exc: httpx.HTTPError, trace: ConnectionTrace) -> bool:
+    """Whether a request that failed with ``exc`` may be sent once more.
+
+    Any request whose connection could not be opened (nothing was sent), any request that met
+    a closed pooled connection (the upstream closed it idle and never read the request), and
+    an idempotent request on any broken connection. Timeouts are never retried.
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        return False
+    if isinstance(exc, httpx.ConnectError):
+        return True
+    if isinstance(exc, httpx.RemoteProtocolError) and trace.reused:
+        return True
+    return method in IDEMPOTENT_METHODS and isinstance(
+        exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError
+    )
 
 
 def resolve_upstream(path: str) -> str:
@@ -170,6 +212,36 @@ async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
+async def _send(
+    client: httpx.AsyncClient,
+    method: str,
+    url: httpx.URL,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    upstream: str,
+) -> httpx.Response:
+    """Send the request; once more on a fresh attempt when :func:`may_retry` allows it."""
+    for attempt in (1, 2):
+        trace = ConnectionTrace()
+        upstream_request = client.build_request(
+            method, url, headers=headers, content=body, extensions={"trace": trace}
+        )
+        try:
+            return await client.send(upstream_request, stream=True)
+        except httpx.HTTPError as exc:
+            if attempt == 2 or not may_retry(method, exc, trace):
+                raise
+            _log.info(
+                "upstream_retry",
+                upstream=upstream,
+                method=method,
+                reused_connection=trace.reused,
+                error=repr(exc),
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def forward(
     client: httpx.AsyncClient,
     request: Request,
@@ -190,19 +262,11 @@ async def forward(
     target = base.raw_path.rstrip(b"/") + raw_path + (b"?" + query if query else b"")
     url = base.copy_with(raw_path=target)
     body = await request.body()
-    upstream_request = client.build_request(
-        request.method,
-        url,
-        headers=upstream_request_headers(
-            request,
-            request_id=request_id,
-            forwarded_for=forwarded_for,
-            authorization=authorization,
-        ),
-        content=body,
+    headers = upstream_request_headers(
+        request, request_id=request_id, forwarded_for=forwarded_for, authorization=authorization
     )
     try:
-        response = await client.send(upstream_request, stream=True)
+        response = await _send(client, request.method, url, headers, body, upstream=upstream)
     except httpx.TimeoutException as exc:
         _log.warning("upstream_timeout", upstream=upstream, path=request.url.path)
         raise UpstreamTimeoutError(f"The {upstream} service did not answer in time.") from exc
