@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -26,10 +27,18 @@ class ProblemError(Exception):
     #: Commit the request's transaction before this error propagates (default: roll back).
     keeps_changes: bool = False
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str | None = None, *, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
+        self._headers = dict(headers) if headers else None
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """Response headers the problem carries (``Retry-After`` …)."""
+        return self._headers
 
 
 class BadRequestError(ProblemError):
@@ -113,7 +122,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            exc.status, exc.title, exc.detail, exc.type_slug, request.url.path, **exc.extra
+            exc.status,
+            exc.title,
+            exc.detail,
+            exc.type_slug,
+            request.url.path,
+            headers=exc.headers,
+            **exc.extra,
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:

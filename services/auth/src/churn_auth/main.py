@@ -11,17 +11,14 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from churn_auth.api.routes import api_keys_router, auth_router, users_router
 from churn_auth.config import Settings
 from churn_auth.dependencies import AuthState
-from churn_auth.exceptions import RateLimitedError
 from churn_auth.passwords import PasswordHasher
 from churn_auth.rate_limits import LoginThrottle
 from churn_auth.service import SigningKeyCache
-from churn_shared.errors import problem_response
 from churn_shared.logging import get_logger
 from churn_shared.runtime import ServiceRuntime
 from churn_shared.security import TokenVerifier
@@ -75,34 +72,18 @@ RUNTIME = ServiceRuntime(
 )
 
 
-async def _on_rate_limited(request: Request, exc: Exception) -> Response:
-    """429 problem+json carrying ``Retry-After``."""
-    assert isinstance(exc, RateLimitedError)
-    return problem_response(
-        exc.status,
-        exc.title,
-        exc.detail,
-        exc.type_slug,
-        request.url.path,
-        headers=exc.headers,
-        **exc.extra,
-    )
-
-
 def create_app(
     settings: Settings | None = None, *, token_verifier: TokenVerifier | None = None
 ) -> FastAPI:
     """Build the auth app; the runtime opens its database, key ring and password hasher."""
     settings = settings or Settings()
-    app = RUNTIME.create_app(
+    return RUNTIME.create_app(
         AuthState(settings),
         title="churn auth",
         description="Tenants, users, access and refresh tokens, and the JWKS.",
         routers=(auth_router, users_router, api_keys_router),
         token_verifier=token_verifier,
     )
-    app.add_exception_handler(RateLimitedError, _on_rate_limited)
-    return app
 
 
 def app_from_env() -> FastAPI:
