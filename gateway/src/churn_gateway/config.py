@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Annotated, Any
+
 from limits import parse as parse_rate_limit
-from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from churn_shared.clientaddr import Network, parse_networks
 from churn_shared.ratelimit import CounterStoreSettings
 from churn_shared.settings import ServiceSettings
+
+_ORIGIN = re.compile(r"https?://[^/\s]+")
 
 
 class Settings(ServiceSettings):
@@ -21,8 +27,14 @@ class Settings(ServiceSettings):
     customers_url: str = "http://127.0.0.1:8002"
     prediction_url: str = "http://127.0.0.1:8003"
     alerts_url: str = "http://127.0.0.1:8004"
-    #: Browser origins allowed to call the API (CORS); empty disables CORS headers.
-    cors_origins: list[str] = Field(default_factory=list)
+    #: Browser origins allowed to call the API and open the live feed (CORS), e.g.
+    #: ``https://app.example.com,https://admin.example.com`` or a JSON list; ``*`` allows any.
+    #: Empty (the default) sends no CORS headers: same-origin browsers only.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Let browsers send cookies or HTTP authentication cross-origin
+    #: (``Access-Control-Allow-Credentials``). Off by default: the API's bearer tokens travel in
+    #: the ``Authorization`` header and need no credentials mode. Not allowed with ``*``.
+    cors_allow_credentials: bool = False
     #: Per client address, on every route (``limits`` notation).
     rate_limit: str = "600/minute"
     #: Per client address on ``POST /v1/auth/login`` and ``/v1/auth/refresh``.
@@ -50,6 +62,34 @@ class Settings(ServiceSettings):
     def _valid_rate_limit(cls, value: str) -> str:
         parse_rate_limit(value)
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        """A comma-separated list or a JSON list (from the environment), or a list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for raw in value:
+            origin = raw.strip().rstrip("/")
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"not an origin (scheme://host[:port]): {raw!r}")
+            origins.append(origin)
+        return origins
+
+    @model_validator(mode="after")
+    def _no_credentials_for_everyone(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("cors_allow_credentials cannot be combined with cors_origins '*'")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

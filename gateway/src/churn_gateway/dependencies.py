@@ -44,7 +44,9 @@ class GatewayState(ProcessState):
         self.rate_limiter = None
         self.live_feed = None
         self.sio = create_socket_server(
-            lambda: self.authenticator, cors_origins=settings.cors_origins
+            lambda: self.authenticator,
+            cors_origins=settings.cors_origins,
+            cors_credentials=settings.cors_allow_credentials,
         )
 
 

@@ -12,12 +12,12 @@ import httpx
 import socketio
 from fastapi import FastAPI, Request
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from churn_gateway.api.routes import router
 from churn_gateway.authentication import EdgeAuthenticator, pooled_jwks_source
 from churn_gateway.config import Settings
+from churn_gateway.cors import GatewayCORSMiddleware
 from churn_gateway.dependencies import GatewayState
 from churn_gateway.events.handlers import LiveFeedHandler
 from churn_gateway.exceptions import RateLimitedError
@@ -179,15 +179,8 @@ def create_app(
     ]
     _install_header_problem_handlers(app)
     _insert_inside_request_context(app, Middleware(ClientAddressMiddleware, settings=settings))
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID", "Retry-After", "ETag", "Location"],
-            max_age=600,
-        )
+    # Outermost: preflights are answered before rate limits, body limits and authentication.
+    app.add_middleware(GatewayCORSMiddleware, settings=settings)
     app.include_router(router)
     app.mount(SOCKETIO_MOUNT_PATH, socketio.ASGIApp(state.sio, socketio_path=None))
     return app

@@ -48,6 +48,7 @@ def create_socket_server(
     authenticator: Callable[[], EdgeAuthenticator | None],
     *,
     cors_origins: list[str],
+    cors_credentials: bool = False,
 ) -> socketio.AsyncServer:
     """A Socket.IO server whose ``connect`` checks the access token and joins the tenant room."""
     # None: same origin only (non-browser clients send no Origin and are not affected).
@@ -55,6 +56,8 @@ def create_socket_server(
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=allowed,
+        # The Socket.IO mount answers its own CORS (churn_gateway.cors leaves it alone).
+        cors_credentials=cors_credentials,
         logger=False,
         engineio_logger=False,
     )
