@@ -3,7 +3,7 @@ training sets, parsed into their contracts (:mod:`churn_shared.contracts.http`).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -111,15 +111,3 @@ class TrainingSetClient:
             authorization,
             EventTrainingSet,
         )
-
-    async def customers(self, label: str, *, authorization: str | None) -> dict[str, Any]:
-        """:meth:`customer_training_set` as a dict, for callers not yet on the contract."""
-        return (await self.customer_training_set(label, authorization=authorization)).model_dump()
-
-    async def events(
-        self, cutoff: str, horizon_days: int, *, authorization: str | None
-    ) -> dict[str, Any]:
-        """:meth:`event_training_set` as a dict, for callers not yet on the contract."""
-        return (
-            await self.event_training_set(cutoff, horizon_days, authorization=authorization)
-        ).model_dump()

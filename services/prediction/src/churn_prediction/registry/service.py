@@ -50,7 +50,7 @@ from churn_prediction.scoring.serving import CHALLENGER, CHAMPION, ServingModel,
 from churn_prediction.training.card import model_card
 from churn_prediction.training.evaluation import evaluate_probabilities, recency_baseline_auc
 from churn_prediction.training.model import TrainedModel
-from churn_shared.contracts import ModelPromotedV1, ModelTopics
+from churn_shared.contracts import EventTrainingSet, ModelPromotedV1, ModelTopics
 from churn_shared.db import utcnow
 from churn_shared.kafka import Envelope, enqueue
 from churn_shared.logging import get_logger
@@ -340,7 +340,7 @@ class ModelRegistryService:
                 "point-in-time set."
             )
         try:
-            data = await training_sets.events(
+            data = await training_sets.event_training_set(
                 body.cutoff.isoformat(), body.horizon_days, authorization=authorization
             )
         except TrainingSetError as exc:
@@ -349,12 +349,12 @@ class ModelRegistryService:
 
 
 def _evaluate_version(
-    serving: ServingModel, data: dict[str, Any], body: EvaluationCreate
+    serving: ServingModel, data: EventTrainingSet, body: EvaluationCreate
 ) -> EvaluationRead:
     """``serving`` on a point-in-time set (blocking: run it in a thread)."""
-    names = list(data["feature_names"])
-    matrix = np.asarray(data["features"], dtype=np.float64).reshape(-1, len(names))
-    labels = np.asarray(data["labels"], dtype=np.int64)
+    names = list(data.feature_names)
+    matrix = np.asarray(data.features, dtype=np.float64).reshape(-1, len(names))
+    labels = np.asarray(data.labels, dtype=np.int64)
     if len(labels) == 0:
         raise ModelNotEvaluableError("The point-in-time set at this cutoff has no customers.")
     model = serving.model
@@ -364,12 +364,8 @@ def _evaluate_version(
         [matrix[:, position[n]].tolist() if n in position else None for n in model.feature_names],
     )
     report = evaluate_probabilities(labels, model.predict(model.parse(columns)))
-    recency = data.get("days_since_last_order")
-    baseline = (
-        recency_baseline_auc(recency, labels)
-        if isinstance(recency, list) and len(recency) == len(labels)
-        else None
-    )
+    recency = data.days_since_last_order
+    baseline = recency_baseline_auc(recency, labels) if len(recency) == len(labels) else None
     return EvaluationRead(
         version=serving.version,
         cutoff=body.cutoff,

@@ -34,7 +34,13 @@ from churn_prediction.training.sets import TrainingSet, labelled_training_set
 from churn_prediction.training_jobs.repository import TrainingJobRepository
 from churn_prediction.training_jobs.schemas import TrainingCreate, TrainingJobAccepted
 from churn_prediction.training_jobs.service import TrainingJobService
-from churn_shared.contracts import FEATURE_NAMES, ModelTopics, TrainingProgressV1
+from churn_shared.contracts import (
+    FEATURE_NAMES,
+    CustomerTrainingSet,
+    EventTrainingSet,
+    ModelTopics,
+    TrainingProgressV1,
+)
 from churn_shared.db import unit_of_work, utcnow
 from churn_shared.kafka import Envelope, enqueue
 from churn_shared.logging import get_logger
@@ -42,25 +48,25 @@ from churn_shared.logging import get_logger
 _log = get_logger(__name__)
 
 
-def events_training_set(parts: list[dict[str, Any]], horizon_days: int) -> TrainingSet:
+def events_training_set(parts: list[EventTrainingSet], horizon_days: int) -> TrainingSet:
     """Stack point-in-time sets (one per cutoff); ``groups_time`` makes CV time-ordered."""
     frames: list[pd.DataFrame] = []
     labels: list[np.ndarray[Any, Any]] = []
     times: list[str] = []
     for part in parts:
-        names = [str(n) for n in part["feature_names"]]
+        names = list(part.feature_names)
         if names != list(FEATURE_NAMES):
             raise TrainingSetError(
                 f"The point-in-time set's features {names} are not the online features "
                 f"{list(FEATURE_NAMES)}; an events model must serve the online stream."
             )
-        n = len(part["labels"])
-        if len(part["features"]) != n:
+        n = len(part.labels)
+        if len(part.features) != n:
             raise TrainingSetError("The point-in-time set has a different number of rows/labels.")
-        matrix = np.asarray(part["features"], dtype=np.float64).reshape(n, len(names))
+        matrix = np.asarray(part.features, dtype=np.float64).reshape(n, len(names))
         frames.append(pd.DataFrame(matrix, columns=names))
-        labels.append(np.asarray(part["labels"], dtype=np.int64))
-        times.extend([str(part.get("cutoff", ""))] * n)
+        labels.append(np.asarray(part.labels, dtype=np.int64))
+        times.extend([part.cutoff] * n)
     X = pd.concat(frames, ignore_index=True)
     y = np.concatenate(labels) if labels else np.empty(0, dtype=np.int64)
     if len(y) == 0:
@@ -79,11 +85,9 @@ def events_training_set(parts: list[dict[str, Any]], horizon_days: int) -> Train
     )
 
 
-def customers_frame(body: dict[str, Any]) -> tuple[pd.DataFrame, str | None]:
-    columns = [str(c) for c in body["columns"]]
-    frame = pd.DataFrame(body["rows"], columns=columns)
-    id_column = body.get("id_column")
-    return frame, (str(id_column) if id_column in columns else None)
+def customers_frame(body: CustomerTrainingSet) -> tuple[pd.DataFrame, str | None]:
+    frame = pd.DataFrame(body.rows, columns=body.columns)
+    return frame, (body.id_column if body.id_column in body.columns else None)
 
 
 class TrainingJobRunner:
@@ -200,7 +204,7 @@ class TrainingJobRunner:
         if body.source == "events":
             cutoffs: list[date] = body.cutoff_list()
             parts = [
-                await self.training_sets.events(
+                await self.training_sets.event_training_set(
                     c.isoformat(), body.horizon_days, authorization=authorization
                 )
                 for c in cutoffs
@@ -213,7 +217,7 @@ class TrainingJobRunner:
             }
             return source, ts
         label = body.label or ""
-        data = await self.training_sets.customers(label, authorization=authorization)
+        data = await self.training_sets.customer_training_set(label, authorization=authorization)
         frame, id_column = await asyncio.to_thread(customers_frame, data)
         ts = await asyncio.to_thread(labelled_training_set, frame, label, id_column, body.features)
         source = {"source": "customers", "label": label, "features": ts.feature_names}
