@@ -31,3 +31,20 @@ def test_alert_change_becomes_alert_updated_for_its_tenant():
     assert (message.event, message.tenant_id) == ("alert_updated", "t1")
     assert message.payload == update.model_dump(mode="json")
     assert Topics.CHURN_ALERTS in LIVE_FEED_TOPICS
+
+
+def test_a_disabled_channel_is_shown_to_its_tenant():
+    from churn_shared.contracts import AlertChannelDisabledV1
+
+    disabled = AlertChannelDisabledV1(
+        channel_id="ch1",
+        name="ops",
+        kind="slack",
+        reason="5 deliveries in a row went dead",
+        dead_deliveries=5,
+        disabled_at=datetime.now(UTC),
+    )
+    envelope = Envelope.wrap(tenant_id="t1", producer="alerts", key="ch1", payload=disabled)
+    message = live_message(Topics.CHURN_ALERTS, envelope)
+    assert message is not None
+    assert (message.event, message.tenant_id) == ("alert_channel_disabled", "t1")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from churn_shared.contracts import (
     EVENT_CONTRACTS,
+    AlertChannelDisabledV1,
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
@@ -33,6 +34,7 @@ WIRE = {
     ChurnScoreComputedV1: ("ChurnScoreComputedV1", "churn.scores.v1"),
     ChurnAlertRaisedV1: ("ChurnAlertRaisedV1", "churn.alerts.v1"),
     ChurnAlertUpdatedV1: ("ChurnAlertUpdatedV1", "churn.alerts.v1"),
+    AlertChannelDisabledV1: ("AlertChannelDisabledV1", "churn.alerts.v1"),
     ModelPromotedV1: ("ModelPromotedV1", "model.events.v1"),
     TrainingProgressV1: ("TrainingProgressV1", "model.training.v1"),
 }

@@ -89,6 +89,14 @@ async def _channel(ctx: Ctx, actor: Account) -> Prepared:
     return f"/v1/alert-channels/{await create_channel(ctx.client, ctx.owner)}", None, None
 
 
+def _channel_action(action: str) -> Prepare:
+    async def prepare(ctx: Ctx, actor: Account) -> Prepared:
+        channel = await create_channel(ctx.client, ctx.owner)
+        return f"/v1/alert-channels/{channel}/{action}", None, None
+
+    return prepare
+
+
 async def _new_channel(ctx: Ctx, actor: Account) -> Prepared:
     return "/v1/alert-channels", {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}, None
 
@@ -364,6 +372,30 @@ TABLE: list[Row] = [
     Row("alert_channels_list", "GET", "/v1/alert-channels", V),
     Row("alert_channels_create", "POST", "/v1/alert-channels", AD, prepare=_new_channel),
     Row("alert_channels_delete", "DELETE", "/v1/alert-channels/{channel_id}", AD, prepare=_channel),
+    Row(
+        "alert_channels_test",
+        "POST",
+        "/v1/alert-channels/{channel_id}/test",
+        AD,
+        prepare=_channel_action("test"),
+    ),
+    Row(
+        "alert_channels_enable",
+        "POST",
+        "/v1/alert-channels/{channel_id}/enable",
+        AD,
+        prepare=_channel_action("enable"),
+    ),
+    Row("deliveries_list", "GET", "/v1/deliveries", V),
+    # No dead delivery to replay here: a missing one answers 404 once the role check passed.
+    Row(
+        "deliveries_retry",
+        "POST",
+        "/v1/deliveries/{delivery_id}/retry",
+        AD,
+        prepare=fixed("/v1/deliveries/no-such-delivery/retry"),
+        loose=True,
+    ),
     # last: rotating the signing key (sessions survive it; see test_sessions)
     Row("auth_rotate_keys", "POST", "/v1/auth/keys/rotate", OW),
 ]

@@ -7,10 +7,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Socket.IO event names of the live feed.
-LiveEventName = Literal["churn_alert", "alert_updated", "score_update", "training_progress"]
+LiveEventName = Literal[
+    "churn_alert", "alert_updated", "alert_channel_disabled", "score_update", "training_progress"
+]
 CHURN_ALERT_EVENT: LiveEventName = "churn_alert"
 #: An alert was acknowledged, assigned, snoozed, resolved, reopened or woken.
 ALERT_UPDATED_EVENT: LiveEventName = "alert_updated"
+#: A channel was disabled after too many dead deliveries: admins must look at it.
+ALERT_CHANNEL_DISABLED_EVENT: LiveEventName = "alert_channel_disabled"
 SCORE_UPDATE_EVENT: LiveEventName = "score_update"
 TRAINING_PROGRESS_EVENT: LiveEventName = "training_progress"
 

@@ -192,7 +192,11 @@ class TestChannels:
         assert body["name"] == "crm"
         assert len(body["secret"]) >= 32
         assert listed.json()["items"] == [
-            {k: body[k] for k in ("id", "kind", "name", "url", "created_at")}
+            {
+                **{k: body[k] for k in ("id", "kind", "name", "url", "created_at")},
+                "disabled_at": None,
+                "disabled_reason": None,
+            }
         ]
         assert "secret" not in listed.json()["items"][0]
         assert foreign_listed.json()["items"] == []

@@ -279,7 +279,7 @@ async def test_failing_webhook_is_retried_until_delivered(
     assert {a["headers"]["X-Churn-Delivery"] for a in attempts} == {deliveries[0].id}
 
 
-async def test_webhook_that_keeps_failing_ends_failed(
+async def test_webhook_that_keeps_failing_ends_dead(
     make_settings, token_signer, in_process, tenant, publish, broken_webhook_receiver
 ):
     app = create_app(make_settings(max_delivery_attempts=2), token_verifier=token_signer.verifier())
@@ -288,11 +288,11 @@ async def test_webhook_that_keeps_failing_ends_failed(
         await publish(_envelope(tenant["id"], "c6", 0.9))
         alert = (await wait_for(lambda: _alerts(client, tenant), timeout=60))[0]
 
-        async def failed() -> list[Delivery]:
+        async def dead() -> list[Delivery]:
             rows = await _deliveries(app, alert["id"])
-            return rows if rows and rows[0].status == "failed" else []
+            return rows if rows and rows[0].status == "dead" else []
 
-        deliveries = await wait_for(failed, timeout=60)
+        deliveries = await wait_for(dead, timeout=60)
     assert deliveries[0].attempts == 2
     assert deliveries[0].last_error == "HTTP 500"
     assert len(broken_webhook_receiver.received) == 2

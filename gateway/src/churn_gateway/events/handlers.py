@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from churn_gateway.realtime import broadcast
 from churn_gateway.schemas import (
+    ALERT_CHANNEL_DISABLED_EVENT,
     ALERT_UPDATED_EVENT,
     CHURN_ALERT_EVENT,
     SCORE_UPDATE_EVENT,
@@ -16,6 +17,7 @@ from churn_gateway.schemas import (
     LiveMessage,
 )
 from churn_shared.contracts import (
+    AlertChannelDisabledV1,
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
@@ -33,6 +35,7 @@ _log = get_logger(__name__)
 LIVE_EVENTS: dict[type[EventContract], str] = {
     ChurnAlertRaisedV1: CHURN_ALERT_EVENT,
     ChurnAlertUpdatedV1: ALERT_UPDATED_EVENT,
+    AlertChannelDisabledV1: ALERT_CHANNEL_DISABLED_EVENT,
     ChurnScoreComputedV1: SCORE_UPDATE_EVENT,
     TrainingProgressV1: TRAINING_PROGRESS_EVENT,
 }

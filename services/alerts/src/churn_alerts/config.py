@@ -17,7 +17,7 @@ class Settings(ServiceSettings):
     database_url: SecretStr = SecretStr("sqlite+aiosqlite:///./data/alerts.db")
     #: Kafka consumer group reading ``churn.scores.v1``.
     consumer_group: str = "churn-alerts"
-    #: A delivery that failed this many times is marked ``failed``.
+    #: A delivery that failed this many times is ``dead`` (listed, replayable).
     max_delivery_attempts: int = Field(default=6, ge=1, le=50)
     #: Wait before retry ``n`` is ``base * 2 ** (n - 1)`` seconds, capped at the maximum.
     delivery_backoff_base_seconds: float = Field(default=10.0, gt=0)
@@ -36,3 +36,10 @@ class Settings(ServiceSettings):
     auth_url: str | None = None
     #: How often snoozed alerts whose time has come are reopened.
     snooze_check_interval_seconds: float = Field(default=15.0, gt=0)
+    #: The longest ``Retry-After`` honoured (a receiver asking for more gets this).
+    delivery_retry_after_max_seconds: float = Field(default=3600.0, gt=0)
+    #: Pacing of generic webhooks per channel (Slack and Discord have their own, fixed).
+    webhook_burst: int = Field(default=10, ge=1, le=1000)
+    webhook_rate_per_second: float = Field(default=10.0, gt=0, le=1000)
+    #: A channel whose deliveries went dead this many times in a row is disabled.
+    channel_disable_after_dead: int = Field(default=5, ge=1, le=1000)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from churn_alerts.config import Settings
+from churn_alerts.sending import WebhookSender
 from churn_alerts.service import AlertService
 from churn_alerts.users import UserDirectory
 from churn_shared.errors import ForbiddenError
@@ -21,6 +22,8 @@ class AlertsState(ProcessState):
     settings: Settings
     #: Who may be assigned an alert (the auth service's users API).
     users: UserDirectory
+    #: Sends channel tests (the same pinned, signed sending as the delivery worker).
+    sender: WebhookSender
 
 
 def get_settings(request: Request) -> Settings:
@@ -44,6 +47,11 @@ async def require_alert_worker(principal: Principal = Depends(_analyst)) -> Prin
     return principal
 
 
+def get_sender(request: Request) -> WebhookSender:
+    sender: WebhookSender = request.app.state.sender
+    return sender
+
+
 def get_authorization(request: Request) -> str:
     """The caller's ``Authorization`` header, to ask the auth service on the caller's behalf."""
     return request.headers.get("authorization", "")
@@ -54,3 +62,4 @@ AlertServiceDep = Annotated[AlertService, Depends(get_alert_service)]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 WorkerDep = Annotated[Principal, Depends(require_alert_worker)]
 AuthorizationDep = Annotated[str, Depends(get_authorization)]
+SenderDep = Annotated[WebhookSender, Depends(get_sender)]

@@ -61,3 +61,15 @@ class UserDirectoryUnavailableError(ServiceUnavailableError):
 
     def __init__(self) -> None:
         super().__init__("The assignee cannot be checked right now (the auth service is down).")
+
+
+class DeliveryNotFoundError(NotFoundError):
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"Delivery {delivery_id} not found.")
+
+
+class DeliveryNotReplayableError(ConflictError):
+    type_slug = "delivery-not-replayable"
+
+    def __init__(self, delivery_id: str, reason: str) -> None:
+        super().__init__(f"Delivery {delivery_id} cannot be retried: {reason}.")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from churn_alerts.api.routes import alerts_router, channels_router, rules_router
+from churn_alerts.api.routes import (
+    alerts_router,
+    channels_router,
+    deliveries_router,
+    rules_router,
+)
 from churn_alerts.config import Settings
 from churn_alerts.dependencies import AlertsState
 from churn_alerts.users import UserDirectory
@@ -27,7 +32,7 @@ def create_app(
         state,
         title="churn alerts",
         description="Alert rules, channels, alerts and their signed webhook deliveries.",
-        routers=(alerts_router, rules_router, channels_router),
+        routers=(alerts_router, rules_router, channels_router, deliveries_router),
         token_verifier=token_verifier,
     )
 

@@ -52,6 +52,15 @@ class AlertChannel(Base, table=True):
     secret: str = Field(max_length=128)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+    #: Pacing (GCRA): the earliest time the next request may leave for this destination.
+    paced_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    #: Deliveries that went ``dead`` since the last one delivered; at the limit the channel is
+    #: disabled (``disabled_at``) until an admin enables it again.
+    consecutive_dead: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer(), nullable=False, server_default="0")
+    )
+    disabled_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    disabled_reason: str | None = Field(default=None, max_length=300)
 
 
 class Alert(Base, table=True):
@@ -118,12 +127,18 @@ class AlertHistory(Base, table=True):
 
 
 class Delivery(Base, table=True):
-    """One alert on its way to one channel: ``pending`` → ``delivered`` | ``failed`` |
-    ``unknown`` (a send interrupted at shutdown after the request was written: the receiver may
-    have it, so it is not sent again; see :data:`churn_alerts.service.DeliveryOutcome`)."""
+    """One alert on its way to one channel: ``pending`` → ``delivered`` | ``dead`` (retries
+    exhausted, or refused for good by the receiver; listed and replayable) | ``failed`` (the
+    destination is refused by the URL policy, or the channel was deleted) | ``unknown`` (a send
+    interrupted at shutdown after the request was written: the receiver may have it, so it is
+    not sent again; see :data:`churn_alerts.service.DeliveryOutcome`). Its id is the
+    ``webhook-id`` of every attempt, so receivers can drop repeats."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (sa.Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
+        sa.Index("ix_deliveries_tenant_status_created", "tenant_id", "status", "created_at"),
+    )
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     tenant_id: str = Field(max_length=64, index=True)

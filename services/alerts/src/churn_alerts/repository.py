@@ -52,6 +52,23 @@ class ChannelRepository:
         await self.session.flush()
         return channel
 
+    async def lock_many(self, channel_ids: Iterable[str]) -> dict[str, AlertChannel]:
+        """The channels, locked in id order (so concurrent lockers cannot deadlock)."""
+        ids = sorted(set(channel_ids))
+        if not ids:
+            return {}
+        result = await self.session.exec(
+            select(AlertChannel)
+            .where(col(AlertChannel.id).in_(ids))
+            .order_by(col(AlertChannel.id))
+            .with_for_update()
+        )
+        return {c.id: c for c in result.all()}
+
+    async def save_all(self, channels: Sequence[AlertChannel]) -> None:
+        self.session.add_all(channels)
+        await self.session.flush()
+
     async def get_active(self, tenant_id: str, channel_id: str) -> AlertChannel | None:
         result = await self.session.exec(
             select(AlertChannel).where(
@@ -321,6 +338,44 @@ class DeliveryRepository:
         for a in attempts:
             by_delivery.setdefault(a.delivery_id, []).append(a)
         return [(d, c, by_delivery.get(d.id, [])) for d, c in rows]
+
+    async def page(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: tuple[datetime, str] | None,
+        status: str | None,
+        channel_id: str | None,
+    ) -> list[Delivery]:
+        """Newest first, keyset-paginated on ``(created_at, id)``."""
+        query = select(Delivery).where(Delivery.tenant_id == tenant_id)
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        if channel_id is not None:
+            query = query.where(Delivery.channel_id == channel_id)
+        if after is not None:
+            created_at, delivery_id = after
+            query = query.where(
+                sa.or_(
+                    col(Delivery.created_at) < created_at,
+                    sa.and_(col(Delivery.created_at) == created_at, col(Delivery.id) < delivery_id),
+                )
+            )
+        query = query.order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
+        return list((await self.session.exec(query.limit(limit))).all())
+
+    async def get_for_update(self, tenant_id: str, delivery_id: str) -> Delivery | None:
+        result = await self.session.exec(
+            select(Delivery)
+            .where(Delivery.tenant_id == tenant_id, Delivery.id == delivery_id)
+            .with_for_update()
+        )
+        return result.first()
+
+    async def save(self, delivery: Delivery) -> None:
+        self.session.add(delivery)
+        await self.session.flush()
 
     async def add_attempts(self, attempts: Sequence[DeliveryAttempt]) -> None:
         self.session.add_all(attempts)

@@ -193,6 +193,9 @@ class AlertChannelRead(BaseModel):
     #: Slack and Discord URLs embed their credential: reads show only its last characters.
     url: str
     created_at: datetime
+    #: Set when deliveries kept going dead; enable it again with ``POST .../enable``.
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
 
     @model_validator(mode="after")
     def _mask_credential(self) -> Self:
@@ -201,9 +204,44 @@ class AlertChannelRead(BaseModel):
 
 
 class AlertChannelCreated(AlertChannelRead):
-    #: HMAC key for ``X-Churn-Signature``; shown only in this response.
+    #: The Standard Webhooks secret (``whsec_...``) that signs ``webhook-signature`` (and the
+    #: older ``X-Churn-Signature``); shown only in this response.
     secret: str
 
 
 class AlertChannelList(BaseModel):
     items: list[AlertChannelRead]
+
+
+DeliveryStatus = Literal["pending", "delivered", "dead", "failed", "unknown"]
+
+
+class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    #: Also the ``webhook-id`` of every attempt: receivers deduplicate on it.
+    id: str
+    alert_id: str
+    channel_id: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead]
+    next_cursor: str | None
+
+
+class ChannelTestResult(BaseModel):
+    """What the receiver answered to a test message."""
+
+    delivered: bool
+    #: ``delivered``, ``failed``, ``rejected`` or ``refused`` (see the delivery outcomes).
+    outcome: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.channels import channel_message, kind_url_problem
+from churn_alerts.delivery import (
+    KIND_PACES,
+    DeliveryResult,
+    Pace,
+    RetryPolicy,
+    WebhookJob,
+)
 from churn_alerts.exceptions import (
     AlertNotFoundError,
     ChannelNotFoundError,
+    DeliveryNotFoundError,
+    DeliveryNotReplayableError,
     InvalidChannelUrlError,
     InvalidTransitionError,
     UnknownAssigneeError,
@@ -54,13 +65,20 @@ from churn_alerts.schemas import (
     AlertRulesUpdate,
     BulkItemResult,
     BulkResult,
+    ChannelTestResult,
     DeliveryAttemptRead,
+    DeliveryPage,
+    DeliveryRead,
 )
 from churn_alerts.schemas import AlertHistory as AlertHistoryList
 from churn_alerts.signing import new_secret
 from churn_alerts.url_policy import channel_url_problem
 from churn_alerts.users import UserDirectory
-from churn_shared.contracts import ChurnAlertRaisedV1, ChurnAlertUpdatedV1
+from churn_shared.contracts import (
+    AlertChannelDisabledV1,
+    ChurnAlertRaisedV1,
+    ChurnAlertUpdatedV1,
+)
 from churn_shared.db import utcnow
 from churn_shared.errors import BadRequestError, UnprocessableError
 from churn_shared.kafka import Envelope
@@ -219,15 +237,7 @@ class AlertService:
     async def list_alerts(
         self, tenant_id: str, *, limit: int, cursor: str | None, filters: AlertFilters
     ) -> AlertPage:
-        after: tuple[datetime, str] | None = None
-        values = decode_cursor(cursor, 2)
-        if values is not None:
-            try:
-                after = (datetime.fromisoformat(str(values[0])), str(values[1]))
-            except ValueError as exc:
-                raise BadRequestError("The cursor is not valid.") from exc
-            if after[0].tzinfo is None:
-                raise BadRequestError("The cursor is not valid.")
+        after = _after(cursor)
         rows = await self.alerts.page(tenant_id, limit=limit + 1, after=after, filters=filters)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -505,11 +515,128 @@ class AlertService:
         rows = await self.channels.list_active([tenant_id])
         return AlertChannelList(items=[AlertChannelRead.model_validate(c) for c in rows])
 
+    async def enable_channel(self, tenant_id: str, channel_id: str) -> AlertChannelRead:
+        """Deliver to a disabled channel again (its dead deliveries stay dead until retried)."""
+        channel = await self.channels.get_active(tenant_id, channel_id)
+        if channel is None:
+            raise ChannelNotFoundError(channel_id)
+        channel.disabled_at = None
+        channel.disabled_reason = None
+        channel.consecutive_dead = 0
+        await self.channels.save_all([channel])
+        return AlertChannelRead.model_validate(channel)
+
+    async def test_channel(
+        self, tenant_id: str, channel_id: str, sender: ChannelSender
+    ) -> ChannelTestResult:
+        """Send a test message (an example alert, ``"test": true``) and report the answer. Not
+        stored, not retried, not paced; signed like any delivery."""
+        channel = await self.channels.get_active(tenant_id, channel_id)
+        if channel is None:
+            raise ChannelNotFoundError(channel_id)
+        now = utcnow()
+        example = {
+            "id": f"test-{uuid.uuid4()}",
+            "customer_id": "example-customer",
+            "kind": "high_risk",
+            "churn_probability": 0.91,
+            "previous_probability": 0.55,
+            "risk_level": "high",
+            "model_version": "test",
+            "drivers": [],
+            "status": "open",
+            "created_at": now.isoformat(),
+            "test": True,
+        }
+        job = WebhookJob(
+            delivery_id=str(example["id"]),
+            url=channel.url,
+            secret=channel.secret,
+            kind=channel.kind,
+            body=orjson.dumps(channel_message(channel.kind, example)),
+            attempt=1,
+            channel_id=channel.id,
+            event="churn_alert_test",
+        )
+        started = time.monotonic()
+        result = await sender.send(job)
+        return ChannelTestResult(
+            delivered=result.ok,
+            outcome=result.outcome,
+            status_code=result.status_code,
+            error=result.error,
+            duration_ms=round((time.monotonic() - started) * 1000),
+        )
+
+    # --- deliveries ----------------------------------------------------------------------------
+
+    async def list_deliveries(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        channel_id: str | None,
+    ) -> DeliveryPage:
+        after = _after(cursor)
+        rows = await self.deliveries.page(
+            tenant_id, limit=limit + 1, after=after, status=status, channel_id=channel_id
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = (
+            encode_cursor([rows[-1].created_at.isoformat(), rows[-1].id]) if more else None
+        )
+        return DeliveryPage(
+            items=[DeliveryRead.model_validate(r) for r in rows], next_cursor=next_cursor
+        )
+
+    async def retry_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRead:
+        """Replay a dead (or failed, or unknown) delivery: due now, attempts from zero, the same
+        id (``webhook-id``), so a receiver that got it after all can drop it."""
+        delivery = await self.deliveries.get_for_update(tenant_id, delivery_id)
+        if delivery is None:
+            raise DeliveryNotFoundError(delivery_id)
+        if delivery.status not in ("dead", "failed", "unknown"):
+            raise DeliveryNotReplayableError(delivery_id, f"it is {delivery.status}")
+        channel = await self.channels.get_active(tenant_id, delivery.channel_id)
+        if channel is None:
+            raise DeliveryNotReplayableError(delivery_id, "its channel was deleted")
+        if channel.disabled_at is not None:
+            raise DeliveryNotReplayableError(
+                delivery_id, "its channel is disabled; enable the channel first"
+            )
+        delivery.status = "pending"
+        delivery.attempts = 0
+        delivery.next_attempt_at = utcnow()
+        delivery.last_error = None
+        await self.deliveries.save(delivery)
+        return DeliveryRead.model_validate(delivery)
+
     async def delete_channel(self, tenant_id: str, channel_id: str) -> None:
         channel = await self.channels.get_active(tenant_id, channel_id)
         if channel is None:
             raise ChannelNotFoundError(channel_id)
         await self.channels.deactivate(channel, "channel deleted", utcnow())
+
+
+class ChannelSender(Protocol):
+    async def send(self, job: WebhookJob) -> DeliveryResult: ...
+
+
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
+    """A ``(created_at, id)`` keyset cursor."""
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        after = (datetime.fromisoformat(str(values[0])), str(values[1]))
+    except ValueError as exc:
+        raise BadRequestError("The cursor is not valid.") from exc
+    if after[0].tzinfo is None:
+        raise BadRequestError("The cursor is not valid.")
+    return after
 
 
 def _check_change(change: Change, now: datetime) -> None:
@@ -525,82 +652,66 @@ def _check_change(change: Change, now: datetime) -> None:
 # --- deliveries --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookJob:
-    """One claimed delivery, ready to be signed and posted."""
-
-    delivery_id: str
-    url: str
-    secret: str
-    kind: str
-    body: bytes
-    attempt: int
-
-
-#: What became of one attempt:
-#:
-#: * ``delivered``: the receiver answered 2xx;
-#: * ``failed``: an error or a non-2xx answer; retried after a backoff until ``max_attempts``;
-#: * ``refused``: the URL policy refused the destination at send time; failed at once, since
-#:   sending again would be refused again;
-#: * ``not_sent``: interrupted (shutdown) before the request was completely written, so the
-#:   receiver cannot have acted on it; due again at once and the attempt not counted;
-#: * ``unknown``: interrupted after the request was written and before the answer; the
-#:   receiver may have it, so it is not sent again (status ``unknown``) rather than risk a
-#:   duplicate.
-DeliveryOutcome = Literal["delivered", "failed", "refused", "not_sent", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    delivery_id: str
-    attempt: int
-    outcome: DeliveryOutcome
-    error: str | None = None
-    #: The receiver's HTTP status, when it answered.
-    status_code: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "delivered"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int
-    base_seconds: float
-    max_seconds: float
-    #: How long a claimed delivery stays hidden from other workers while it is being posted.
-    lease_seconds: float
-
-    def backoff(self, attempt: int) -> timedelta:
-        seconds = min(self.base_seconds * 2 ** max(attempt - 1, 0), self.max_seconds)
-        return timedelta(seconds=seconds)
-
-
 class DeliveryService:
     """Claims due deliveries and records what became of them; the caller owns both transactions
-    and does the HTTP in between, so no transaction stays open across the network."""
+    and does the HTTP in between, so no transaction stays open across the network.
 
-    def __init__(self, session: AsyncSession, policy: RetryPolicy) -> None:
+    Claiming paces each channel (:class:`~churn_alerts.delivery.Pace`, state in the channel's
+    ``paced_until``, updated under the channel's row lock so replicas share it): a delivery
+    whose channel has no room now is moved to the time it has, without counting an attempt.
+    """
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        policy: RetryPolicy,
+        *,
+        webhook_pace: Pace | None = None,
+        disable_after_dead: int = 5,
+    ) -> None:
         self.session = session
         self.policy = policy
+        self.webhook_pace = webhook_pace or Pace(burst=10, interval_seconds=0.1)
+        self.disable_after_dead = disable_after_dead
         self.deliveries = DeliveryRepository(session)
+        self.channels = ChannelRepository(session)
+        self.events = EventRepository(session)
+        #: The earliest time a delivery held back by pacing in the last claim may leave.
+        self.next_paced_at: datetime | None = None
+
+    def pace_of(self, kind: str) -> Pace:
+        return KIND_PACES.get(kind, self.webhook_pace)
 
     async def claim_due(self, limit: int, now: datetime | None = None) -> list[WebhookJob]:
         now = now or utcnow()
+        self.next_paced_at = None
         jobs: list[WebhookJob] = []
         lease_until = now + timedelta(seconds=self.policy.lease_seconds)
-        for due in await self.deliveries.claim_due(now, limit):
-            d = due.delivery
-            if not due.channel.active:
+        due = await self.deliveries.claim_due(now, limit)
+        channels = await self.channels.lock_many({d.channel.id for d in due})
+        for item in due:
+            d = item.delivery
+            channel = channels.get(d.channel_id, item.channel)
+            if not channel.active:
                 await self.deliveries.update_pending(
                     d.id, status="failed", last_error="channel deleted", next_attempt_at=now
                 )
                 continue
-            if d.attempts >= self.policy.max_attempts:
-                await self.deliveries.update_pending(d.id, status="failed", next_attempt_at=now)
+            if channel.disabled_at is not None:
+                await self.deliveries.update_pending(
+                    d.id, status="dead", last_error="channel disabled", next_attempt_at=now
+                )
                 continue
+            if d.attempts >= self.policy.max_attempts:
+                await self.deliveries.update_pending(d.id, status="dead", next_attempt_at=now)
+                continue
+            admitted, when = self.pace_of(channel.kind).admit(channel.paced_until, now)
+            if not admitted:
+                await self.deliveries.update_pending(d.id, next_attempt_at=when)
+                if self.next_paced_at is None or when < self.next_paced_at:
+                    self.next_paced_at = when
+                continue
+            channel.paced_until = when
             attempt = d.attempts + 1
             await self.deliveries.update_pending(
                 d.id, attempts=attempt, next_attempt_at=lease_until
@@ -608,13 +719,15 @@ class DeliveryService:
             jobs.append(
                 WebhookJob(
                     delivery_id=d.id,
-                    url=due.channel.url,
-                    secret=due.channel.secret,
-                    kind=due.channel.kind,
-                    body=orjson.dumps(channel_payload(due.channel.kind, due.alert)),
+                    url=channel.url,
+                    secret=channel.secret,
+                    kind=channel.kind,
+                    body=orjson.dumps(channel_payload(channel.kind, item.alert)),
                     attempt=attempt,
+                    channel_id=channel.id,
                 )
             )
+        await self.channels.save_all(list(channels.values()))
         return jobs
 
     async def record(self, results: Sequence[DeliveryResult], now: datetime | None = None) -> None:
@@ -637,12 +750,18 @@ class DeliveryService:
                 if (d := known.get(r.delivery_id)) is not None
             ]
         )
+        delivered: set[str] = set()
+        dead: list[str] = []
+        held: dict[str, datetime] = {}
         for r in results:
             error = (r.error or "")[:1000]
+            channel_id = known[r.delivery_id].channel_id if r.delivery_id in known else None
             if r.outcome == "delivered":
                 await self.deliveries.update_pending(
                     r.delivery_id, status="delivered", delivered_at=now, last_error=None
                 )
+                if channel_id:
+                    delivered.add(channel_id)
             elif r.outcome == "refused":
                 await self.deliveries.update_pending(
                     r.delivery_id, status="failed", last_error=error
@@ -658,13 +777,62 @@ class DeliveryService:
                     next_attempt_at=now,
                     last_error=error,
                 )
-            elif r.attempt >= self.policy.max_attempts:
-                await self.deliveries.update_pending(
-                    r.delivery_id, status="failed", last_error=error
-                )
+            elif r.outcome == "rejected" or r.attempt >= self.policy.max_attempts:
+                await self.deliveries.update_pending(r.delivery_id, status="dead", last_error=error)
+                if channel_id:
+                    dead.append(channel_id)
             else:
+                retry_at = self.policy.next_attempt(r, now)
                 await self.deliveries.update_pending(
-                    r.delivery_id,
-                    next_attempt_at=now + self.policy.backoff(r.attempt),
-                    last_error=error,
+                    r.delivery_id, next_attempt_at=retry_at, last_error=error
                 )
+                if r.retry_after_seconds is not None and channel_id:
+                    held[channel_id] = max(retry_at, held.get(channel_id, retry_at))
+        if delivered or dead or held:
+            await self._channel_health(delivered, dead, held, now)
+
+    async def _channel_health(
+        self, delivered: set[str], dead: list[str], held: dict[str, datetime], now: datetime
+    ) -> None:
+        """A delivered delivery resets its channel's count of dead ones; each dead one adds to
+        it, and at ``disable_after_dead`` the channel is disabled and the tenant told
+        (``AlertChannelDisabledV1``, shown live). A ``Retry-After`` holds the whole channel."""
+        channels = await self.channels.lock_many(delivered | set(dead) | set(held))
+        disabled: list[AlertChannel] = []
+        for channel_id, channel in channels.items():
+            if channel_id in delivered:
+                channel.consecutive_dead = 0
+            channel.consecutive_dead += dead.count(channel_id)
+            if channel_id in held and (channel.paced_until or now) < held[channel_id]:
+                channel.paced_until = held[channel_id]
+            if (
+                channel.disabled_at is None
+                and channel.active
+                and channel.consecutive_dead >= self.disable_after_dead
+            ):
+                channel.disabled_at = now
+                channel.disabled_reason = (
+                    f"{channel.consecutive_dead} deliveries in a row went dead"
+                )
+                disabled.append(channel)
+        await self.channels.save_all(list(channels.values()))
+        if disabled:
+            await self.events.enqueue(
+                AlertChannelDisabledV1.topic,
+                [
+                    Envelope.wrap(
+                        tenant_id=c.tenant_id,
+                        producer=PRODUCER,
+                        key=c.id,
+                        payload=AlertChannelDisabledV1(
+                            channel_id=c.id,
+                            name=c.name,
+                            kind=AlertChannelRead.model_validate(c).kind,
+                            reason=c.disabled_reason or "",
+                            dead_deliveries=c.consecutive_dead,
+                            disabled_at=now,
+                        ),
+                    )
+                    for c in disabled
+                ],
+            )

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.config import Settings
+from churn_alerts.delivery import DeliveryResult, Pace, RetryPolicy, WebhookJob
 from churn_alerts.events.handlers import churn_scores_handler
 from churn_alerts.models import outbox, processed_events
-from churn_alerts.service import (
-    AlertService,
-    DeliveryResult,
-    DeliveryService,
-    RetryPolicy,
-    ScoresOutcome,
-    WebhookJob,
-)
-from churn_alerts.signing import (
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
-    WEBHOOK_ID_HEADER,
-    signature_header,
-)
-from churn_alerts.url_policy import DestinationRefusedError
+from churn_alerts.sending import WebhookSender
+from churn_alerts.service import AlertService, DeliveryService, ScoresOutcome
 from churn_alerts.users import HttpUserDirectory
-from churn_alerts.webhook_transport import PinnedTransport, Resolver, system_resolver
+from churn_alerts.webhook_transport import Resolver
 from churn_shared.contracts import ChurnScoreComputedV1, Topics
-from churn_shared.db import unit_of_work
+from churn_shared.db import unit_of_work, utcnow
 from churn_shared.http import service_client
 from churn_shared.kafka import EventPublisher
 from churn_shared.logging import get_logger
@@ -85,14 +72,15 @@ class _Send:
 
 
 class WebhookDeliveryWorker:
-    """Posts due deliveries, signed, and reschedules failures with exponential backoff.
+    """Posts due deliveries, signed and paced per channel, and reschedules failures (after the
+    receiver's ``Retry-After``, or with exponential backoff and jitter).
 
     Round: claim (one short transaction, ``FOR UPDATE SKIP LOCKED``, the claimed rows leased
     for a while) → POST concurrently, outside any transaction → record results (one transaction).
 
-    Every POST goes through :class:`~churn_alerts.webhook_transport.PinnedTransport` (the host
-    is resolved with ``resolver`` and checked at send time, and the connection is made to the
-    checked address) unless a ``transport`` is given (tests).
+    Every POST goes through :class:`~churn_alerts.sending.WebhookSender` (pinned transport:
+    the host is resolved with ``resolver`` and checked at send time) unless a ``transport`` is
+    given (tests).
 
     Shutdown (:meth:`stop`) never leaves a webhook sent but unrecorded, which would post it
     again once the lease runs out: the worker claims nothing new, the round in flight gets
@@ -120,18 +108,13 @@ class WebhookDeliveryWorker:
             max_seconds=settings.delivery_backoff_max_seconds,
             lease_seconds=settings.delivery_timeout_seconds * 3 + 10,
         )
-        if transport is None:
-            transport = PinnedTransport(
-                resolver or system_resolver, allow_internal=settings.dev_mode
-            )
-        self._client = httpx.AsyncClient(
-            timeout=settings.delivery_timeout_seconds,
-            follow_redirects=False,
-            transport=transport,
-            # Proxies from the environment would resolve the host themselves, after our check.
-            trust_env=False,
-            headers={"User-Agent": "churn-alerts-webhooks/1"},
+        self._pace = Pace(
+            burst=settings.webhook_burst, interval_seconds=1.0 / settings.webhook_rate_per_second
         )
+        self._disable_after = settings.channel_disable_after_dead
+        self._sender = WebhookSender(settings, transport=transport, resolver=resolver)
+        #: When a delivery held back by pacing may leave (the loop wakes for it).
+        self._next_paced_at: datetime | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._abandon = asyncio.Event()
@@ -161,7 +144,7 @@ class WebhookDeliveryWorker:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._client.aclose()
+        await self._sender.aclose()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -172,16 +155,30 @@ class WebhookDeliveryWorker:
                 raise
             except Exception:
                 _log.exception("webhook_delivery_round_failed")
+            wait = self._poll
+            if self._next_paced_at is not None:
+                until_paced = (self._next_paced_at - utcnow()).total_seconds()
+                wait = min(wait, max(until_paced, 0.01))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
+
+    def _service(self, session: AsyncSession) -> DeliveryService:
+        return DeliveryService(
+            session,
+            self._policy,
+            webhook_pace=self._pace,
+            disable_after_dead=self._disable_after,
+        )
 
     async def deliver_once(self) -> int:
         """One round; returns how many deliveries were attempted (0 once stopping)."""
         if self._stopping.is_set():
             return 0
         async with unit_of_work(self._factory) as session:
-            jobs = await DeliveryService(session, self._policy).claim_due(self._batch_size)
+            service = self._service(session)
+            jobs = await service.claim_due(self._batch_size)
+        self._next_paced_at = service.next_paced_at
         if not jobs:
             return 0
         sends = [_Send(job) for job in jobs]
@@ -232,38 +229,15 @@ class WebhookDeliveryWorker:
             await asyncio.wait(running)
         results = [_result_of(send, post) for send, post in zip(sends, posts, strict=True)]
         async with unit_of_work(self._factory) as session:
-            await DeliveryService(session, self._policy).record(results)
+            await self._service(session).record(results)
         for r in results:
             if r.outcome in ("not_sent", "unknown", "refused"):
                 _log.warning("webhook_not_delivered", delivery_id=r.delivery_id, reason=r.error)
         return results
 
     async def _post(self, send: _Send) -> DeliveryResult:
-        job = send.job
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature_header(job.secret, int(time.time()), job.body),
-            EVENT_HEADER: "churn_alert",
-            DELIVERY_HEADER: job.delivery_id,
-            WEBHOOK_ID_HEADER: job.delivery_id,
-        }
         send.started = True
-        try:
-            response = await self._client.post(
-                job.url, content=job.body, headers=headers, extensions={"trace": send.trace}
-            )
-        except DestinationRefusedError as exc:
-            return DeliveryResult(job.delivery_id, job.attempt, "refused", f"refused: {exc}")
-        except httpx.HTTPError as exc:
-            return DeliveryResult(
-                job.delivery_id, job.attempt, "failed", f"{type(exc).__name__}: {exc}"
-            )
-        code = response.status_code
-        if 200 <= code < 300:
-            return DeliveryResult(job.delivery_id, job.attempt, "delivered", status_code=code)
-        return DeliveryResult(
-            job.delivery_id, job.attempt, "failed", f"HTTP {code}", status_code=code
-        )
+        return await self._sender.send(send.job, trace=send.trace)
 
 
 def _result_of(send: _Send, post: asyncio.Task[DeliveryResult]) -> DeliveryResult:
@@ -334,10 +308,14 @@ def _workers(settings: Settings, resources: ServiceResources) -> AlertWorkers:
 
 
 async def _open(state: Any, stack: AsyncExitStack) -> None:
-    """The process's own resources: the client of auth's users API (assignee checks)."""
+    """The process's own resources: the client of auth's users API (assignee checks) and the
+    sender of channel tests."""
+    settings: Settings = state.settings
+    sender = WebhookSender(settings)
+    stack.push_async_callback(sender.aclose)
+    state.sender = sender
     if hasattr(state, "users"):  # given by the caller (tests)
         return
-    settings: Settings = state.settings
     base = settings.auth_url or settings.jwks_url.removesuffix(JWKS_PATH)
     client = service_client(base.rstrip("/"), timeout=5.0)
     stack.push_async_callback(client.aclose)

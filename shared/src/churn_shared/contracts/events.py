@@ -151,3 +151,18 @@ class ChurnAlertUpdatedV1(EventContract):
     resolved_at: AwareDatetime | None = None
     created_at: datetime
     updated_at: AwareDatetime
+
+
+class AlertChannelDisabledV1(EventContract):
+    """The alerts service stopped delivering to a channel whose deliveries kept going dead; an
+    admin must fix the receiver and enable it again. Keyed by the channel id."""
+
+    event_type: ClassVar[str] = "AlertChannelDisabledV1"
+    topic: ClassVar[str] = Topics.CHURN_ALERTS
+
+    channel_id: str
+    name: str
+    kind: str
+    reason: str
+    dead_deliveries: int
+    disabled_at: AwareDatetime

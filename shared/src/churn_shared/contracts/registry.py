@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from churn_shared.contracts.base import EventContract
 from churn_shared.contracts.events import (
+    AlertChannelDisabledV1,
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
@@ -26,6 +27,7 @@ EVENT_CONTRACTS: tuple[type[EventContract], ...] = (
     ChurnScoreComputedV1,
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
+    AlertChannelDisabledV1,
     ModelPromotedV1,
     TrainingProgressV1,
 )

@@ -13,6 +13,7 @@ from churn_alerts.dependencies import (
     AdminDep,
     AlertServiceDep,
     AuthorizationDep,
+    SenderDep,
     SettingsDep,
     WorkerDep,
 )
@@ -24,6 +25,7 @@ from churn_alerts.schemas import (
     AlertChannelCreate,
     AlertChannelCreated,
     AlertChannelList,
+    AlertChannelRead,
     AlertDeliveries,
     AlertHistory,
     AlertIds,
@@ -38,6 +40,10 @@ from churn_alerts.schemas import (
     BulkAssign,
     BulkResolve,
     BulkResult,
+    ChannelTestResult,
+    DeliveryPage,
+    DeliveryRead,
+    DeliveryStatus,
     RiskLevel,
 )
 from churn_alerts.service import Change
@@ -50,6 +56,9 @@ rules_router = APIRouter(
 )
 channels_router = APIRouter(
     prefix="/v1/alert-channels", tags=["alert-channels"], responses=PROBLEM_RESPONSES
+)
+deliveries_router = APIRouter(
+    prefix="/v1/deliveries", tags=["deliveries"], responses=PROBLEM_RESPONSES
 )
 
 
@@ -274,3 +283,49 @@ async def delete_channel(
 ) -> Response:
     await service.delete_channel(principal.tenant_id, channel_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@channels_router.post(
+    "/{channel_id}/test", operation_id="alert_channels_test", response_model=ChannelTestResult
+)
+async def test_channel(
+    channel_id: str, principal: AdminDep, service: AlertServiceDep, sender: SenderDep
+) -> ChannelTestResult:
+    """Send an example alert, signed, to the channel now and report the receiver's answer."""
+    return await service.test_channel(principal.tenant_id, channel_id, sender)
+
+
+@channels_router.post(
+    "/{channel_id}/enable", operation_id="alert_channels_enable", response_model=AlertChannelRead
+)
+async def enable_channel(
+    channel_id: str, principal: AdminDep, service: AlertServiceDep
+) -> AlertChannelRead:
+    """Deliver to a channel that was disabled after repeated dead deliveries again."""
+    return await service.enable_channel(principal.tenant_id, channel_id)
+
+
+@deliveries_router.get("", operation_id="deliveries_list", response_model=DeliveryPage)
+async def list_deliveries(
+    principal: PrincipalDep,
+    service: AlertServiceDep,
+    status: DeliveryStatus | None = None,
+    channel_id: Annotated[str | None, Query(min_length=1, max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> DeliveryPage:
+    """The tenant's deliveries, newest first; ``status=dead`` lists the dead letters."""
+    return await service.list_deliveries(
+        principal.tenant_id, limit=limit, cursor=cursor, status=status, channel_id=channel_id
+    )
+
+
+@deliveries_router.post(
+    "/{delivery_id}/retry", operation_id="deliveries_retry", response_model=DeliveryRead
+)
+async def retry_delivery(
+    delivery_id: str, principal: AdminDep, service: AlertServiceDep
+) -> DeliveryRead:
+    """Replay a dead delivery (same ``webhook-id``); 409 while it is pending or delivered, or
+    when its channel is disabled or deleted."""
+    return await service.retry_delivery(principal.tenant_id, delivery_id)
