@@ -381,3 +381,19 @@ class TestChannelTest:
         assert body["test"] is True
         assert request["headers"]["X-Churn-Event"] == "churn_alert_test"
         assert await _statuses(client, headers) == []
+
+
+class TestNoRedirects:
+    async def test_a_redirect_is_never_followed(self, stack, receiver, token_signer):
+        app, client, worker = await stack()
+        target = receiver(lambda n: (204, {}))
+        hook = receiver(lambda n: (307, {"Location": target.url}))
+        tenant_id, headers = _owner(token_signer)
+        await _channel(client, headers, hook.url)
+        await _raise(app, tenant_id, 1)
+        await worker.deliver_once()
+        await worker.deliver_once()
+        [delivery] = (await client.get("/v1/deliveries", headers=headers)).json()["items"]
+        assert len(hook.requests) == 1
+        assert target.requests == []
+        assert (delivery["status"], delivery["last_error"]) == ("dead", "HTTP 307 (not retried)")
