@@ -50,7 +50,7 @@ from churn_prediction.scoring.serving import CHALLENGER, CHAMPION, ServingModel,
 from churn_prediction.training.card import model_card
 from churn_prediction.training.evaluation import evaluate_probabilities, recency_baseline_auc
 from churn_prediction.training.model import TrainedModel
-from churn_shared.contracts import EventTrainingSet, ModelPromotedV1, ModelTopics
+from churn_shared.contracts import EventTrainingSet, ModelPromotedV1
 from churn_shared.db import utcnow
 from churn_shared.kafka import Envelope, enqueue
 from churn_shared.logging import get_logger
@@ -249,13 +249,12 @@ class ModelRegistryService:
             promoted_at=utcnow(),
         )
         envelope = Envelope.wrap(
-            event_type="ModelPromotedV1",
             tenant_id=tenant_id,
             producer=PRODUCER,
             payload=event,
             key=tenant_id,
         )
-        await enqueue(self.session, outbox, ModelTopics.MODEL_EVENTS, [envelope])
+        await enqueue(self.session, outbox, ModelPromotedV1.topic, [envelope])
         return previous
 
     async def promote(

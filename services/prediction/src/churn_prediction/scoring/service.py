@@ -36,7 +36,7 @@ from churn_prediction.scoring.scorer import (
     risk_levels,
 )
 from churn_prediction.scoring.serving import ServingModel, ServingModels
-from churn_shared.contracts import ChurnScoreComputedV1, Topics
+from churn_shared.contracts import ChurnScoreComputedV1
 from churn_shared.db import utcnow
 from churn_shared.kafka import Envelope, enqueue
 
@@ -257,7 +257,6 @@ class PredictionService:
             )
             envelopes.setdefault(snapshot.request_id, []).append(
                 Envelope.wrap(
-                    event_type="ChurnScoreComputedV1",
                     tenant_id=snapshot.tenant_id,
                     producer=PRODUCER,
                     payload=event,
@@ -269,7 +268,7 @@ class PredictionService:
         await scores.insert_many(rows)
         await self._shadow(session, snapshots, probabilities, versions, scored_at)
         for request_id, batch in envelopes.items():
-            await enqueue(session, outbox, Topics.CHURN_SCORES, batch, request_id=request_id)
+            await enqueue(session, outbox, ChurnScoreComputedV1.topic, batch, request_id=request_id)
         return events
 
     async def _shadow(

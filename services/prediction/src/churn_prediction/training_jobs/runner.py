@@ -38,7 +38,6 @@ from churn_shared.contracts import (
     FEATURE_NAMES,
     CustomerTrainingSet,
     EventTrainingSet,
-    ModelTopics,
     TrainingProgressV1,
 )
 from churn_shared.db import unit_of_work, utcnow
@@ -148,13 +147,12 @@ class TrainingJobRunner:
                 }
             )
             envelope = Envelope.wrap(
-                event_type="TrainingProgressV1",
                 tenant_id=tenant_id,
                 producer=PRODUCER,
                 payload=event,
                 key=job_id,
             )
-            await enqueue(session, outbox, ModelTopics.TRAINING_PROGRESS, [envelope])
+            await enqueue(session, outbox, TrainingProgressV1.topic, [envelope])
         if self.notify is not None:
             self.notify()
 
