@@ -185,3 +185,32 @@ def test_internal_operations_are_left_out():
     }
     merged = merge_openapi({"auth": doc}, title="t", version="1")
     assert list(merged["paths"]) == ["/v1/auth/login"]
+
+
+@pytest.mark.parametrize("path", ["/v1/alerts", "/v1/auth/login"])
+def test_every_operation_documents_what_the_edge_answers(path):
+    doc = _doc(path, "op_one")
+    doc["paths"][path]["post"]["responses"]["429"] = {"description": "the service's own"}
+    merged = merge_openapi({"alerts": doc}, title="t", version="v")
+
+    responses = merged["paths"][path]["post"]["responses"]
+    assert {"200", "429", "502", "503", "504"} <= set(responses)
+    assert responses["429"] == {"description": "the service's own"}  # kept when documented
+    problem = {"$ref": "#/components/schemas/Problem"}
+    assert responses["503"]["content"]["application/problem+json"]["schema"] == problem
+
+
+def test_the_committed_document_declares_429_and_503_and_no_fastapi_422():
+    import json
+    from pathlib import Path
+
+    document = json.loads(
+        (Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text()
+    )
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"429", "503"} <= set(responses), (method, path)
+            if "422" in responses:
+                assert "application/problem+json" in responses["422"]["content"], (method, path)
+    assert "HTTPValidationError" not in json.dumps(document)

@@ -16,6 +16,7 @@ import httpx
 
 from churn_gateway.authentication import is_internal_path
 from churn_gateway.exceptions import BadGatewayError, OpenAPIMergeError, UpstreamUnavailableError
+from churn_shared.app import PROBLEM_SCHEMA
 from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -44,6 +45,35 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
 )
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+_PROBLEM_CONTENT: dict[str, Any] = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+}
+#: What the gateway itself may answer on any /v1 operation, whatever the service documents.
+EDGE_RESPONSES: dict[str, dict[str, Any]] = {
+    "429": {
+        "description": (
+            "Too many requests: the gateway's per-address or per-tenant rate limit "
+            "(or the service's own); wait Retry-After seconds"
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+        "content": _PROBLEM_CONTENT,
+    },
+    "502": {"description": "The service failed to answer", "content": _PROBLEM_CONTENT},
+    "503": {"description": "The service is unreachable", "content": _PROBLEM_CONTENT},
+    "504": {"description": "The service did not answer in time", "content": _PROBLEM_CONTENT},
+}
+
+
+def _add_edge_responses(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    for code, response in EDGE_RESPONSES.items():
+        responses.setdefault(code, copy.deepcopy(response))
 
 
 def _bearer_scheme_names(doc: Mapping[str, Any]) -> set[str]:
@@ -99,7 +129,8 @@ def merge_openapi(
     Paths are united (one path served by two services is an error), components are united
     (two different definitions under one name are an error; identical ones are shared), every
     operationId must stay unique, and the services' bearer schemes are replaced by the gateway's
-    own. Operations the gateway protects get the bearer requirement even if a service left it out.
+    own. Operations the gateway protects get the bearer requirement even if a service left it out,
+    and every operation documents what the gateway itself answers (429, 502, 503, 504).
     """
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -148,6 +179,7 @@ def merge_openapi(
                     if {SECURITY_SCHEME_NAME: []} not in security:
                         security.insert(0, {SECURITY_SCHEME_NAME: []})
                     operation["security"] = security
+                _add_edge_responses(operation)
             merged["paths"][path] = item
             path_owner[path] = service
 
@@ -171,6 +203,7 @@ def merge_openapi(
     if existing is not None and existing != SECURITY_SCHEME:
         raise OpenAPIMergeError(f"securitySchemes.{SECURITY_SCHEME_NAME} is reserved")
     merged["components"]["securitySchemes"][SECURITY_SCHEME_NAME] = SECURITY_SCHEME
+    merged["components"]["schemas"].setdefault("Problem", PROBLEM_SCHEMA)
     merged["paths"] = dict(sorted(merged["paths"].items()))
     merged["components"] = {
         section: dict(sorted(items.items()))

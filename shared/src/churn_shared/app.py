@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -15,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from churn_shared.errors import install_problem_handlers
+from churn_shared.errors import PROBLEM_JSON, install_problem_handlers
 from churn_shared.middleware import (
     BodySizeLimitMiddleware,
     ErrorBoundaryMiddleware,
@@ -65,6 +67,31 @@ def install_docs(app: FastAPI, *, openapi_url: str, title: str) -> None:
         )
 
 
+#: FastAPI's own 422 body, which the services never send (they answer problem+json).
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def document_validation_as_problem(schema: dict[str, Any]) -> None:
+    """Every operation's 422 is documented as what is sent: ``application/problem+json`` with
+    the Problem schema (FastAPI documents its own ``HTTPValidationError``)."""
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in schema.get("paths", {}).values():
+        for method in _HTTP_METHODS:
+            responses = item.get(method, {}).get("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = copy.deepcopy(problem)
+    schemas = schema.get("components", {}).get("schemas", {})
+    text = orjson.dumps({k: v for k, v in schema.items() if k != "components"}).decode()
+    remaining = orjson.dumps(
+        {k: v for k, v in schemas.items() if k not in _FASTAPI_VALIDATION_SCHEMAS}
+    ).decode()
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        ref = f'"#/components/schemas/{name}"'
+        if ref not in text and ref not in remaining:
+            schemas.pop(name, None)
+
+
 def make_service_app(
     *,
     title: str,
@@ -87,6 +114,9 @@ def make_service_app(
         docs_url=None,
         redoc_url=None,
     )
+    # ``/v1/users/`` is a 404 problem, not a 307 to an absolute URL built from the server's own
+    # view of the request (``http://`` behind a TLS-terminating proxy).
+    app.router.redirect_slashes = False
     install_docs(app, openapi_url="/openapi.json", title=title)
     if state is not None:
         app.state = state
@@ -130,6 +160,7 @@ def make_service_app(
             return app.openapi_schema
         schema = original_openapi()
         schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        document_validation_as_problem(schema)
         app.openapi_schema = schema
         return schema
 

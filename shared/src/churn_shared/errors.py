@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from churn_shared.logging import get_logger, request_id_var
 
@@ -116,6 +117,41 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def _body_not_json(exc: RequestValidationError) -> bool:
+    """FastAPI hands a JSON body route the raw bytes when the ``Content-Type`` is missing or
+    not JSON; validating them is what fails, and the answer to that is 415, not 422."""
+    return any(
+        err.get("loc", ())[:1] == ("body",) and isinstance(err.get("input"), bytes | bytearray)
+        for err in exc.errors()
+    )
+
+
+def _accepted_media(method: str) -> dict[str, str]:
+    """RFC 9110 §15.5.16: say which media type a 415 would have accepted."""
+    if method == "PATCH":
+        return {"Accept-Patch": "application/json"}
+    if method == "POST":
+        return {"Accept-Post": "application/json"}
+    return {}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (``Allow`` of a 405;
+    Starlette's own names only the first route that matched the path)."""
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "GET"}
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if not route_methods:
+            continue
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= set(route_methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error, validation errors included, as ``application/problem+json``."""
 
@@ -133,6 +169,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        if _body_not_json(exc):
+            return problem_response(
+                415,
+                "Unsupported Media Type",
+                "Send the request body as JSON (Content-Type: application/json).",
+                "unsupported-media-type",
+                request.url.path,
+                headers=_accepted_media(request.method),
+            )
         errors = _validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             return problem_response(
@@ -155,6 +200,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = str(exc.detail)
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
             exc.status_code, "http"
         )
@@ -165,7 +213,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail,
             slug,
             request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -195,6 +243,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Not allowed"),
         (404, "Not found"),
         (413, "Payload too large"),
+        (415, "Body is not JSON"),
         (422, "Validation error"),
     )
 }
