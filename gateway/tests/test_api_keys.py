@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from churn_gateway.authentication import EdgeAuthenticator
-from churn_shared.errors import UnauthorizedError
+from churn_shared.errors import ForbiddenError, UnauthorizedError
 from churn_shared.security import ApiKeyExchanger
 
 KEYS: dict[str, tuple[str, ...]] = {
@@ -200,10 +200,17 @@ async def test_verify_endpoint_is_not_reachable_from_outside(
     assert fake_auth.verify_calls == []
 
 
-async def test_live_feed_accepts_only_user_tokens(token_signer):
+async def test_live_feed_accepts_user_tokens_and_keys_that_may_read(token_signer):
     authenticator = EdgeAuthenticator(token_signer.verifier())
-    user = await authenticator.verify_token(token_signer.issue("tenant-a"))
+    user = await authenticator.authenticate_feed(token_signer.issue("tenant-a"))
+    reader = token_signer.issue("tenant-a", role="viewer", subject="apikey:k1", scp=["read"])
+    writer = token_signer.issue(
+        "tenant-a", role="analyst", subject="apikey:k2", scp=["events:write"]
+    )
+
     assert user.tenant_id == "tenant-a"
-    key_token = token_signer.issue("tenant-a", role="analyst", subject="apikey:k1", scp=["read"])
+    assert (await authenticator.authenticate_feed(reader)).principal.is_api_key
+    with pytest.raises(ForbiddenError):
+        await authenticator.authenticate_feed(writer)
     with pytest.raises(UnauthorizedError):
-        await authenticator.verify_token(key_token)
+        await authenticator.authenticate_feed("")

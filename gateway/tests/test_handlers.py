@@ -36,8 +36,27 @@ def test_alert_becomes_churn_alert_for_its_tenant():
     message = live_message(Topics.CHURN_ALERTS, env)
     assert message is not None
     assert (message.event, message.tenant_id) == ("churn_alert", "t1")
-    assert message.payload == alert.model_dump(mode="json")
+    assert message.payload == {"id": "a1", "status": "open", **alert.model_dump(mode="json")}
     assert tenant_room(message.tenant_id) == "tenant:t1"
+
+
+def test_churn_alert_has_the_rest_alerts_id_and_status_and_keeps_alert_id():
+    alert = ChurnAlertRaisedV1(
+        alert_id="a7",
+        customer_id="c1",
+        kind="high_risk",
+        churn_probability=0.9,
+        risk_level="high",
+        model_version="m1",
+        created_at=datetime.now(UTC),
+    )
+    message = live_message(
+        Topics.CHURN_ALERTS, Envelope.wrap(tenant_id="t1", producer="alerts", payload=alert)
+    )
+
+    assert message is not None
+    assert (message.payload["id"], message.payload["status"]) == ("a7", "open")
+    assert message.payload["alert_id"] == "a7"  # deprecated, kept for existing clients
 
 
 def test_score_becomes_score_update_but_backfill_is_skipped():

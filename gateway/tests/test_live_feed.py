@@ -148,7 +148,7 @@ async def test_alerts_and_scores_reach_only_their_tenant(live_gateway, publisher
             ],
         )
         alerts = await wait_for(lambda: alice.received["churn_alert"], timeout=20)
-        assert alerts == [alert.model_dump(mode="json")]
+        assert alerts == [{"id": alert.alert_id, "status": "open", **alert.model_dump(mode="json")}]
         scores = await wait_for(lambda: alice.received["score_update"], timeout=20)
         assert len(scores) == 1
         assert scores[0]["backfill"] is False

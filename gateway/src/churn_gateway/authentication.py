@@ -98,14 +98,15 @@ class EdgeAuthenticator:
         self.token_verifier = token_verifier
         self._api_key_verifier = api_key_verifier
 
-    async def verify_token(self, token: str) -> Principal:
-        """A user's access token (the live feed accepts nothing else)."""
-        if not token:
+    async def authenticate_feed(self, credential: str) -> EdgeCaller:
+        """The live feed's caller: a user's access token, or an API key (exchanged as on the
+        REST edge) whose scopes include ``read`` (the feed shows what ``GET`` would)."""
+        if not credential:
             raise UnauthorizedError("Missing access token.")
-        principal = await self.token_verifier.verify(token)
-        if principal.is_api_key:
-            raise UnauthorizedError("API keys cannot open the live feed.")
-        return principal
+        caller = await self.authenticate(f"Bearer {credential}")
+        if caller.principal.is_api_key and "read" not in caller.principal.scopes:
+            raise ForbiddenError("This API key's scopes do not include 'read'.")
+        return caller
 
     async def authenticate(
         self, authorization: str | None, api_key: str | None = None

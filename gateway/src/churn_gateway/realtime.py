@@ -1,4 +1,11 @@
-"""The Socket.IO live feed: authenticated clients join their tenant's room and nothing else."""
+"""The Socket.IO live feed: authenticated clients join their tenant's room and nothing else.
+
+A client connects with ``auth={"token": <access token or API key>}``. A socket lives as long
+as its credential: a user's socket is told ``session_expired`` and disconnected when its access
+token expires, unless the client sends a fresh one first with the acknowledged ``reauth``
+event; an API key's socket is renewed by the gateway itself (the key is exchanged again) until
+the key is revoked. docs/live-feed.md is the client's guide.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +18,18 @@ import jwt
 import socketio
 from pydantic import ValidationError
 
-from churn_gateway.authentication import EdgeAuthenticator
+from churn_gateway.authentication import EdgeAuthenticator, EdgeCaller
 from churn_gateway.schemas import LiveMessage, SocketAuth
-from churn_shared.errors import UnauthorizedError
+from churn_shared.errors import ProblemError, UnauthorizedError
 from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
 
 SOCKETIO_MOUNT_PATH = "/socket.io"
+#: Client → server, acknowledged: ``{"token": "<new access token>"}`` keeps the socket open.
+REAUTH_EVENT = "reauth"
+#: Server → client, just before the server disconnects a socket whose credential ran out.
+SESSION_EXPIRED_EVENT = "session_expired"
 
 
 def tenant_room(tenant_id: str) -> str:
@@ -33,6 +44,11 @@ def _token_from(auth: Any, environ: Mapping[str, Any]) -> str:
     if scheme.lower() == "bearer" and credential.strip():
         return credential.strip()
     raise UnauthorizedError("Connect with auth={'token': '<access token>'}.")
+
+
+def _token_of(caller: EdgeCaller) -> str:
+    """The access token that stands for the caller (an API key's is the exchanged one)."""
+    return caller.upstream_authorization.partition(" ")[2]
 
 
 def _expires_at(token: str) -> float | None:
@@ -62,27 +78,64 @@ def create_socket_server(
         engineio_logger=False,
     )
 
-    # A socket lives no longer than its access token: the client reconnects with a fresh one.
+    # A socket lives no longer than its credential (see the module doc).
     expiry_timers: dict[str, asyncio.TimerHandle] = {}
-    closing: set[asyncio.Task[None]] = set()
+    #: The API key of each socket opened with one (memory only), to exchange it again.
+    api_keys: dict[str, str] = {}
+    pending: set[asyncio.Task[None]] = set()
+
+    def run(coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    def schedule_expiry(sid: str, token: str) -> int | None:
+        timer = expiry_timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        expires_at = _expires_at(token)
+        if expires_at is not None:
+            expiry_timers[sid] = asyncio.get_running_loop().call_later(
+                max(0.0, expires_at - time.time()), expire, sid
+            )
+            return int(expires_at)
+        return None
+
+    async def end(sid: str, reason: str) -> None:
+        _log.info("socket_expired", sid=sid, reason=reason)
+        await sio.emit(SESSION_EXPIRED_EVENT, {"reason": reason}, to=sid)
+        await sio.disconnect(sid)
+
+    async def renew_api_key(sid: str, key: str) -> None:
+        current = authenticator()
+        try:
+            if current is None:
+                raise UnauthorizedError("The gateway is stopping.")
+            caller = await current.authenticate_feed(key)
+        except ProblemError:
+            await end(sid, "api_key_refused")
+            return
+        schedule_expiry(sid, _token_of(caller))
 
     def expire(sid: str) -> None:
         expiry_timers.pop(sid, None)
-        _log.info("socket_token_expired", sid=sid)
-        task = asyncio.create_task(sio.disconnect(sid))
-        closing.add(task)
-        task.add_done_callback(closing.discard)
+        key = api_keys.get(sid)
+        run(renew_api_key(sid, key) if key is not None else end(sid, "token_expired"))
 
-    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def identify(credential: str) -> EdgeCaller:
         current = authenticator()
         if current is None:
-            raise socketio.exceptions.ConnectionRefusedError("The gateway is starting.")
+            raise UnauthorizedError("The gateway is starting.")
+        return await current.authenticate_feed(credential)
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
-            token = _token_from(auth, environ)
-            principal = await current.verify_token(token)
-        except (UnauthorizedError, ValidationError) as exc:
+            credential = _token_from(auth, environ)
+            caller = await identify(credential)
+        except (ProblemError, ValidationError) as exc:
             _log.info("socket_refused", reason=str(exc)[:200])
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from exc
+        principal = caller.principal
         await sio.save_session(
             sid,
             {
@@ -92,19 +145,40 @@ def create_socket_server(
             },
         )
         await sio.enter_room(sid, tenant_room(principal.tenant_id))
-        expires_at = _expires_at(token)
-        if expires_at is not None:
-            expiry_timers[sid] = asyncio.get_running_loop().call_later(
-                max(0.0, expires_at - time.time()), expire, sid
-            )
+        if principal.is_api_key:
+            api_keys[sid] = credential
+        schedule_expiry(sid, _token_of(caller))
         _log.info("socket_connected", tenant_id=principal.tenant_id, subject=principal.subject)
 
+    async def reauth(sid: str, data: Any = None) -> dict[str, Any]:
+        """A fresh credential for an open socket; the answer is the event's acknowledgement."""
+        try:
+            credential = SocketAuth.model_validate(data).token
+            caller = await identify(credential)
+        except (ProblemError, ValidationError) as exc:
+            _log.info("socket_reauth_refused", sid=sid, reason=str(exc)[:200])
+            return {"ok": False, "error": "unauthorized"}
+        session = await sio.get_session(sid)
+        principal = caller.principal
+        if (principal.tenant_id, principal.subject) != (session["tenant_id"], session["subject"]):
+            # Another identity needs another room: reconnect with its credential instead.
+            return {"ok": False, "error": "different_identity"}
+        session["role"] = principal.role
+        await sio.save_session(sid, session)
+        if principal.is_api_key:
+            api_keys[sid] = credential
+        else:
+            api_keys.pop(sid, None)
+        return {"ok": True, "expires_at": schedule_expiry(sid, _token_of(caller))}
+
     async def disconnect(sid: str, reason: Any = None) -> None:
+        api_keys.pop(sid, None)
         timer = expiry_timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
 
     sio.on("connect", connect)
+    sio.on(REAUTH_EVENT, reauth)
     sio.on("disconnect", disconnect)
     return sio
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import socketio
 from pydantic import ValidationError
@@ -55,11 +56,17 @@ def live_message(topic: str, envelope: Envelope) -> LiveMessage | None:
         return None
     if isinstance(payload, ChurnScoreComputedV1) and payload.backfill:
         return None
-    return LiveMessage(
-        event=LIVE_EVENTS[contract],
-        tenant_id=envelope.tenant_id,
-        payload=payload.model_dump(mode="json"),
-    )
+    data = payload.model_dump(mode="json")
+    if isinstance(payload, ChurnAlertRaisedV1):
+        data = raised_alert_payload(data)
+    return LiveMessage(event=LIVE_EVENTS[contract], tenant_id=envelope.tenant_id, payload=data)
+
+
+def raised_alert_payload(alert: dict[str, Any]) -> dict[str, Any]:
+    """``churn_alert`` in the shape of the REST alert (``id``, ``status``: a raised alert is
+    open). ``alert_id`` is kept for clients written against the first shape; it is deprecated
+    (docs/live-feed.md) and will go with a v2 of the event."""
+    return {"id": alert["alert_id"], "status": "open", **alert}
 
 
 class LiveFeedHandler:
