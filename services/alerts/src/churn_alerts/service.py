@@ -260,10 +260,10 @@ class AlertService:
         """Apply one lifecycle command to one alert (locked meanwhile); 409 when its state does
         not allow it. The change is recorded in the alert's history and published."""
         now = now or utcnow()
-        _check_change(change, now)
         alert = await self.alerts.get_for_update(tenant_id, alert_id)
-        if alert is None:
+        if alert is None:  # before judging the request: another tenant's id is just unknown
             raise AlertNotFoundError(alert_id)
+        _check_change(change, now)
         await self._apply(alert, actor, change, now)
         return AlertRead.model_validate(alert)
 
