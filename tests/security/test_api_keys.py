@@ -194,8 +194,11 @@ async def test_revoked_key_is_refused_within_the_cache_bound(stack, tenant):
         assert created["id"] not in listed.text
 
 
-async def test_live_feed_refuses_api_keys(stack, tenant):
-    feed = LiveFeed()
+async def test_live_feed_takes_api_keys_that_may_read(stack, tenant):
+    reader, writer = LiveFeed(), LiveFeed()
+    await reader.connect(stack.gateway_url, _key(tenant, "read"))
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await feed.connect(stack.gateway_url, _key(tenant, "all"))
-    assert not feed.client.connected
+        await writer.connect(stack.gateway_url, _key(tenant, "events"))
+    assert reader.client.connected
+    assert not writer.client.connected
+    await reader.close()

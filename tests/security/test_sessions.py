@@ -4,6 +4,7 @@ rotation logs nobody out while new tokens carry the new ``kid``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,7 +34,12 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(client):
     assert first.status_code == 200, first.text
     rotated = first.json()["refresh_token"]
     assert rotated != owner.refresh_token
-    # The thief (or the victim) presents the rotated-away token again: reuse detected …
+    # A second tab presenting the same token at once gets the same new pair (grace, 10 s) …
+    tab = await _refresh(client, owner.refresh_token)
+    assert tab.status_code == 200, tab.text
+    assert tab.json()["refresh_token"] == rotated
+    await asyncio.sleep(11)
+    # … but the thief (or the victim) presenting it after the grace: reuse detected …
     reused = await _refresh(client, owner.refresh_token)
     assert reused.status_code == 401
     # … and the whole family is revoked, including the newest token.
