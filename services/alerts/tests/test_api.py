@@ -115,6 +115,7 @@ class TestRules:
             "high_risk_threshold": 0.7,
             "risk_increase_threshold": 0.2,
             "cooldown_minutes": 1440,
+            "high_exit_threshold": None,
             "updated_at": None,
         }
 
@@ -134,6 +135,18 @@ class TestRules:
         assert got.json()["updated_at"] is not None
         assert others.json()["high_risk_threshold"] == 0.7
 
+    async def test_put_stores_the_exit_threshold(self, app, in_process, tenant):
+        rules = {
+            "high_risk_threshold": 0.8,
+            "risk_increase_threshold": 0.1,
+            "cooldown_minutes": 60,
+            "high_exit_threshold": 0.6,
+        }
+        async with in_process(app) as client:
+            await client.put("/v1/alert-rules", headers=tenant["headers"], json=rules)
+            got = await client.get("/v1/alert-rules", headers=tenant["headers"])
+        assert got.json()["high_exit_threshold"] == 0.6
+
     @pytest.mark.parametrize(
         "body",
         [
@@ -147,6 +160,12 @@ class TestRules:
                 "cooldown_minutes": 525601,
             },
             {"high_risk_threshold": 0.7, "risk_increase_threshold": 0.2},
+            {
+                "high_risk_threshold": 0.7,
+                "risk_increase_threshold": 0.2,
+                "cooldown_minutes": 10,
+                "high_exit_threshold": 0.7,
+            },
         ],
     )
     async def test_put_validates(self, app, in_process, tenant, body):

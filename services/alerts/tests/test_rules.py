@@ -9,6 +9,7 @@ from churn_alerts.rules import (
     AlertRules,
     TenantScore,
     decide_alerts,
+    plan,
     plan_alerts,
     triggered_kinds,
 )
@@ -123,3 +124,64 @@ def test_batch_respects_stored_recent_alerts():
     recent = {("a", "c1", "high_risk"): NOW - timedelta(hours=1)}
     planned = plan_alerts([TenantScore("a", score(0.8))], {}, recent, NOW)
     assert planned == []
+
+
+# --- risk bands with hysteresis ---------------------------------------------------------------
+
+BANDED = AlertRules(0.7, 0.2, 0, high_exit_threshold=0.5)
+
+
+def _run(rules: AlertRules, probabilities: list[float]) -> list[float]:
+    """Score one customer with each probability in its own batch, carrying the band over;
+    the probabilities that raised ``high_risk``."""
+    bands: dict[tuple[str, str], bool] = {}
+    raised = []
+    for p in probabilities:
+        result = plan([TenantScore("a", score(p))], {"a": rules}, {}, NOW, bands)
+        bands.update(result.band_changes)
+        raised += [a.score.churn_probability for a in result.alerts if a.kind == "high_risk"]
+    return raised
+
+
+def test_oscillating_around_the_threshold_raises_high_risk_once():
+    assert _run(BANDED, [0.71, 0.69, 0.72, 0.66, 0.75, 0.55, 0.7]) == [0.71]
+
+
+def test_dropping_below_the_exit_threshold_and_coming_back_raises_again():
+    assert _run(BANDED, [0.71, 0.69, 0.49, 0.6, 0.72]) == [0.71, 0.72]
+
+
+def test_without_hysteresis_every_score_over_the_threshold_may_raise():
+    assert _run(AlertRules(0.7, 0.2, 0), [0.71, 0.69, 0.72]) == [0.71, 0.72]
+
+
+def test_the_band_changes_only_on_entering_and_leaving():
+    entered = plan([TenantScore("a", score(0.8))], {"a": BANDED}, {}, NOW)
+    in_band = {("a", "c1"): True}
+    staying = plan([TenantScore("a", score(0.6))], {"a": BANDED}, {}, NOW, in_band)
+    leaving = plan([TenantScore("a", score(0.4))], {"a": BANDED}, {}, NOW, in_band)
+    assert entered.band_changes == {("a", "c1"): True}
+    assert staying.band_changes == {}
+    assert leaving.band_changes == {("a", "c1"): False}
+
+
+def test_the_cooldown_still_applies_to_entering_the_band():
+    rules = AlertRules(0.7, 0.2, 60, high_exit_threshold=0.5)
+    recent = {("a", "c1", "high_risk"): NOW - timedelta(minutes=10)}
+    result = plan([TenantScore("a", score(0.8))], {"a": rules}, recent, NOW)
+    assert result.alerts == []
+    assert result.band_changes == {("a", "c1"): True}
+
+
+def test_within_one_batch_the_band_is_carried_from_score_to_score():
+    scores = [TenantScore("a", score(p)) for p in (0.75, 0.4, 0.8)]
+    result = plan(scores, {"a": BANDED}, {}, NOW)
+    # one high_risk per customer and batch, the band ends where the last score put it
+    assert [a.score.churn_probability for a in result.alerts] == [0.75]
+    assert result.band_changes == {("a", "c1"): True}
+
+
+def test_backfill_neither_raises_nor_moves_the_band():
+    result = plan([TenantScore("a", score(0.9, backfill=True))], {"a": BANDED}, {}, NOW)
+    assert result.alerts == []
+    assert result.band_changes == {}

@@ -35,7 +35,23 @@ class AlertRule(Base, table=True):
     high_risk_threshold: float = 0.7
     risk_increase_threshold: float = 0.2
     cooldown_minutes: int = 1440
+    #: Hysteresis of the high band (see :mod:`churn_alerts.rules`); ``None``: off.
+    high_exit_threshold: float | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+
+
+class RiskBand(Base, table=True):
+    """Whether a customer of a tenant with hysteresis is in the high band. Written only when the
+    band changes; a customer without a row is not in it."""
+
+    __tablename__ = "risk_bands"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(primary_key=True, max_length=64)
+    in_high_band: bool
+    #: The score that last moved the customer in or out of the band.
+    churn_probability: float
+    changed_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
 
 
 class AlertChannel(Base, table=True):

@@ -18,6 +18,7 @@ from churn_alerts.models import (
     AlertRule,
     Delivery,
     DeliveryAttempt,
+    RiskBand,
     outbox,
 )
 from churn_shared.kafka import Envelope, enqueue
@@ -41,6 +42,39 @@ class RuleRepository:
         self.session.add(rule)
         await self.session.flush()
         return rule
+
+
+class BandRepository:
+    """The high-band state of customers of tenants with hysteresis."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_customers(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], RiskBand]:
+        pairs = set(keys)
+        if not pairs:
+            return {}
+        result = await self.session.exec(
+            select(RiskBand).where(
+                col(RiskBand.tenant_id).in_({t for t, _ in pairs}),
+                col(RiskBand.customer_id).in_({c for _, c in pairs}),
+            )
+        )
+        return {
+            (b.tenant_id, b.customer_id): b
+            for b in result.all()
+            if (b.tenant_id, b.customer_id) in pairs
+        }
+
+    async def save_all(self, bands: Sequence[RiskBand]) -> None:
+        self.session.add_all(bands)
+        await self.session.flush()
+
+    async def clear(self, tenant_id: str) -> None:
+        """Forget the tenant's bands (hysteresis turned off: they would go stale)."""
+        await self.session.exec(sa.delete(RiskBand).where(col(RiskBand.tenant_id) == tenant_id))
 
 
 class ChannelRepository:

@@ -4,6 +4,13 @@
 * ``risk_increase`` when it rose by at least ``risk_increase_threshold`` since the previous score;
 * never the same kind for the same customer inside ``cooldown_minutes`` (nor twice in one batch);
 * backfilled history raises nothing.
+
+Risk bands with hysteresis (a tenant that sets ``high_exit_threshold``): a customer *enters* the
+high band when the probability reaches ``high_risk_threshold`` and stays in it until it falls
+below ``high_exit_threshold``. ``high_risk`` is then raised only on entering the band (and still
+not inside the cooldown): a customer oscillating around the threshold raises it once, and again
+only after dropping below the exit threshold and coming back. The band of each customer is state
+(``risk_bands``), passed in and returned as changes by :func:`plan`.
 """
 
 from __future__ import annotations
@@ -26,10 +33,16 @@ class AlertRules:
     high_risk_threshold: float = 0.7
     risk_increase_threshold: float = 0.2
     cooldown_minutes: int = 1440
+    #: Below this a customer leaves the high band; ``None``: no hysteresis (cooldown only).
+    high_exit_threshold: float | None = None
 
     @property
     def cooldown(self) -> timedelta:
         return timedelta(minutes=self.cooldown_minutes)
+
+    @property
+    def hysteresis(self) -> bool:
+        return self.high_exit_threshold is not None
 
 
 DEFAULT_RULES = AlertRules()
@@ -84,16 +97,41 @@ def decide_alerts(
     ]
 
 
-def plan_alerts(
+def in_high_band(rules: AlertRules, was_in_band: bool, probability: float) -> bool:
+    """The customer's band after this probability: entered at ``high_risk_threshold``, left
+    only below ``high_exit_threshold``."""
+    if was_in_band and rules.high_exit_threshold is not None:
+        return probability >= rules.high_exit_threshold - _EPSILON
+    return probability >= rules.high_risk_threshold - _EPSILON
+
+
+CustomerKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPlan:
+    alerts: list[PlannedAlert]
+    #: The customers whose band changed: ``(tenant, customer)`` → in the high band now.
+    band_changes: dict[CustomerKey, bool]
+
+
+def plan(
     scores: Sequence[TenantScore],
     rules_by_tenant: Mapping[str, AlertRules],
     last_alert_at: Mapping[tuple[str, str, str], datetime],
     now: datetime,
-) -> list[PlannedAlert]:
-    """The alerts a batch of scores raises, in order; at most one per customer and kind."""
+    bands: Mapping[CustomerKey, bool] | None = None,
+) -> AlertPlan:
+    """The alerts a batch of scores raises, in order (at most one per customer and kind), and
+    how the bands of customers of tenants with hysteresis change. ``bands`` says who is in the
+    high band now (a customer missing from it is not)."""
     raised: set[tuple[str, str, AlertKind]] = set()
     planned: list[PlannedAlert] = []
+    current: dict[CustomerKey, bool] = dict(bands or {})
+    changes: dict[CustomerKey, bool] = {}
     for item in scores:
+        if item.score.backfill:
+            continue
         rules = rules_by_tenant.get(item.tenant_id, DEFAULT_RULES)
         customer = item.score.customer_id
         last = {
@@ -101,10 +139,30 @@ def plan_alerts(
             for kind in ALERT_KINDS
             if (at := last_alert_at.get((item.tenant_id, customer, kind))) is not None
         }
-        for kind in decide_alerts(rules, item.score, last, now):
+        kinds = decide_alerts(rules, item.score, last, now)
+        if rules.hysteresis:
+            band_key = (item.tenant_id, customer)
+            was = current.get(band_key, False)
+            now_in = in_high_band(rules, was, item.score.churn_probability)
+            if now_in != was:
+                current[band_key] = now_in
+                changes[band_key] = now_in
+            if was or not now_in:  # only entering the band raises ``high_risk``
+                kinds = [k for k in kinds if k != "high_risk"]
+        for kind in kinds:
             key = (item.tenant_id, customer, kind)
             if key in raised:
                 continue
             raised.add(key)
             planned.append(PlannedAlert(item.tenant_id, kind, item.score))
-    return planned
+    return AlertPlan(planned, changes)
+
+
+def plan_alerts(
+    scores: Sequence[TenantScore],
+    rules_by_tenant: Mapping[str, AlertRules],
+    last_alert_at: Mapping[tuple[str, str, str], datetime],
+    now: datetime,
+) -> list[PlannedAlert]:
+    """The alerts of :func:`plan` for tenants without hysteresis."""
+    return plan(scores, rules_by_tenant, last_alert_at, now).alerts

@@ -162,10 +162,23 @@ class AlertRulesBase(BaseModel):
     high_risk_threshold: float = Field(gt=0.0, le=1.0)
     risk_increase_threshold: float = Field(gt=0.0, le=1.0)
     cooldown_minutes: int = Field(ge=0, le=525_600)
+    #: Hysteresis: ``high_risk`` is raised when a customer enters the high band (reaches
+    #: ``high_risk_threshold``) and not again until they fell below this and came back.
+    #: ``null`` (the default): no hysteresis, the cooldown alone spaces ``high_risk`` alerts.
+    high_exit_threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
 
 
 class AlertRulesUpdate(AlertRulesBase):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _exit_below_entry(self) -> Self:
+        if (
+            self.high_exit_threshold is not None
+            and self.high_exit_threshold >= self.high_risk_threshold
+        ):
+            raise ValueError("high_exit_threshold must be below high_risk_threshold")
+        return self
 
 
 class AlertRulesRead(AlertRulesBase):

@@ -38,17 +38,19 @@ from churn_alerts.models import (
     AlertRule,
     Delivery,
     DeliveryAttempt,
+    RiskBand,
 )
 from churn_alerts.repository import (
     AlertFilters,
     AlertRepository,
+    BandRepository,
     ChannelRepository,
     DeliveryRepository,
     EventRepository,
     HistoryRepository,
     RuleRepository,
 )
-from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan_alerts
+from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan
 from churn_alerts.schemas import (
     AlertChannelCreate,
     AlertChannelCreated,
@@ -94,7 +96,12 @@ MAX_SNOOZE = timedelta(days=90)
 def _rules_of(row: AlertRule | None) -> AlertRules:
     if row is None:
         return DEFAULT_RULES
-    return AlertRules(row.high_risk_threshold, row.risk_increase_threshold, row.cooldown_minutes)
+    return AlertRules(
+        row.high_risk_threshold,
+        row.risk_increase_threshold,
+        row.cooldown_minutes,
+        high_exit_threshold=row.high_exit_threshold,
+    )
 
 
 def channel_payload(kind: str, alert: Alert) -> dict[str, Any]:
@@ -131,6 +138,7 @@ class AlertService:
         channels: ChannelRepository | None = None,
         deliveries: DeliveryRepository | None = None,
         events: EventRepository | None = None,
+        bands: BandRepository | None = None,
     ) -> None:
         """The repositories default to the SQL ones on ``session``; tests pass fakes."""
         self.session = session
@@ -141,6 +149,7 @@ class AlertService:
         self.channels = channels if channels is not None else ChannelRepository(session)
         self.deliveries = deliveries if deliveries is not None else DeliveryRepository(session)
         self.events = events if events is not None else EventRepository(session)
+        self.bands = bands if bands is not None else BandRepository(session)
 
     # --- scores → alerts -------------------------------------------------------------------
 
@@ -158,7 +167,16 @@ class AlertService:
         last = await self.alerts.last_raised_at(
             ((s.tenant_id, s.score.customer_id) for s in live), since=now - longest
         )
-        planned = plan_alerts(live, rules, last, now)
+        banded = {
+            (s.tenant_id, s.score.customer_id)
+            for s in live
+            if rules.get(s.tenant_id, DEFAULT_RULES).hysteresis
+        }
+        bands = await self.bands.for_customers(banded) if banded else {}
+        result = plan(live, rules, last, now, {k: b.in_high_band for k, b in bands.items()})
+        if result.band_changes:
+            await self._move_bands(live, bands, result.band_changes, now)
+        planned = result.alerts
         if not planned:
             return ScoresOutcome(0, 0)
         alerts = [
@@ -231,6 +249,25 @@ class AlertService:
             ],
         )
         return ScoresOutcome(len(alerts), len(deliveries))
+
+    async def _move_bands(
+        self,
+        scores: Sequence[TenantScore],
+        bands: dict[tuple[str, str], RiskBand],
+        changes: dict[tuple[str, str], bool],
+        now: datetime,
+    ) -> None:
+        last_probability = {(s.tenant_id, s.score.customer_id): s.score for s in scores}
+        rows = []
+        for key, in_band in changes.items():
+            row = bands.get(key) or RiskBand(
+                tenant_id=key[0], customer_id=key[1], in_high_band=in_band, churn_probability=0.0
+            )
+            row.in_high_band = in_band
+            row.churn_probability = last_probability[key].churn_probability
+            row.changed_at = now
+            rows.append(row)
+        await self.bands.save_all(rows)
 
     # --- alerts --------------------------------------------------------------------------------
 
@@ -476,6 +513,7 @@ class AlertService:
                 high_risk_threshold=d.high_risk_threshold,
                 risk_increase_threshold=d.risk_increase_threshold,
                 cooldown_minutes=d.cooldown_minutes,
+                high_exit_threshold=d.high_exit_threshold,
                 updated_at=None,
             )
         return AlertRulesRead.model_validate(row)
@@ -485,6 +523,9 @@ class AlertService:
         row.high_risk_threshold = update.high_risk_threshold
         row.risk_increase_threshold = update.risk_increase_threshold
         row.cooldown_minutes = update.cooldown_minutes
+        if update.high_exit_threshold is None and row.high_exit_threshold is not None:
+            await self.bands.clear(tenant_id)  # they would be stale if it is turned on again
+        row.high_exit_threshold = update.high_exit_threshold
         row.updated_at = utcnow()
         return AlertRulesRead.model_validate(await self.rules.save(row))
 

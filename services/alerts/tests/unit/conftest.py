@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from churn_alerts.models import Alert, AlertChannel, AlertHistory, AlertRule, Delivery
+from churn_alerts.models import Alert, AlertChannel, AlertHistory, AlertRule, Delivery, RiskBand
 from churn_alerts.repository import EventRepository
 from churn_alerts.service import AlertService
 from testkit import FakeUnitOfWork
@@ -28,6 +28,22 @@ class FakeRuleRepository:
     async def save(self, rule: AlertRule) -> AlertRule:
         self.rows[rule.tenant_id] = rule
         return rule
+
+
+class FakeBandRepository:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], RiskBand] = {}
+
+    async def for_customers(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], RiskBand]:
+        return {k: self.rows[k] for k in set(keys) if k in self.rows}
+
+    async def save_all(self, bands: Sequence[RiskBand]) -> None:
+        self.rows.update(((b.tenant_id, b.customer_id), b) for b in bands)
+
+    async def clear(self, tenant_id: str) -> None:
+        self.rows = {k: b for k, b in self.rows.items() if k[0] != tenant_id}
 
 
 class FakeAlertRepository:
@@ -107,6 +123,7 @@ def uow() -> FakeUnitOfWork:
         history=FakeHistoryRepository(),
         channels=FakeChannelRepository(),
         deliveries=FakeDeliveryRepository(),
+        bands=FakeBandRepository(),
     )
     uow.repositories["events"] = EventRepository(uow.session)
     return uow
