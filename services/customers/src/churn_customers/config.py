@@ -40,3 +40,13 @@ class Settings(ServiceSettings):
     profile_refresh_interval_seconds: float = Field(default=600.0, ge=0)
     #: Profiles recomputed per transaction while refreshing.
     profile_refresh_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: How often the score reconciler re-sends the profiles that were never scored (their
+    #: message was lost with an in-memory broker, say); it also runs at start (0 disables it).
+    score_reconcile_interval_seconds: float = Field(default=60.0, ge=0)
+    #: A profile is re-sent only once it is older than this (the message may still be on its
+    #: way to the prediction service), and then at most once per this long, doubling up to
+    #: ``score_reconcile_max_backoff_seconds`` while it stays unscored.
+    score_reconcile_grace_seconds: float = Field(default=120.0, gt=0)
+    score_reconcile_max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    #: Profiles re-sent per transaction while reconciling.
+    score_reconcile_batch_size: int = Field(default=500, ge=1, le=10_000)

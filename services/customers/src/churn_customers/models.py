@@ -91,6 +91,10 @@ class CustomerFeatures(Base, table=True):
     features: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
     as_of: datetime = Field(sa_column=_utc_column())
     updated_at: datetime = Field(sa_column=_utc_column())
+    #: Not before this may the score reconciler re-send this profile again (null: never re-sent
+    #: since it was computed). Grows with the profile's age, so a profile that stays unscored
+    #: (the prediction service is down) is re-sent ever more rarely, not every round.
+    republish_after: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class CustomerImport(Base, table=True):

@@ -54,6 +54,33 @@ def _is_mysql(conn: AsyncConnection) -> bool:
     return conn.dialect.name in ("mysql", "mariadb")
 
 
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    """A stored feature profile, as it is sent on ``customer.features.v1``."""
+
+    customer_id: str
+    features: dict[str, float | None]
+    as_of: datetime
+
+
+def _same_customer() -> sa.ColumnElement[bool]:
+    return sa.and_(
+        customers.c.tenant_id == customer_features.c.tenant_id,
+        customers.c.customer_id == customer_features.c.customer_id,
+    )
+
+
+def _unscored(settled_before: datetime, now: datetime) -> sa.ColumnElement[bool]:
+    """A profile (joined with its customer) computed before ``settled_before`` that no stored
+    score is as new as, and whose re-sending is not deferred past ``now``."""
+    f, c = customer_features.c, customers.c
+    return sa.and_(
+        f.as_of < settled_before,
+        sa.or_(c.scored_at.is_(None), c.scored_at < f.as_of),
+        sa.or_(f.republish_after.is_(None), f.republish_after <= now),
+    )
+
+
 def _insert_or_ignore(conn: AsyncConnection, table: sa.Table, key: Sequence[str]) -> Any:
     """An INSERT that leaves (and, on MySQL, row-locks) rows whose ``key`` already exists."""
     if _is_mysql(conn):
@@ -197,7 +224,8 @@ class FeatureRepository(_Repository):
             conn,
             customer_features,
             ("tenant_id", "customer_id"),
-            ("features", "as_of", "updated_at"),
+            # A new profile has not been re-sent yet: the reconciler's backoff starts afresh.
+            ("features", "as_of", "updated_at", "republish_after"),
         )
         await conn.execute(
             statement,
@@ -208,6 +236,7 @@ class FeatureRepository(_Repository):
                     "features": dict(features),
                     "as_of": as_of,
                     "updated_at": as_of,
+                    "republish_after": None,
                 }
                 for cid, features in sorted(profiles.items())
             ],
@@ -227,6 +256,102 @@ class FeatureRepository(_Repository):
         for tenant_id, customer_id in result:
             stale.setdefault(tenant_id, []).append(customer_id)
         return stale
+
+    async def unscored(
+        self,
+        settled_before: datetime,
+        now: datetime,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Up to ``limit`` ``(tenant_id, customer_id)`` whose profile is newer than their
+        latest score (or who were never scored), computed before ``settled_before`` and not
+        deferred past ``now`` (:meth:`defer_republish`); in key order, after ``after``.
+
+        A plain read: it takes no locks (callers lock and check again with
+        :meth:`lock_unscored`). It walks the profiles' primary key and looks each customer up
+        by its unique key; the condition compares the two tables, so no index can narrow it."""
+        conn = await self._conn()
+        f = customer_features.c
+        query = (
+            sa.select(f.tenant_id, f.customer_id)
+            .select_from(customer_features.join(customers, _same_customer()))
+            .where(_unscored(settled_before, now))
+            .order_by(f.tenant_id, f.customer_id)
+            .limit(limit)
+        )
+        if after is not None:
+            tenant_id, customer_id = after
+            query = query.where(
+                sa.or_(
+                    f.tenant_id > tenant_id,
+                    sa.and_(f.tenant_id == tenant_id, f.customer_id > customer_id),
+                )
+            )
+        result = await conn.execute(query)
+        return [(tenant_id, customer_id) for tenant_id, customer_id in result]
+
+    async def lock_unscored(
+        self,
+        tenant_id: str,
+        customer_ids: Sequence[str],
+        settled_before: datetime,
+        now: datetime,
+    ) -> list[StoredProfile]:
+        """Those of these customers' profiles that still match :meth:`unscored`, read as last
+        committed and locked until the transaction ends, in customer-id order. Lock the
+        customers first (``CustomerRepository.lock_existing``), as an ingest does.
+
+        MySQL locks the rows it reads (``FOR UPDATE``). SQLite has no row locks: a first
+        no-op write takes the database's write lock, so nothing commits between this read and
+        the caller's writes."""
+        if not customer_ids:
+            return []
+        conn = await self._conn()
+        f = customer_features.c
+        found: list[StoredProfile] = []
+        for chunk in _chunks(sorted(customer_ids)):
+            mine = sa.and_(f.tenant_id == tenant_id, f.customer_id.in_(chunk))
+            if not _is_mysql(conn):
+                await conn.execute(
+                    sa.update(customer_features)
+                    .where(mine)
+                    .values(republish_after=f.republish_after)
+                )
+            query = (
+                sa.select(f.customer_id, f.features, f.as_of)
+                .select_from(customer_features.join(customers, _same_customer()))
+                .where(mine, _unscored(settled_before, now))
+                .order_by(f.customer_id)
+            )
+            if _is_mysql(conn):
+                query = query.with_for_update()
+            result = await conn.execute(query)
+            found.extend(
+                StoredProfile(cid, dict(features), as_of) for cid, features, as_of in result
+            )
+        return found
+
+    async def defer_republish(self, tenant_id: str, until: Mapping[str, datetime]) -> None:
+        """Set when each of these profiles may be re-sent next (one statement per customer by
+        its key, in id order, like ``mark_seen``)."""
+        if not until:
+            return
+        f = customer_features.c
+        statement = (
+            sa.update(customer_features)
+            .where(f.tenant_id == sa.bindparam("b_tenant_id"))
+            .where(f.customer_id == sa.bindparam("b_customer_id"))
+            .values(republish_after=sa.bindparam("b_until", type_=UTCDateTime()))
+        )
+        conn = await self._conn()
+        await conn.execute(
+            statement,
+            [
+                {"b_tenant_id": tenant_id, "b_customer_id": cid, "b_until": moment}
+                for cid, moment in sorted(until.items())
+            ],
+        )
 
     async def get(self, tenant_id: str, customer_id: str) -> sa.Row[Any, Any] | None:
         conn = await self._conn()

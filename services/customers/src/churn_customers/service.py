@@ -46,6 +46,7 @@ from churn_customers.repository import (
     ImportRepository,
     ScoreUpdate,
     StoredEvent,
+    StoredProfile,
 )
 from churn_customers.schemas import (
     CustomerCreate,
@@ -89,6 +90,43 @@ FEATURES_EVENT_TYPE = "CustomerFeaturesUpdatedV1"
 class TenantScore:
     tenant_id: str
     score: ChurnScoreComputedV1
+
+
+@dataclass(frozen=True, slots=True)
+class RepublishedBatch:
+    """One batch of :meth:`EventIngestService.republish_unscored`."""
+
+    #: Profiles put in the outbox again.
+    republished: int
+    #: The last profile looked at, where the next batch starts; ``None`` when none is left.
+    next_after: tuple[str, str] | None
+
+
+def republish_delay(age: timedelta, grace: timedelta, max_backoff: timedelta) -> timedelta:
+    """How long a re-sent profile of this age waits before it may be re-sent again: its age,
+    at least ``grace`` and at most ``max_backoff``. A profile that stays unscored is so re-sent
+    after about 1, 2, 4 … grace periods, not every round."""
+    return min(max(age, grace), max(max_backoff, grace))
+
+
+def _features_envelope(
+    tenant_id: str,
+    customer_id: str,
+    features: dict[str, float | None],
+    as_of: datetime,
+    *,
+    backfill: bool,
+) -> Envelope:
+    return Envelope.wrap(
+        event_type=FEATURES_EVENT_TYPE,
+        tenant_id=tenant_id,
+        producer=PRODUCER,
+        key=customer_id,
+        occurred_at=as_of,
+        payload=CustomerFeaturesUpdatedV1(
+            customer_id=customer_id, features=features, as_of=as_of, backfill=backfill
+        ),
+    )
 
 
 class EventIngestService:
@@ -180,6 +218,67 @@ class EventIngestService:
             refreshed += len(alive)
         return refreshed
 
+    async def republish_unscored(
+        self,
+        *,
+        grace: timedelta,
+        max_backoff: timedelta,
+        limit: int,
+        after: tuple[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> RepublishedBatch:
+        """Put back in the outbox, as they are stored, up to ``limit`` profiles (in key order,
+        after ``after``) that no score is as new as, computed more than ``grace`` ago and not
+        re-sent within their backoff (:func:`republish_delay`).
+
+        The outbox row of a profile is deleted once the broker acknowledges it; a broker that
+        then loses it (the embedded, in-memory one on a restart) leaves the profile unscored
+        until the next refresh. This re-sends it as a live (non-backfill) update. The customers
+        are locked in id order, as an ingest locks them, and the profiles read again under the
+        lock: a profile changed meanwhile was published by its own change."""
+        now = now or utcnow()
+        settled_before = now - grace
+        candidates = await self._features.unscored(settled_before, now, limit, after)
+        by_tenant: dict[str, list[str]] = {}
+        for tenant_id, customer_id in candidates:
+            by_tenant.setdefault(tenant_id, []).append(customer_id)
+        republished = 0
+        for tenant_id, customer_ids in sorted(by_tenant.items()):
+            alive = await self._customers.lock_existing(tenant_id, customer_ids)
+            profiles = await self._features.lock_unscored(tenant_id, alive, settled_before, now)
+            if profiles:
+                await self._republish(tenant_id, profiles, now, grace, max_backoff)
+                republished += len(profiles)
+        return RepublishedBatch(
+            republished=republished,
+            next_after=candidates[-1] if len(candidates) >= limit else None,
+        )
+
+    async def _republish(
+        self,
+        tenant_id: str,
+        profiles: Sequence[StoredProfile],
+        now: datetime,
+        grace: timedelta,
+        max_backoff: timedelta,
+    ) -> None:
+        await self._features.defer_republish(
+            tenant_id,
+            {
+                p.customer_id: now + republish_delay(now - p.as_of, grace, max_backoff)
+                for p in profiles
+            },
+        )
+        await enqueue(
+            self._session,
+            outbox,
+            Topics.CUSTOMER_FEATURES,
+            [
+                _features_envelope(tenant_id, p.customer_id, p.features, p.as_of, backfill=False)
+                for p in profiles
+            ],
+        )
+
     async def _recompute_and_publish(
         self, tenant_id: str, customer_ids: Sequence[str], now: datetime, *, backfill: bool
     ) -> None:
@@ -193,16 +292,7 @@ class EventIngestService:
             outbox,
             Topics.CUSTOMER_FEATURES,
             [
-                Envelope.wrap(
-                    event_type=FEATURES_EVENT_TYPE,
-                    tenant_id=tenant_id,
-                    producer=PRODUCER,
-                    key=cid,
-                    occurred_at=now,
-                    payload=CustomerFeaturesUpdatedV1(
-                        customer_id=cid, features=features, as_of=now, backfill=backfill
-                    ),
-                )
+                _features_envelope(tenant_id, cid, features, now, backfill=backfill)
                 for cid, features in profiles.items()
             ],
         )

@@ -1,13 +1,13 @@
 """Background work of the customers service: the events and scores consumers, the outbox
-relay and the profile refresher. Started by the API's lifespan when ``run_workers`` is set, or
-on its own with ``python -m churn_customers.worker``."""
+relay, the profile refresher and the score reconciler. Started by the API's lifespan when
+``run_workers`` is set, or on its own with ``python -m churn_customers.worker``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -16,9 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_customers.config import Settings
 from churn_customers.events.handlers import churn_scores_handler, customer_events_handler
 from churn_customers.models import outbox, processed_events
-from churn_customers.service import EventIngestService
+from churn_customers.service import EventIngestService, RepublishedBatch
 from churn_shared.contracts import ChurnScoreComputedV1, CustomerEventReceivedV1, Topics
 from churn_shared.db import (
+    is_transient,
     unit_of_work,
     utcnow,
 )
@@ -81,8 +82,85 @@ class ProfileRefresher:
         await self._loop.stop()
 
 
+class ScoreReconciler:
+    """At start and then every ``interval``, re-sends the profiles that no score is as new as
+    (:meth:`EventIngestService.republish_unscored`; a batch per transaction, walking every
+    profile once per round) and wakes the outbox relay to publish them.
+
+    The relay deletes an outbox row once the broker acknowledges it, so a broker that loses
+    acknowledged messages (the embedded Tansu keeps them in memory) would otherwise leave those
+    customers unscored until their profile is next recomputed."""
+
+    #: Attempts of one batch that lost a lock conflict (a deadlock, SQLite busy) before the
+    #: round gives up and the next one carries on.
+    ATTEMPTS = 3
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        interval_seconds: float,
+        grace: timedelta,
+        max_backoff: timedelta,
+        batch_size: int,
+        notify: Callable[[], None],
+    ) -> None:
+        self._factory = session_factory
+        self._grace = grace
+        self._max_backoff = max_backoff
+        self._batch = batch_size
+        self._notify = notify
+        self._loop = PeriodicLoop(
+            "score-reconciler", self.run_once, interval_seconds=interval_seconds
+        )
+        self.republished = 0
+
+    async def run_once(self) -> int:
+        started = utcnow()
+        total = 0
+        after: tuple[str, str] | None = None
+        while True:
+            batch = await self._batch_with_retries(after, started)
+            if batch.republished:
+                self._notify()
+            total += batch.republished
+            if batch.next_after is None:
+                break
+            after = batch.next_after
+        self.republished += total
+        if total:
+            _log.warning("unscored_profiles_republished", customers=total)
+        return total
+
+    async def _batch_with_retries(
+        self, after: tuple[str, str] | None, now: datetime
+    ) -> RepublishedBatch:
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                async with unit_of_work(self._factory) as session:
+                    return await EventIngestService(session).republish_unscored(
+                        grace=self._grace,
+                        max_backoff=self._max_backoff,
+                        limit=self._batch,
+                        after=after,
+                        now=now,
+                    )
+            except Exception as exc:
+                if attempt == self.ATTEMPTS or not is_transient(exc):
+                    raise
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+
 class CustomerWorkers(ServiceWorkers):
-    """The two consumers, the outbox relay and the profile refresher of one process."""
+    """The two consumers, the outbox relay, the profile refresher and the score reconciler of
+    one process."""
 
     def __init__(
         self,
@@ -117,6 +195,16 @@ class CustomerWorkers(ServiceWorkers):
                 interval_seconds=settings.profile_refresh_interval_seconds,
                 max_age=timedelta(hours=settings.profile_max_age_hours),
                 batch_size=settings.profile_refresh_batch_size,
+                notify=self.relay.notify,
+            )
+        )
+        self.reconciler = self.add_loop(
+            ScoreReconciler(
+                session_factory,
+                interval_seconds=settings.score_reconcile_interval_seconds,
+                grace=timedelta(seconds=settings.score_reconcile_grace_seconds),
+                max_backoff=timedelta(seconds=settings.score_reconcile_max_backoff_seconds),
+                batch_size=settings.score_reconcile_batch_size,
                 notify=self.relay.notify,
             )
         )
