@@ -22,6 +22,8 @@ lint: install
 	$(UV) run mypy
 	$(UV) run lint-imports
 	$(UV) run churn openapi --check
+	$(UV) run churn asyncapi --check
 
 openapi: install
 	$(UV) run churn openapi
+	$(UV) run churn asyncapi

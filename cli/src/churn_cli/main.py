@@ -182,6 +182,32 @@ def sample_data(
 
 
 @app.command()
+def asyncapi(
+    output: Annotated[Path, typer.Option(help="Where the document is written.")] = Path(
+        "asyncapi/asyncapi.json"
+    ),
+    check: Annotated[
+        bool, typer.Option(help="Fail if the committed document is out of date.")
+    ] = False,
+) -> None:
+    """Write (or check) the AsyncAPI 3 document of the Kafka topics and the live feed."""
+    from churn_cli.asyncapi import build_asyncapi
+    from churn_cli.spec import render
+
+    text = render(build_asyncapi())
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            console.print(f"[red]{output} is out of date: run `churn asyncapi`[/red]")
+            raise typer.Exit(1)
+        console.print(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    console.print(f"wrote {output}")
+
+
+@app.command()
 def train(
     file: Annotated[Path, typer.Option("--file", help="Labelled CSV, one row per customer.")],
     label: Annotated[str, typer.Option(help="The label column (Yes/No, 1/0, true/false).")],
