@@ -105,3 +105,29 @@ def token_signer() -> TokenSigner:
 @pytest.fixture
 def in_process() -> Callable[..., Any]:
     return serve_in_process
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say at the end which real backends the run used, and why any was left out."""
+    from testkit import DATASETS, MYSQL_TEMPLATE
+
+    lines = [
+        "SQLite + the Tansu broker: always",
+        "MySQL/MariaDB: "
+        + (
+            "ran (CHURN_TEST_MYSQL_URL)"
+            if MYSQL_TEMPLATE
+            else "SKIPPED: CHURN_TEST_MYSQL_URL unset"
+        ),
+        "Redis: "
+        + ("ran (CHURN_TEST_REDIS_URL)" if REDIS_URL else "SKIPPED: CHURN_TEST_REDIS_URL unset"),
+        "datasets: "
+        + (
+            "ran (../shared/datasets)"
+            if DATASETS.is_dir()
+            else "SKIPPED: ../shared/datasets absent"
+        ),
+    ]
+    terminalreporter.write_sep("-", "backends")
+    for line in lines:
+        terminalreporter.write_line(line)
