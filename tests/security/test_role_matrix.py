@@ -59,6 +59,8 @@ class Row:
     body: Any = None
     prepare: Prepare | None = None
     loose: bool = False
+    #: An inference protocol's path: errors take the protocol's JSON form, not problem+json.
+    protocol: bool = False
 
 
 def fixed(path: str, body: Any = None) -> Prepare:
@@ -179,6 +181,9 @@ async def _revoke_key(ctx: Ctx, actor: Account) -> Prepared:
 
 
 V, AN, AD, OW = "viewer", "analyst", "admin", "owner"
+OIP_BODY = {
+    "inputs": [{"name": "days_since_last_order", "datatype": "FP64", "shape": [1], "data": [3]}]
+}
 
 #: The permission matrix. Order matters only for the key rotation, which runs last.
 TABLE: list[Row] = [
@@ -279,6 +284,69 @@ TABLE: list[Row] = [
         loose=True,
     ),
     Row("models_rollback", "POST", "/v1/models/rollback", AD, body={"invalid": True}, loose=True),
+    # inference protocols (Open Inference Protocol V2, MLflow scoring)
+    Row("inference_v2_live", "GET", "/v2/health/live", None, protocol=True),
+    Row("inference_v2_ready", "GET", "/v2/health/ready", None, protocol=True),
+    Row("inference_v2_server_metadata", "GET", "/v2", V, protocol=True),
+    Row(
+        "inference_v2_model_metadata",
+        "GET",
+        "/v2/models/{model_name}",
+        V,
+        prepare=fixed("/v2/models/churn"),
+        protocol=True,
+    ),
+    Row(
+        "inference_v2_model_version_metadata",
+        "GET",
+        "/v2/models/{model_name}/versions/{model_version}",
+        V,
+        prepare=fixed("/v2/models/churn/versions/default-1"),
+        protocol=True,
+    ),
+    Row(
+        "inference_v2_model_ready",
+        "GET",
+        "/v2/models/{model_name}/ready",
+        V,
+        prepare=fixed("/v2/models/churn/ready"),
+        protocol=True,
+    ),
+    Row(
+        "inference_v2_model_version_ready",
+        "GET",
+        "/v2/models/{model_name}/versions/{model_version}/ready",
+        V,
+        prepare=fixed("/v2/models/churn/versions/default-1/ready"),
+        protocol=True,
+    ),
+    Row(
+        "inference_v2_infer",
+        "POST",
+        "/v2/models/{model_name}/infer",
+        AN,
+        prepare=fixed("/v2/models/churn/infer", OIP_BODY),
+        protocol=True,
+    ),
+    Row(
+        "inference_v2_infer_version",
+        "POST",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        AN,
+        prepare=fixed("/v2/models/churn/versions/default-1/infer", OIP_BODY),
+        protocol=True,
+    ),
+    Row("inference_mlflow_ping", "GET", "/ping", None, protocol=True),
+    Row("inference_mlflow_health", "GET", "/health", None, protocol=True),
+    Row("inference_mlflow_version", "GET", "/version", V, protocol=True),
+    Row(
+        "inference_mlflow_invocations",
+        "POST",
+        "/invocations",
+        AN,
+        body={"dataframe_records": [{"days_since_last_order": 3}]},
+        protocol=True,
+    ),
     Row("recommendation_rules_get", "GET", "/v1/recommendation-rules", V, loose=True),
     Row(
         "recommendation_rules_put",
@@ -478,7 +546,11 @@ async def test_role_matrix(ctx, live_operations, row, role):
     allowed = row.min_role is None or ROLES.index(role) >= ROLES.index(row.min_role)
     if not allowed:
         assert response.status_code == 403, (row.operation_id, role, response.text)
-        assert response.headers["content-type"].startswith("application/problem+json")
+        if row.protocol:
+            assert response.headers["content-type"].startswith("application/json")
+            assert {"error"} <= set(response.json()) or {"error_code"} <= set(response.json())
+        else:
+            assert response.headers["content-type"].startswith("application/problem+json")
     elif row.loose:
         assert response.status_code not in (401, 403), (row.operation_id, role, response.text)
         assert response.status_code < 500, (row.operation_id, role, response.text)

@@ -54,17 +54,27 @@ def is_internal_path(path: str) -> bool:
     )
 
 
+#: Paths of the standard inference protocols (Open Inference Protocol V2, MLflow scoring): an
+#: API key's ``predictions`` scope covers them, as it covers ``/v1/predictions``.
+INFERENCE_PREFIXES: tuple[str, ...] = ("/v2", "/invocations", "/version", "/ping", "/health")
+
+
+def is_inference_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in INFERENCE_PREFIXES)
+
+
 def api_key_allows(principal: Principal, method: str, path: str) -> bool:
     """Scopes of an API key: ``events:write`` → ``POST /v1/events``; ``predictions`` →
-    ``/v1/predictions*``; ``read`` → ``GET`` (and ``HEAD``) anywhere. Users are not limited."""
+    ``/v1/predictions*`` and the inference protocols' paths; ``read`` → ``GET`` (and ``HEAD``)
+    anywhere. Users are not limited."""
     if not principal.is_api_key:
         return True
     scopes = principal.scopes
     if method == "POST" and path == "/v1/events" and "events:write" in scopes:
         return True
-    if (path == "/v1/predictions" or path.startswith("/v1/predictions/")) and (
-        "predictions" in scopes
-    ):
+    if (
+        path == "/v1/predictions" or path.startswith("/v1/predictions/") or is_inference_path(path)
+    ) and "predictions" in scopes:
         return True
     return method in ("GET", "HEAD") and "read" in scopes
 

@@ -82,10 +82,9 @@ class ProxyTarget:
     authorization: str | None = None
 
 
-async def proxy_target(path: str, request: Request, settings: SettingsDep) -> ProxyTarget:
-    """Resolve the upstream (404; internal paths too), authenticate at the edge (401), check an
-    API key's scopes (403), limit the tenant (429)."""
-    full_path = f"/v1/{path}"
+async def resolve_target(full_path: str, request: Request, settings: Settings) -> ProxyTarget:
+    """Resolve the upstream of ``full_path`` (404; internal paths too), authenticate at the
+    edge (401), check an API key's scopes (403), limit the tenant (429)."""
     if is_internal_path(full_path):
         raise RouteNotFoundError(f"No service serves {full_path}.")
     upstream = resolve_upstream(full_path)
@@ -106,6 +105,11 @@ async def proxy_target(path: str, request: Request, settings: SettingsDep) -> Pr
         caller.principal,
         caller.upstream_authorization,
     )
+
+
+async def proxy_target(path: str, request: Request, settings: SettingsDep) -> ProxyTarget:
+    """The target of a ``/v1`` request (:func:`resolve_target`)."""
+    return await resolve_target(f"/v1/{path}", request, settings)
 
 
 ProxyTargetDep = Annotated[ProxyTarget, Depends(proxy_target)]

@@ -41,6 +41,11 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/v1/auth/refresh"),
         ("POST", "/v1/auth/logout"),
         ("GET", "/v1/auth/.well-known/jwks.json"),
+        # Probes of the inference protocols (orchestrators and inference clients poll them).
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+        ("GET", "/ping"),
+        ("GET", "/health"),
     }
 )
 

@@ -1,4 +1,5 @@
-"""Reverse proxy: which upstream serves a ``/v1`` path, and forwarding one request to it."""
+"""Reverse proxy: which upstream serves a path (``/v1`` and the inference protocols), and
+forwarding one request to it."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/alert-rules", "alerts"),
     ("/v1/alert-channels", "alerts"),
     ("/v1/deliveries", "alerts"),
+    # The standard inference protocols: Open Inference Protocol V2 and MLflow scoring.
+    ("/v2", "prediction"),
+    ("/invocations", "prediction"),
+    ("/ping", "prediction"),
+    ("/health", "prediction"),
+    ("/version", "prediction"),
 )
 
 #: Request headers passed on to the upstream (everything else, e.g. ``X-API-Key``, stays at the
@@ -48,6 +55,8 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "content-encoding",
         "content-type",
         "idempotency-key",
+        # Open Inference Protocol's binary tensor data: the length of the JSON part.
+        "inference-header-content-length",
         "if-match",
         "if-modified-since",
         "if-none-match",

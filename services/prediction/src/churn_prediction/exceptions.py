@@ -46,6 +46,12 @@ class ModelVersionNotFoundError(NotFoundError):
     type_slug = "model-version-not-found"
 
 
+class ServedModelNotFoundError(NotFoundError):
+    """An inference protocol names a model this replica does not serve to the tenant."""
+
+    type_slug = "model-not-found"
+
+
 class TrainingJobNotFoundError(NotFoundError):
     type_slug = "training-job-not-found"
 

@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
+from churn_prediction.api.protocol_routes import mlflow_router, oip_router
 from churn_prediction.api.routes import models_router, predictions_router, rules_router
 from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
@@ -118,7 +119,7 @@ def create_app(
         PredictionState(settings, customers_transport=customers_transport),
         title="Churn prediction service",
         description="Model registry, churn scoring (single, batch, streaming) and explanations.",
-        routers=(predictions_router, models_router, rules_router),
+        routers=(predictions_router, models_router, rules_router, oip_router, mlflow_router),
         token_verifier=token_verifier,
     )
 

@@ -14,9 +14,10 @@ from churn_prediction.exceptions import (
     MalformedBodyError,
 )
 from churn_prediction.scoring.scorer import FeatureColumns
+from churn_prediction.scoring.service import ScoredBatch
 from churn_shared.contracts import FEATURE_NAMES
 
-__all__ = ["BATCH_REQUEST_SCHEMA", "JsonBatch"]
+__all__ = ["BATCH_REQUEST_SCHEMA", "JsonBatch", "render_batch"]
 
 
 class JsonBatch:
@@ -92,6 +93,23 @@ class JsonBatch:
         if n == 0:
             raise InvalidPredictionInputError("The batch has no rows.")
         return FeatureColumns(n, columns)
+
+
+def render_batch(scored: ScoredBatch) -> bytes:
+    """The ``POST /v1/predictions/batch`` answer: predictions in input order."""
+    probabilities = scored.probabilities.tolist()
+    levels = scored.levels.tolist()
+    predictions: list[dict[str, Any]] = [
+        {"churn_probability": p, "risk_level": level}
+        for p, level in zip(probabilities, levels, strict=True)
+    ]
+    if scored.drivers is not None and scored.recommendations is not None:
+        for item, drivers, recommendations in zip(
+            predictions, scored.drivers, scored.recommendations, strict=True
+        ):
+            item["drivers"] = drivers
+            item["recommendations"] = recommendations
+    return orjson.dumps({"model_version": scored.serving.version, "predictions": predictions})
 
 
 def _feature_properties() -> dict[str, Any]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from churn_prediction.api.bodies import BATCH_REQUEST_SCHEMA, JsonBatch
+from churn_prediction.api.bodies import BATCH_REQUEST_SCHEMA, JsonBatch, render_batch
 from churn_prediction.dependencies import (
     AdminDep,
     AnalystDep,
@@ -103,8 +102,8 @@ async def create_batch_prediction(
     """Predictions come back in input order. The body's shape is validated, not each cell
     through a model class, so large batches stay fast."""
     body = JsonBatch(await request.body(), max_rows=settings.max_batch_rows)
-    result = await service.predict_batch(principal.tenant_id, body, with_drivers=drivers)
-    return Response(orjson.dumps(result), media_type="application/json")
+    content = await service.score(principal.tenant_id, body, render_batch, with_drivers=drivers)
+    return Response(content, media_type="application/json")
 
 
 @models_router.get(

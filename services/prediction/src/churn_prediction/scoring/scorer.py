@@ -41,10 +41,13 @@ __all__ = [
     "PipelineScorer",
     "Scorer",
     "risk_level",
+    "risk_level_array",
     "risk_levels",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+#: One feature's values: Python values, or a numeric NumPy array (a decoded tensor).
+Column = Sequence[Any] | npt.NDArray[Any]
 InputT = TypeVar("InputT")
 
 _NUMERIC_TYPES = frozenset({int, float, type(None)})
@@ -67,10 +70,11 @@ class DriverRow(TypedDict):
 @dataclass(frozen=True, slots=True)
 class FeatureColumns:
     """Values to score, one column per feature in the scorer's order (``None``: not given, so
-    unknown for every row); values are still unchecked (``Scorer.parse`` checks them)."""
+    unknown for every row); values are still unchecked (``Scorer.parse`` checks them). A column
+    is a sequence of Python values or a numeric NumPy array (a decoded tensor, NaN: unknown)."""
 
     n: int
-    columns: Sequence[Sequence[Any] | None]
+    columns: Sequence[Column | None]
 
     @classmethod
     def from_mappings(
@@ -118,6 +122,11 @@ def _float_matrix(columns: FeatureColumns, feature_names: Sequence[str]) -> Floa
     matrix = np.full((columns.n, len(feature_names)), np.nan, dtype=np.float64)
     for i, (name, column) in enumerate(zip(feature_names, columns.columns, strict=True)):
         if column is None:
+            continue
+        if isinstance(column, np.ndarray):
+            if column.dtype.kind not in "fiu":
+                raise InvalidFeatureValueError(f"Feature {name!r} is not a numeric tensor.")
+            matrix[:, i] = column
             continue
         if not set(map(type, column)) <= _NUMERIC_TYPES:
             raise InvalidFeatureValueError(f"Feature {name!r} has a value that is not a number.")
@@ -244,6 +253,8 @@ class PipelineScorer:
         for name, column in zip(names, columns.columns, strict=True):
             if column is None:
                 column = [None] * columns.n
+            elif isinstance(column, np.ndarray):
+                column = [None if v != v else v for v in column.tolist()]
             elif any(type(v) not in _ATTRIBUTE_TYPES for v in column):
                 raise InvalidFeatureValueError(f"Column {name!r} holds a value of another type.")
             data[name] = column
@@ -278,13 +289,21 @@ def risk_level(probability: float, low_risk_below: float, high_risk_from: float)
     return "low"
 
 
+def risk_level_array(
+    probabilities: FloatArray, low_risk_below: float, high_risk_from: float
+) -> npt.NDArray[np.str_]:
+    """:func:`risk_level` of every probability, as a NumPy string array (no per-row objects)."""
+    levels: npt.NDArray[np.str_] = np.where(
+        probabilities >= high_risk_from,
+        "high",
+        np.where(probabilities >= low_risk_below, "medium", "low"),
+    )
+    return levels
+
+
 def risk_levels(
     probabilities: FloatArray, low_risk_below: float, high_risk_from: float
 ) -> list[str]:
     """:func:`risk_level` of every probability, vectorised."""
-    levels: list[str] = np.where(
-        probabilities >= high_risk_from,
-        "high",
-        np.where(probabilities >= low_risk_below, "medium", "low"),
-    ).tolist()
+    levels: list[str] = risk_level_array(probabilities, low_risk_below, high_risk_from).tolist()
     return levels

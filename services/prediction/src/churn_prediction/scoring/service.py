@@ -14,8 +14,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.clients import CustomerFeaturesClient
@@ -33,16 +35,23 @@ from churn_prediction.scoring.scorer import (
     InvalidFeatureValueError,
     Scorer,
     risk_level,
-    risk_levels,
+    risk_level_array,
 )
 from churn_prediction.scoring.serving import ServingModel, ServingModels
 from churn_shared.contracts import ChurnScoreComputedV1
 from churn_shared.db import utcnow
 from churn_shared.kafka import Envelope, enqueue
 
-__all__ = ["BatchInput", "FeatureSnapshot", "PredictionService", "RulesLoader"]
+__all__ = [
+    "BatchInput",
+    "FeatureSnapshot",
+    "PredictionService",
+    "RulesLoader",
+    "ScoredBatch",
+]
 
 RulesLoader = Callable[[str], Awaitable[list[dict[str, Any]]]]
+RenderedT = TypeVar("RenderedT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,23 @@ class BatchInput(Protocol):
     that scores it); :class:`churn_prediction.api.bodies.JsonBatch` is the HTTP one."""
 
     def columns(self, feature_names: Sequence[str]) -> FeatureColumns: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """A scored batch, in input order: what the protocol renderers turn into a response."""
+
+    serving: ServingModel
+    probabilities: FloatArray
+    #: ``low`` / ``medium`` / ``high`` per row (a NumPy string array: no per-row objects).
+    levels: npt.NDArray[np.str_]
+    #: Each row's top drivers and recommendations, only when asked for.
+    drivers: list[list[DriverRow]] | None = None
+    recommendations: list[list[dict[str, Any]]] | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.probabilities.shape[0])
 
 
 async def _no_rules(_tenant_id: str) -> list[dict[str, Any]]:
@@ -155,41 +181,60 @@ class PredictionService:
             }
         )
 
-    async def predict_batch(
-        self, tenant_id: str, body: BatchInput, *, with_drivers: bool = False
-    ) -> dict[str, Any]:
-        """Score a batch body; predictions in input order (a plain dict, for orjson)."""
-        serving = self.models.for_tenant(tenant_id)
-        rules = await self.rules(tenant_id) if with_drivers else []
-        return await asyncio.to_thread(self._score_batch, serving, body, with_drivers, rules)
+    def served(self, tenant_id: str, name: str) -> ServingModel | None:
+        """The model an inference protocol names (``churn``, an alias or a served version)."""
+        return self.models.named(tenant_id, name)
 
-    def _score_batch(
+    async def score(
+        self,
+        tenant_id: str,
+        body: BatchInput,
+        render: Callable[[ScoredBatch], RenderedT],
+        *,
+        serving: ServingModel | None = None,
+        with_drivers: bool = False,
+    ) -> RenderedT:
+        """Parse, score and render a batch in one worker thread (a large body never parses or
+        serialises on the event loop); ``serving`` defaults to the tenant's champion."""
+        serving = serving or self.models.for_tenant(tenant_id)
+        rules = await self.rules(tenant_id) if with_drivers else []
+        return await asyncio.to_thread(
+            self._score_rendered, serving, body, with_drivers, rules, render
+        )
+
+    def _score_rendered(
         self,
         serving: ServingModel,
         body: BatchInput,
         with_drivers: bool,
         rules: list[dict[str, Any]],
-    ) -> dict[str, Any]:
+        render: Callable[[ScoredBatch], RenderedT],
+    ) -> RenderedT:
+        return render(self._scored(serving, body, with_drivers, rules))
+
+    def _scored(
+        self,
+        serving: ServingModel,
+        body: BatchInput,
+        with_drivers: bool,
+        rules: list[dict[str, Any]],
+    ) -> ScoredBatch:
         model = serving.model
         columns = body.columns(model.feature_names)
-        explained: Explained | None = None
         if with_drivers:
             explained = _explain(model, columns, self.settings.drivers_top_k)
             probabilities = explained.probabilities
+            drivers: list[list[DriverRow]] | None = explained.drivers
         else:
             probabilities = _predict(model, columns)
-        levels = risk_levels(
+            drivers = None
+        levels = risk_level_array(
             probabilities, self.settings.low_risk_below, self.settings.high_risk_from
         )
-        predictions: list[dict[str, Any]] = [
-            {"churn_probability": p, "risk_level": level}
-            for p, level in zip(probabilities.tolist(), levels, strict=True)
-        ]
-        if explained is not None:
-            for item, drivers in zip(predictions, explained.drivers, strict=True):
-                item["drivers"] = drivers
-                item["recommendations"] = recommend(drivers, rules)
-        return {"model_version": serving.version, "predictions": predictions}
+        recommendations = (
+            [recommend(row, rules) for row in drivers] if drivers is not None else None
+        )
+        return ScoredBatch(serving, probabilities, levels, drivers, recommendations)
 
     async def score_snapshots(
         self, session: AsyncSession, snapshots: Sequence[FeatureSnapshot]

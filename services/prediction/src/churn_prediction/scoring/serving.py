@@ -21,6 +21,8 @@ from churn_shared.contracts import FEATURE_NAMES
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: The model name integrators use in the inference protocols: the tenant's champion.
+SERVED_MODEL_NAME = "churn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,22 @@ class ServingModels:
         if serving is None:
             raise ModelNotLoadedError("No model is loaded yet.")
         return serving
+
+    def named(self, tenant_id: str, name: str) -> ServingModel | None:
+        """A model by the name an inference protocol gives: ``churn`` or ``champion`` (the
+        tenant's champion, else the default), ``challenger``, or a version this replica serves
+        to the tenant (its champion, its challenger or the global default); ``None`` otherwise.
+        """
+        if name in (SERVED_MODEL_NAME, CHAMPION):
+            return self.by_tenant.get(tenant_id) or self.default
+        if name == CHALLENGER:
+            return self.challengers.get(tenant_id)
+        for serving in (self.by_tenant.get(tenant_id), self.challengers.get(tenant_id)):
+            if serving is not None and serving.version == name:
+                return serving
+        if self.default is not None and self.default.version == name:
+            return self.default
+        return None
 
     def online_for_tenant(self, tenant_id: str) -> ServingModel:
         """The model scoring the tenant's online stream: its champion when that reads the online
