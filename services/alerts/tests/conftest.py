@@ -7,13 +7,18 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.config import Settings
+from churn_alerts.worker import MIGRATIONS
+from churn_shared.db import create_engine, create_session_factory, run_migrations
 
 
 @pytest.fixture
@@ -37,6 +42,37 @@ def make_settings(database_url: str, kafka_bootstrap: str) -> Callable[..., Sett
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture
+async def session_factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the migrated test database (no app, no broker)."""
+    engine = create_engine(database_url)
+    await run_migrations(engine, MIGRATIONS)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+class Clock:
+    """A clock the test moves: pass ``clock`` where the code takes a ``Callable[[], datetime]``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Starts at 2026-12-01 12:00 UTC; set ``clock.now`` or ``clock.advance(minutes=...)``."""
+    return Clock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -116,6 +116,8 @@ class TestRules:
             "risk_increase_threshold": 0.2,
             "cooldown_minutes": 1440,
             "high_exit_threshold": None,
+            "timezone": "UTC",
+            "quiet_hours": None,
             "updated_at": None,
         }
 
@@ -146,6 +148,40 @@ class TestRules:
             await client.put("/v1/alert-rules", headers=tenant["headers"], json=rules)
             got = await client.get("/v1/alert-rules", headers=tenant["headers"])
         assert got.json()["high_exit_threshold"] == 0.6
+
+    async def test_put_stores_quiet_hours_in_a_time_zone(self, app, in_process, tenant):
+        rules = {
+            "high_risk_threshold": 0.8,
+            "risk_increase_threshold": 0.1,
+            "cooldown_minutes": 60,
+            "timezone": "Europe/Berlin",
+            "quiet_hours": {"start": "22:00", "end": "07:00"},
+        }
+        async with in_process(app) as client:
+            put = await client.put("/v1/alert-rules", headers=tenant["headers"], json=rules)
+            got = await client.get("/v1/alert-rules", headers=tenant["headers"])
+        assert put.status_code == 200, put.text
+        assert got.json()["timezone"] == "Europe/Berlin"
+        assert got.json()["quiet_hours"] == {"start": "22:00:00", "end": "07:00:00"}
+
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            {"timezone": "Mars/Olympus"},
+            {"timezone": "../../etc/passwd"},
+            {"quiet_hours": {"start": "22:00", "end": "22:00"}},
+            {"quiet_hours": {"start": "22:00:30", "end": "07:00"}},
+            {"quiet_hours": {"start": "22:00+02:00", "end": "07:00"}},
+            {"quiet_hours": {"start": "22:00"}},
+        ],
+    )
+    async def test_put_refuses_bad_quiet_hours(self, app, in_process, tenant, extra):
+        rules = {"high_risk_threshold": 0.8, "risk_increase_threshold": 0.1, "cooldown_minutes": 6}
+        async with in_process(app) as client:
+            put = await client.put(
+                "/v1/alert-rules", headers=tenant["headers"], json={**rules, **extra}
+            )
+        assert put.status_code == 422
 
     @pytest.mark.parametrize(
         "body",

@@ -4,10 +4,8 @@ and carried from batch to batch, so ``high_risk`` is raised on entering the high
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,22 +14,11 @@ from churn_alerts.models import Alert, RiskBand
 from churn_alerts.rules import TenantScore
 from churn_alerts.schemas import AlertRulesUpdate
 from churn_alerts.service import AlertService
-from churn_alerts.worker import MIGRATIONS
 from churn_shared.contracts import ChurnScoreComputedV1
-from churn_shared.db import create_engine, create_session_factory, run_migrations, unit_of_work
+from churn_shared.db import unit_of_work
 
 Factory = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def session_factory(database_url: str) -> AsyncIterator[Factory]:
-    engine = create_engine(database_url)
-    await run_migrations(engine, MIGRATIONS)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _tenant(factory: Factory, exit_threshold: float | None = 0.5) -> str:

@@ -37,6 +37,14 @@ class AlertRule(Base, table=True):
     cooldown_minutes: int = 1440
     #: Hysteresis of the high band (see :mod:`churn_alerts.rules`); ``None``: off.
     high_exit_threshold: float | None = None
+    #: IANA time zone of quiet hours and digests.
+    timezone: str = Field(
+        default="UTC",
+        sa_column=sa.Column(sa.String(64), nullable=False, server_default="UTC"),
+    )
+    #: Local ``HH:MM`` bounds of the quiet hours (both or neither).
+    quiet_hours_start: str | None = Field(default=None, max_length=5)
+    quiet_hours_end: str | None = Field(default=None, max_length=5)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from churn_alerts.schedule import QuietHours
 from churn_shared.contracts import ChurnScoreComputedV1
 
 AlertKind = Literal["high_risk", "risk_increase"]
@@ -35,6 +36,10 @@ class AlertRules:
     cooldown_minutes: int = 1440
     #: Below this a customer leaves the high band; ``None``: no hysteresis (cooldown only).
     high_exit_threshold: float | None = None
+    #: The tenant's IANA time zone: quiet hours and digest times are local to it.
+    timezone: str = "UTC"
+    #: Outbound messages of alerts raised inside wait until the window ends.
+    quiet_hours: QuietHours | None = None
 
     @property
     def cooldown(self) -> timedelta:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from churn_alerts.channels import ChannelKind, display_url
 from churn_alerts.lifecycle import AlertAction, AlertOutcome, AlertStatus
 from churn_alerts.rules import AlertKind
+from churn_alerts.schedule import UnknownTimeZoneError, zone
 
 RiskLevel = Literal["low", "medium", "high"]
 
@@ -158,6 +159,26 @@ class AlertOutcomes(BaseModel):
     items: list[AlertOutcomeRead]
 
 
+class QuietHoursWindow(BaseModel):
+    """A local time window (``22:00`` to ``07:00`` crosses midnight), in the rules' ``timezone``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: time = Field(examples=["22:00"])
+    end: time = Field(examples=["07:00"])
+
+    @model_validator(mode="after")
+    def _minutes(self) -> Self:
+        for value in (self.start, self.end):
+            if value.tzinfo is not None:
+                raise ValueError("quiet hours are local times: no offset (set timezone)")
+            if value.second or value.microsecond:
+                raise ValueError("quiet hours are whole minutes (HH:MM)")
+        if self.start == self.end:
+            raise ValueError("quiet hours need start and end to differ")
+        return self
+
+
 class AlertRulesBase(BaseModel):
     high_risk_threshold: float = Field(gt=0.0, le=1.0)
     risk_increase_threshold: float = Field(gt=0.0, le=1.0)
@@ -166,10 +187,23 @@ class AlertRulesBase(BaseModel):
     #: ``high_risk_threshold``) and not again until they fell below this and came back.
     #: ``null`` (the default): no hysteresis, the cooldown alone spaces ``high_risk`` alerts.
     high_exit_threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
+    #: The tenant's IANA time zone (``Europe/Berlin``): quiet hours and digest times are local.
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
+    #: While it is quiet, deliveries wait (alerts are still raised, listed and pushed live at
+    #: once); they leave when the window ends. ``null``: never quiet.
+    quiet_hours: QuietHoursWindow | None = None
 
 
 class AlertRulesUpdate(AlertRulesBase):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Self:
+        try:
+            zone(self.timezone)
+        except UnknownTimeZoneError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
 
     @model_validator(mode="after")
     def _exit_below_entry(self) -> Self:
@@ -182,8 +216,6 @@ class AlertRulesUpdate(AlertRulesBase):
 
 
 class AlertRulesRead(AlertRulesBase):
-    model_config = ConfigDict(from_attributes=True)
-
     #: ``None`` while the tenant uses the defaults.
     updated_at: datetime | None = None
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as clock_time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -51,6 +52,7 @@ from churn_alerts.repository import (
     RuleRepository,
 )
 from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan
+from churn_alerts.schedule import QuietHours
 from churn_alerts.schemas import (
     AlertChannelCreate,
     AlertChannelCreated,
@@ -71,6 +73,7 @@ from churn_alerts.schemas import (
     DeliveryAttemptRead,
     DeliveryPage,
     DeliveryRead,
+    QuietHoursWindow,
 )
 from churn_alerts.schemas import AlertHistory as AlertHistoryList
 from churn_alerts.signing import new_secret
@@ -96,12 +99,39 @@ MAX_SNOOZE = timedelta(days=90)
 def _rules_of(row: AlertRule | None) -> AlertRules:
     if row is None:
         return DEFAULT_RULES
+    quiet = None
+    if row.quiet_hours_start and row.quiet_hours_end:
+        quiet = QuietHours(
+            clock_time.fromisoformat(row.quiet_hours_start),
+            clock_time.fromisoformat(row.quiet_hours_end),
+            row.timezone,
+        )
     return AlertRules(
         row.high_risk_threshold,
         row.risk_increase_threshold,
         row.cooldown_minutes,
         high_exit_threshold=row.high_exit_threshold,
+        timezone=row.timezone,
+        quiet_hours=quiet,
     )
+
+
+def _rules_read(rules: AlertRules, updated_at: datetime | None) -> AlertRulesRead:
+    quiet = rules.quiet_hours
+    return AlertRulesRead(
+        high_risk_threshold=rules.high_risk_threshold,
+        risk_increase_threshold=rules.risk_increase_threshold,
+        cooldown_minutes=rules.cooldown_minutes,
+        high_exit_threshold=rules.high_exit_threshold,
+        timezone=rules.timezone,
+        quiet_hours=None if quiet is None else QuietHoursWindow(start=quiet.start, end=quiet.end),
+        updated_at=updated_at,
+    )
+
+
+def held_until(rules: AlertRules, now: datetime) -> datetime | None:
+    """When a message that would leave ``now`` may leave, if the tenant's quiet hours hold it."""
+    return rules.quiet_hours.until(now) if rules.quiet_hours is not None else None
 
 
 def channel_payload(kind: str, alert: Alert) -> dict[str, Any]:
@@ -213,12 +243,13 @@ class AlertService:
         channels_by_tenant: dict[str, list[AlertChannel]] = {}
         for channel in await self.channels.list_active({a.tenant_id for a in alerts}):
             channels_by_tenant.setdefault(channel.tenant_id, []).append(channel)
+        leave_at = {t: held_until(rules.get(t, DEFAULT_RULES), now) or now for t in tenants}
         deliveries = [
             Delivery(
                 tenant_id=alert.tenant_id,
                 alert_id=alert.id,
                 channel_id=channel.id,
-                next_attempt_at=now,
+                next_attempt_at=leave_at[alert.tenant_id],
                 created_at=now,
             )
             for alert in alerts
@@ -507,16 +538,7 @@ class AlertService:
 
     async def get_rules(self, tenant_id: str) -> AlertRulesRead:
         row = await self.rules.get(tenant_id)
-        if row is None:
-            d = DEFAULT_RULES
-            return AlertRulesRead(
-                high_risk_threshold=d.high_risk_threshold,
-                risk_increase_threshold=d.risk_increase_threshold,
-                cooldown_minutes=d.cooldown_minutes,
-                high_exit_threshold=d.high_exit_threshold,
-                updated_at=None,
-            )
-        return AlertRulesRead.model_validate(row)
+        return _rules_read(_rules_of(row), row.updated_at if row is not None else None)
 
     async def update_rules(self, tenant_id: str, update: AlertRulesUpdate) -> AlertRulesRead:
         row = await self.rules.get(tenant_id) or AlertRule(tenant_id=tenant_id)
@@ -526,8 +548,13 @@ class AlertService:
         if update.high_exit_threshold is None and row.high_exit_threshold is not None:
             await self.bands.clear(tenant_id)  # they would be stale if it is turned on again
         row.high_exit_threshold = update.high_exit_threshold
+        row.timezone = update.timezone
+        quiet = update.quiet_hours
+        row.quiet_hours_start = quiet.start.strftime("%H:%M") if quiet else None
+        row.quiet_hours_end = quiet.end.strftime("%H:%M") if quiet else None
         row.updated_at = utcnow()
-        return AlertRulesRead.model_validate(await self.rules.save(row))
+        row = await self.rules.save(row)
+        return _rules_read(_rules_of(row), row.updated_at)
 
     # --- channels ------------------------------------------------------------------------------
 
@@ -717,6 +744,7 @@ class DeliveryService:
         self.deliveries = DeliveryRepository(session)
         self.channels = ChannelRepository(session)
         self.events = EventRepository(session)
+        self.rules = RuleRepository(session)
         #: The earliest time a delivery held back by pacing in the last claim may leave.
         self.next_paced_at: datetime | None = None
 
@@ -730,6 +758,10 @@ class DeliveryService:
         lease_until = now + timedelta(seconds=self.policy.lease_seconds)
         due = await self.deliveries.claim_due(now, limit)
         channels = await self.channels.lock_many({d.channel.id for d in due})
+        rules = {
+            r.tenant_id: _rules_of(r)
+            for r in await self.rules.for_tenants({d.delivery.tenant_id for d in due})
+        }
         for item in due:
             d = item.delivery
             channel = channels.get(d.channel_id, item.channel)
@@ -745,6 +777,10 @@ class DeliveryService:
                 continue
             if d.attempts >= self.policy.max_attempts:
                 await self.deliveries.update_pending(d.id, status="dead", next_attempt_at=now)
+                continue
+            quiet_until = held_until(rules.get(d.tenant_id, DEFAULT_RULES), now)
+            if quiet_until is not None:  # a retry or a replay inside the tenant's quiet hours
+                await self.deliveries.update_pending(d.id, next_attempt_at=quiet_until)
                 continue
             admitted, when = self.pace_of(channel.kind).admit(channel.paced_until, now)
             if not admitted:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
@@ -97,8 +98,11 @@ class WebhookDeliveryWorker:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``clock`` tells the time of claims and records (tests move it)."""
         self._factory = session_factory
+        self._clock = clock
         self._batch_size = settings.delivery_batch_size
         self._poll = settings.delivery_poll_interval_seconds
         self._grace = settings.delivery_shutdown_grace_seconds
@@ -157,7 +161,7 @@ class WebhookDeliveryWorker:
                 _log.exception("webhook_delivery_round_failed")
             wait = self._poll
             if self._next_paced_at is not None:
-                until_paced = (self._next_paced_at - utcnow()).total_seconds()
+                until_paced = (self._next_paced_at - self._clock()).total_seconds()
                 wait = min(wait, max(until_paced, 0.01))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -177,7 +181,7 @@ class WebhookDeliveryWorker:
             return 0
         async with unit_of_work(self._factory) as session:
             service = self._service(session)
-            jobs = await service.claim_due(self._batch_size)
+            jobs = await service.claim_due(self._batch_size, self._clock())
         self._next_paced_at = service.next_paced_at
         if not jobs:
             return 0
@@ -229,7 +233,7 @@ class WebhookDeliveryWorker:
             await asyncio.wait(running)
         results = [_result_of(send, post) for send, post in zip(sends, posts, strict=True)]
         async with unit_of_work(self._factory) as session:
-            await self._service(session).record(results)
+            await self._service(session).record(results, self._clock())
         for r in results:
             if r.outcome in ("not_sent", "unknown", "refused"):
                 _log.warning("webhook_not_delivered", delivery_id=r.delivery_id, reason=r.error)
