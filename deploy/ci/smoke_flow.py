@@ -86,6 +86,25 @@ async def run(args: argparse.Namespace) -> None:
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         step(f"registered and logged in (tenant {registered.get('tenant_id', '?')})", started)
 
+        # Each service verifies tokens with the auth service's key set, fetched on its first
+        # authenticated request; wait (bounded) until every one answers a token, and say so when
+        # one needed more than one try (a slow first key-set fetch answers 401).
+        for path in ("/v1/customers", "/v1/alerts", "/v1/alert-channels", "/v1/models/current"):
+            deadline = time.monotonic() + 60
+            tries = 0
+            while True:
+                tries += 1
+                answer = await client.get(path, headers=headers)
+                if answer.status_code == 200:
+                    break
+                if time.monotonic() > deadline or answer.status_code not in (401, 502, 503, 504):
+                    expect(answer, 200, f"GET {path}")
+                print(f"smoke: GET {path}: HTTP {answer.status_code} ({answer.text[:160]}); retrying", flush=True)
+                await asyncio.sleep(2)
+            if tries > 1:
+                step(f"GET {path} answered after {tries} tries", started)
+        step("every service accepts the token", started)
+
         channel = expect(
             await client.post(
                 "/v1/alert-channels",
