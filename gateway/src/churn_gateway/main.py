@@ -20,7 +20,6 @@ from churn_gateway.config import Settings
 from churn_gateway.cors import GatewayCORSMiddleware
 from churn_gateway.dependencies import GatewayState
 from churn_gateway.events.handlers import LiveFeedHandler
-from churn_gateway.exceptions import RateLimitedError
 from churn_gateway.openapi import MergedOpenAPI
 from churn_gateway.rate_limits import ClientAddressMiddleware, EdgeRateLimiter
 from churn_gateway.realtime import SOCKETIO_MOUNT_PATH
@@ -111,7 +110,7 @@ RUNTIME = ServiceRuntime(
 
 
 def _install_header_problem_handlers(app: FastAPI) -> None:
-    """401 carries ``WWW-Authenticate``, 429 carries ``Retry-After``."""
+    """401 carries ``WWW-Authenticate`` (429's ``Retry-After`` is the shared handler's)."""
 
     async def on_unauthorized(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UnauthorizedError)
@@ -128,20 +127,7 @@ def _install_header_problem_handlers(app: FastAPI) -> None:
             **exc.extra,
         )
 
-    async def on_rate_limited(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RateLimitedError)
-        return problem_response(
-            exc.status,
-            exc.title,
-            exc.detail,
-            exc.type_slug,
-            request.url.path,
-            headers=exc.headers,
-            **exc.extra,
-        )
-
     app.add_exception_handler(UnauthorizedError, on_unauthorized)
-    app.add_exception_handler(RateLimitedError, on_rate_limited)
 
 
 def _insert_inside_request_context(app: FastAPI, middleware: Middleware) -> None:
