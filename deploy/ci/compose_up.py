@@ -25,7 +25,9 @@ from typing import Any
 import yaml
 
 
-def sh(argv: list[str], check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
+def sh(
+    argv: list[str], check: bool = True, capture: bool = True
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, text=True, capture_output=capture)  # noqa: S603
 
 
@@ -42,19 +44,23 @@ class Project:
         return f"{self.name}_{service}_1"
 
     def state(self, service: str) -> dict[str, Any] | None:
-        out = sh(["podman", "inspect", "--format", "{{json .State}}", self.container(service)], check=False)
+        out = sh(
+            ["podman", "inspect", "--format", "{{json .State}}", self.container(service)],
+            check=False,
+        )
         return json.loads(out.stdout) if out.returncode == 0 else None
 
     def deps(self, service: str) -> dict[str, str]:
         raw = self.services[service].get("depends_on") or {}
         if isinstance(raw, list):
-            return {d: "service_started" for d in raw}
+            return dict.fromkeys(raw, "service_started")
         return {d: (v or {}).get("condition", "service_started") for d, v in raw.items()}
 
     def is_job(self, service: str) -> bool:
         """A one-shot job: something waits for it to complete successfully."""
         return any(
-            self.deps(other).get(service) == "service_completed_successfully" for other in self.services
+            self.deps(other).get(service) == "service_completed_successfully"
+            for other in self.services
         )
 
     def status(self, service: str, condition: str) -> str:
@@ -113,30 +119,48 @@ def main() -> int:
             return True
         status = project.status(dep, condition)
         if status.startswith("fail"):
-            print(f"compose-up: {dep} cannot satisfy {condition}: {status}\n{project.logs(dep)}", file=sys.stderr)
+            print(
+                f"compose-up: {dep} cannot satisfy {condition}: {status}\n{project.logs(dep)}",
+                file=sys.stderr,
+            )
             raise SystemExit(1)
         satisfied[key] = status == "ok"
         if satisfied[key]:
-            print(f"compose-up: [{time.monotonic() - t0:6.1f} s] {dep}: {condition.removeprefix('service_')}", flush=True)
+            print(
+                f"compose-up: [{time.monotonic() - t0:6.1f} s] {dep}: "
+                f"{condition.removeprefix('service_')}",
+                flush=True,
+            )
         return satisfied[key]
 
     while pending:
         if time.monotonic() > deadline:
-            waiting = {s: {d: c for d, c in project.deps(s).items() if not satisfied.get((d, c))} for s in pending}
+            waiting = {
+                s: {d: c for d, c in project.deps(s).items() if not satisfied.get((d, c))}
+                for s in pending
+            }
             print(f"compose-up: timed out; waiting: {waiting}", file=sys.stderr)
             for s in {d for w in waiting.values() for d in w}:
                 print(f"--- {s}\n{project.logs(s)}", file=sys.stderr)
             return 1
-        ready = sorted(s for s in pending if all(condition_met(d, c) for d, c in project.deps(s).items()))
+        ready = sorted(
+            s for s in pending if all(condition_met(d, c) for d, c in project.deps(s).items())
+        )
         if ready:
-            print(f"compose-up: [{time.monotonic() - t0:6.1f} s] starting {' '.join(ready)}", flush=True)
+            print(
+                f"compose-up: [{time.monotonic() - t0:6.1f} s] starting {' '.join(ready)}",
+                flush=True,
+            )
             project.up(ready)
             pending -= set(ready)
         else:
             time.sleep(2)
 
     # Everything is started: every service must end up healthy, every job exited 0.
-    final = {s: ("service_completed_successfully" if project.is_job(s) else "service_healthy") for s in project.services}
+    final = {
+        s: ("service_completed_successfully" if project.is_job(s) else "service_healthy")
+        for s in project.services
+    }
     while True:
         left = [s for s, c in final.items() if not condition_met(s, c)]
         if not left:
@@ -147,7 +171,11 @@ def main() -> int:
                 print(f"--- {s}\n{project.logs(s)}", file=sys.stderr)
             return 1
         time.sleep(2)
-    print(f"compose-up: [{time.monotonic() - t0:6.1f} s] all {len(final)} services healthy or completed", flush=True)
+    print(
+        f"compose-up: [{time.monotonic() - t0:6.1f} s] "
+        f"all {len(final)} services healthy or completed",
+        flush=True,
+    )
     return 0
 
 

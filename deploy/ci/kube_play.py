@@ -43,7 +43,9 @@ import yaml
 PART_OF = "app.kubernetes.io/part-of"
 
 
-def sh(argv: list[str], check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def sh(
+    argv: list[str], check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, text=True, capture_output=True, timeout=timeout)  # noqa: S603
 
 
@@ -98,8 +100,12 @@ def prepare(
             folder.mkdir(parents=True, exist_ok=True)
             secret = secrets.get(source["secretName"])
             if secret is None and not source.get("optional"):
-                raise SystemExit(f"kube-play: {name} needs Secret {source['secretName']}, not rendered")
-            values = {k: base64.b64decode(v).decode() for k, v in (secret or {}).get("data", {}).items()}
+                raise SystemExit(
+                    f"kube-play: {name} needs Secret {source['secretName']}, not rendered"
+                )
+            values = {
+                k: base64.b64decode(v).decode() for k, v in (secret or {}).get("data", {}).items()
+            }
             values.update((secret or {}).get("stringData", {}))
             for key, value in values.items():
                 target = folder / key
@@ -180,7 +186,8 @@ def security(container: str) -> str:
     out = sh(
         [
             "podman", "inspect", "--format",
-            "{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|{{json .HostConfig.SecurityOpt}}|{{json .EffectiveCaps}}",
+            "{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|"
+            "{{json .HostConfig.SecurityOpt}}|{{json .EffectiveCaps}}",
             container,
         ]
     )  # fmt: skip
@@ -195,7 +202,9 @@ def security(container: str) -> str:
     if caps not in ("null", "[]"):
         problems.append(f"capabilities {caps}")
     if problems:
-        raise SystemExit(f"kube-play: {container}: security context not in effect: {', '.join(problems)}")
+        raise SystemExit(
+            f"kube-play: {container}: security context not in effect: {', '.join(problems)}"
+        )
     return f"uid {user}, read-only root, no-new-privileges, no capabilities"
 
 
@@ -211,7 +220,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--timeout", type=float, default=420)
     parser.add_argument("--compose-secrets", type=Path)
-    parser.add_argument("--down", action="store_true", help="only remove what a previous run played")
+    parser.add_argument(
+        "--down", action="store_true", help="only remove what a previous run played"
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.down:
@@ -262,7 +273,8 @@ def main() -> int:
             st = state(container)
             if not st.get("Running"):
                 raise SystemExit(
-                    f"kube-play: {container} is not running ({st.get('Status')}, exit {st.get('ExitCode')})\n{logs(container)}"
+                    f"kube-play: {container} is not running ({st.get('Status')}, "
+                    f"exit {st.get('ExitCode')})\n{logs(container)}"
                 )
             if probe(container, spec, spec["readinessProbe"]):
                 say(f"{container}: readinessProbe passes; {security(container)}")

@@ -35,8 +35,8 @@ def step(message: str, started: float) -> None:
     print(f"smoke: [{time.monotonic() - started:6.1f} s] {message}", flush=True)
 
 
-async def wait_for(what: str, predicate: Any, timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_for(what: str, predicate: Any, seconds: float, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + seconds
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):
@@ -44,13 +44,15 @@ async def wait_for(what: str, predicate: Any, timeout: float, interval: float = 
         if result:
             return result
         if time.monotonic() > deadline:
-            raise SmokeFailure(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise SmokeFailure(f"timed out after {seconds:.0f} s waiting for {what}")
         await asyncio.sleep(interval)
 
 
 def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
     if response.status_code != status:
-        raise SmokeFailure(f"{what}: HTTP {response.status_code} (wanted {status}): {response.text[:500]}")
+        raise SmokeFailure(
+            f"{what}: HTTP {response.status_code} (wanted {status}): {response.text[:500]}"
+        )
     return response.json() if response.content else {}
 
 
@@ -69,7 +71,7 @@ async def run(args: argparse.Namespace) -> None:
         expect(await client.get("/openapi.json"), 200, "merged OpenAPI document")
 
         email = f"smoke-{uuid.uuid4().hex[:8]}@example.com"
-        password = "correct horse battery staple smoke"
+        password = "correct horse battery staple smoke"  # noqa: S105 - a throw-away test tenant
         registered = expect(
             await client.post(
                 "/v1/auth/register",
@@ -99,7 +101,10 @@ async def run(args: argparse.Namespace) -> None:
                     break
                 if time.monotonic() > deadline or answer.status_code not in (401, 502, 503, 504):
                     expect(answer, 200, f"GET {path}")
-                print(f"smoke: GET {path}: HTTP {answer.status_code} ({answer.text[:160]}); retrying", flush=True)
+                print(
+                    f"smoke: GET {path}: HTTP {answer.status_code} ({answer.text[:160]}); retrying",
+                    flush=True,
+                )
                 await asyncio.sleep(2)
             if tries > 1:
                 step(f"GET {path} answered after {tries} tries", started)
@@ -156,7 +161,8 @@ async def run(args: argparse.Namespace) -> None:
             if alert.get("churn_probability", 0) < 0.7:
                 raise SmokeFailure(f"alert with a low probability: {alert}")
             step(
-                f"churn_alert on the socket: {alert.get('kind')} p={alert['churn_probability']:.3f}",
+                f"churn_alert on the socket: {alert.get('kind')} "
+                f"p={alert['churn_probability']:.3f}",
                 started,
             )
 
@@ -168,7 +174,8 @@ async def run(args: argparse.Namespace) -> None:
                 return [
                     h
                     for h in inbox
-                    if isinstance(h.get("body"), dict) and h["body"].get("customer_id") == "smoke-risky"
+                    if isinstance(h.get("body"), dict)
+                    and h["body"].get("customer_id") == "smoke-risky"
                 ]
 
             hook = (await wait_for("the signed webhook", hooks, args.alert_timeout))[0]

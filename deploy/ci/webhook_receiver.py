@@ -12,7 +12,7 @@ _lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         try:
@@ -21,12 +21,17 @@ class Handler(BaseHTTPRequestHandler):
             body = None
         with _lock:
             _received.append(
-                {"path": self.path, "headers": dict(self.headers), "raw": raw.decode(errors="replace"), "body": body}
+                {
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "raw": raw.decode(errors="replace"),
+                    "body": body,
+                }
             )
         self.send_response(204)
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path != "/received":
             self.send_response(404)
             self.end_headers()
@@ -39,9 +44,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         print("webhook-receiver:", format % args, flush=True)
 
 
 if __name__ == "__main__":
-    ThreadingHTTPServer(("0.0.0.0", 9000), Handler).serve_forever()  # noqa: S104
+    ThreadingHTTPServer(("0.0.0.0", 9000), Handler).serve_forever()

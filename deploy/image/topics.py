@@ -37,7 +37,10 @@ def wanted() -> dict[str, dict[str, str]]:
     topics: dict[str, dict[str, str]] = {}
     for topic in sorted(CONTRACTS_BY_TOPIC):
         topics[topic] = {"retention.ms": retention, "cleanup.policy": "delete"}
-        topics[Topics.dead_letter(topic)] = {"retention.ms": dlq_retention, "cleanup.policy": "delete"}
+        topics[Topics.dead_letter(topic)] = {
+            "retention.ms": dlq_retention,
+            "cleanup.policy": "delete",
+        }
     return topics
 
 
