@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -249,6 +250,9 @@ class TestChannels:
         assert listed.json()["items"] == [
             {
                 **{k: body[k] for k in ("id", "kind", "name", "url", "created_at")},
+                "delivery_mode": "immediate",
+                "digest_hour": 8,
+                "next_digest_at": None,
                 "disabled_at": None,
                 "disabled_reason": None,
             }
@@ -259,6 +263,43 @@ class TestChannels:
         assert deleted.status_code == 204
         assert deleted_again.status_code == 404
         assert after.json()["items"] == []
+
+    async def test_a_daily_digest_channel_is_scheduled_in_the_tenants_time_zone(
+        self, app, in_process, tenant
+    ):
+        rules = {
+            "high_risk_threshold": 0.7,
+            "risk_increase_threshold": 0.2,
+            "cooldown_minutes": 60,
+            "timezone": "Asia/Tokyo",
+        }
+        channel = {
+            "kind": "webhook",
+            "url": "https://hooks.example.com/churn",
+            "delivery_mode": "daily",
+            "digest_hour": 9,
+        }
+        async with in_process(app) as client:
+            await client.put("/v1/alert-rules", headers=tenant["headers"], json=rules)
+            created = await client.post(
+                "/v1/alert-channels", headers=tenant["headers"], json=channel
+            )
+            bad_hour = await client.post(
+                "/v1/alert-channels", headers=tenant["headers"], json={**channel, "digest_hour": 24}
+            )
+            bad_mode = await client.post(
+                "/v1/alert-channels",
+                headers=tenant["headers"],
+                json={**channel, "delivery_mode": "weekly"},
+            )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert (body["delivery_mode"], body["digest_hour"]) == ("daily", 9)
+        next_at = datetime.fromisoformat(body["next_digest_at"])
+        assert next_at.astimezone(ZoneInfo("Asia/Tokyo")).hour == 9
+        assert timedelta(0) < next_at - datetime.now(UTC) <= timedelta(days=1)
+        assert bad_hour.status_code == 422
+        assert bad_mode.status_code == 422
 
     async def test_loopback_url_refused_outside_dev_mode(
         self, make_settings, token_signer, in_process, tenant

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from churn_alerts.channels import channel_message, display_url, kind_url_problem
+from churn_alerts.channels import (
+    CHAT_LISTED_PER_GROUP,
+    channel_message,
+    digest_message,
+    display_url,
+    group_by_risk,
+    kind_url_problem,
+)
 
 ALERT: dict[str, Any] = {
     "id": "a-1",
@@ -131,3 +138,67 @@ def test_credentials_in_urls_are_masked():
 def test_masking_is_idempotent():
     once = display_url("slack", "https://hooks.slack.com/services/T0/B0/XYZsecret123")
     assert display_url("slack", once) == once
+
+
+def _digest(alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "digest_id": "d-1",
+        "period_start": "2026-12-01T12:00:00+00:00",
+        "period_end": "2026-12-01T13:00:00+00:00",
+        "alert_count": len(alerts),
+        "groups": group_by_risk(alerts),
+    }
+
+
+def _alert(i: int, risk: str, p: float, customer: str | None = None) -> dict[str, Any]:
+    return {
+        **ALERT,
+        "id": f"a-{i}",
+        "customer_id": customer or f"c-{i}",
+        "risk_level": risk,
+        "churn_probability": p,
+        "url": f"https://console.example.com/alerts/a-{i}",
+    }
+
+
+def test_digest_groups_high_first_most_probable_first():
+    groups = group_by_risk(
+        [_alert(1, "medium", 0.5), _alert(2, "high", 0.8), _alert(3, "high", 0.9)]
+    )
+    assert [(g["risk_level"], g["count"]) for g in groups] == [("high", 2), ("medium", 1)]
+    assert [a["id"] for a in groups[0]["alerts"]] == ["a-3", "a-2"]
+
+
+def test_discord_digest_has_one_embed_per_risk_level_with_links_and_no_mentions():
+    message = digest_message(
+        "discord", _digest([_alert(1, "high", 0.9, "@everyone"), _alert(2, "low", 0.3)])
+    )
+    assert message["allowed_mentions"] == {"parse": []}
+    assert message["content"].startswith("**Churn alert digest: 2 new alerts**")
+    assert [e["title"] for e in message["embeds"]] == ["High risk (1)", "Low risk (1)"]
+    assert (
+        "[@everyone](https://console.example.com/alerts/a-1)" in message["embeds"][0]["description"]
+    )
+
+
+def test_slack_digest_escapes_customers_and_caps_each_group():
+    alerts = [_alert(i, "high", 0.9, "C-<42> & co") for i in range(CHAT_LISTED_PER_GROUP + 3)]
+    message = digest_message("slack", _digest(alerts))
+    section = message["blocks"][2]["text"]["text"]
+    assert section.startswith(f"*High risk ({CHAT_LISTED_PER_GROUP + 3})*")
+    assert "C-&lt;42&gt; &amp; co" in section
+    assert "<42>" not in section
+    assert section.endswith("… and 3 more")
+
+
+def test_digest_without_console_links_names_the_customer():
+    alert = {**_alert(1, "high", 0.9), "url": None}
+    slack = digest_message("slack", _digest([alert]))
+    assert "• c-1: High churn risk at 90%" in slack["blocks"][2]["text"]["text"]
+
+
+def test_webhook_digest_carries_every_listed_alert():
+    message = digest_message("webhook", _digest([_alert(1, "high", 0.9), _alert(2, "low", 0.2)]))
+    assert message["event"] == "churn_alert_digest"
+    assert message["alert_count"] == 2
+    assert sum(len(g["alerts"]) for g in message["groups"]) == 2

@@ -12,7 +12,7 @@ the generic SSRF rules of :mod:`churn_alerts.url_policy` apply to every kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -166,3 +166,117 @@ FORMATTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 def channel_message(kind: str, alert: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body a channel of ``kind`` receives for ``alert`` (the alert's API shape)."""
     return FORMATTERS[kind](alert)
+
+
+# --- digests -----------------------------------------------------------------------------------
+#
+# A digest (``churn_alerts.service.DigestService``) is one message listing the alerts a channel
+# got since its previous digest, grouped by risk level (high first). Its mapping:
+# ``digest_id``, ``period_start``, ``period_end``, ``alert_count`` (all alerts of the digest) and
+# ``groups``: ``[{"risk_level", "count", "alerts": [alert API shape + "url"]}]``; ``url`` is the
+# alert in the console (``None`` without ``console_base_url``).
+
+RISK_ORDER: tuple[str, ...] = ("high", "medium", "low")
+_RISK_LABELS = {"high": "High risk", "medium": "Medium risk", "low": "Low risk"}
+#: Alerts listed per risk level in chat messages (the webhook lists every alert it carries).
+CHAT_LISTED_PER_GROUP = 15
+
+
+def group_by_risk(alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts grouped by risk level, high first, the most probable first inside a group."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for alert in alerts:
+        groups.setdefault(str(alert["risk_level"]), []).append(alert)
+    order = [r for r in RISK_ORDER if r in groups] + sorted(set(groups) - set(RISK_ORDER))
+    return [
+        {
+            "risk_level": risk,
+            "count": len(groups[risk]),
+            "alerts": sorted(
+                groups[risk], key=lambda a: (-float(a["churn_probability"]), str(a["id"]))
+            ),
+        }
+        for risk in order
+    ]
+
+
+def _digest_title(digest: Mapping[str, Any]) -> str:
+    count = int(digest["alert_count"])
+    return f"Churn alert digest: {count} new alert{'s' if count != 1 else ''}"
+
+
+def _period(digest: Mapping[str, Any]) -> str:
+    return f"{digest['period_start']} to {digest['period_end']}"
+
+
+def _digest_line(alert: Mapping[str, Any]) -> str:
+    label = _KIND_LABELS.get(str(alert["kind"]), str(alert["kind"]))
+    return f"{label} at {_percent(alert['churn_probability'])}"
+
+
+def _more(group: Mapping[str, Any], listed: int) -> int:
+    return int(group["count"]) - listed
+
+
+def webhook_digest(digest: Mapping[str, Any]) -> dict[str, Any]:
+    return {"event": "churn_alert_digest", **digest}
+
+
+def slack_digest(digest: Mapping[str, Any]) -> dict[str, Any]:
+    title = _slack_escape(_digest_title(digest))
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _slack_escape(_period(digest))}],
+        },
+    ]
+    for group in digest["groups"]:
+        lines = []
+        listed = group["alerts"][:CHAT_LISTED_PER_GROUP]
+        for alert in listed:
+            customer = _slack_escape(str(alert["customer_id"]))
+            link = f"<{alert['url']}|{customer}>" if alert.get("url") else customer
+            lines.append(f"• {link}: {_slack_escape(_digest_line(alert))}")
+        if (more := _more(group, len(listed))) > 0:
+            lines.append(f"… and {more} more")
+        label = _RISK_LABELS.get(str(group["risk_level"]), str(group["risk_level"]))
+        text = f"*{label} ({group['count']})*\n" + "\n".join(lines)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+    return {"text": title, "blocks": blocks}
+
+
+def discord_digest(digest: Mapping[str, Any]) -> dict[str, Any]:
+    title = _discord_escape(_digest_title(digest))
+    embeds = []
+    for group in digest["groups"][:10]:
+        lines = []
+        listed = group["alerts"][:CHAT_LISTED_PER_GROUP]
+        for alert in listed:
+            customer = _discord_escape(str(alert["customer_id"]))
+            link = f"[{customer}]({alert['url']})" if alert.get("url") else customer
+            lines.append(f"• {link}: {_discord_escape(_digest_line(alert))}")
+        if (more := _more(group, len(listed))) > 0:
+            lines.append(f"… and {more} more")
+        label = _RISK_LABELS.get(str(group["risk_level"]), str(group["risk_level"]))
+        embeds.append(
+            {
+                "title": f"{label} ({group['count']})",
+                "color": _RISK_COLOURS.get(str(group["risk_level"]), 0x5F6368),
+                "description": "\n".join(lines)[:4096],
+            }
+        )
+    content = f"**{title}**\n{_discord_escape(_period(digest))}"
+    return {"content": content[:2000], "embeds": embeds, "allowed_mentions": {"parse": []}}
+
+
+DIGEST_FORMATTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "webhook": webhook_digest,
+    "slack": slack_digest,
+    "discord": discord_digest,
+}
+
+
+def digest_message(kind: str, digest: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body a channel of ``kind`` receives for a digest."""
+    return DIGEST_FORMATTERS[kind](digest)

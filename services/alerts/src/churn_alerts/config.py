@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from churn_shared.settings import ServiceSettings
@@ -43,3 +43,18 @@ class Settings(ServiceSettings):
     webhook_rate_per_second: float = Field(default=10.0, gt=0, le=1000)
     #: A channel whose deliveries went dead this many times in a row is disabled.
     channel_disable_after_dead: int = Field(default=5, ge=1, le=1000)
+    #: The console's base URL: digests link each alert to ``<base>/alerts/<id>``. Unset: no
+    #: links.
+    console_base_url: str | None = None
+    #: How often channels in a digest mode are checked for a digest that is due.
+    digest_check_interval_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("console_base_url")
+    @classmethod
+    def _console_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")) or any(c in value for c in '<>|" \n'):
+            raise ValueError("console_base_url must be an http(s) URL")
+        return value

@@ -85,6 +85,17 @@ class AlertChannel(Base, table=True):
     )
     disabled_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     disabled_reason: str | None = Field(default=None, max_length=300)
+    #: ``immediate`` (one message per alert), ``hourly`` or ``daily`` (one digest message).
+    delivery_mode: str = Field(
+        default="immediate",
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="immediate"),
+    )
+    #: Local hour (tenant's time zone) of a ``daily`` digest.
+    digest_hour: int = Field(
+        default=8, sa_column=sa.Column(sa.Integer(), nullable=False, server_default="8")
+    )
+    #: When the next digest is due (digest modes only).
+    next_digest_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
 class Alert(Base, table=True):
@@ -150,8 +161,40 @@ class AlertHistory(Base, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
 
 
+class Digest(Base, table=True):
+    """One digest message of a channel: the alerts it got since its previous digest."""
+
+    __tablename__ = "digests"
+    __table_args__ = (sa.Index("ix_digests_channel_period_end", "channel_id", "period_end"),)
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64, index=True)
+    channel_id: str = Field(max_length=36, foreign_key="alert_channels.id")
+    period_start: datetime = Field(sa_column=_utc_column())
+    period_end: datetime = Field(sa_column=_utc_column())
+    alert_count: int
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+
+
+class DigestItem(Base, table=True):
+    """An alert waiting for (``digest_id`` null) or taken into a digest of a channel."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (
+        sa.Index("ix_digest_items_channel_digest", "channel_id", "digest_id", "created_at"),
+    )
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    channel_id: str = Field(max_length=36, foreign_key="alert_channels.id")
+    alert_id: str = Field(max_length=36, foreign_key="alerts.id", index=True)
+    digest_id: str | None = Field(default=None, max_length=36, foreign_key="digests.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_utc_column())
+
+
 class Delivery(Base, table=True):
-    """One alert on its way to one channel: ``pending`` → ``delivered`` | ``dead`` (retries
+    """One message on its way to one channel, for one alert (``alert_id``) or one digest
+    (``digest_id``): ``pending`` → ``delivered`` | ``dead`` (retries
     exhausted, or refused for good by the receiver; listed and replayable) | ``failed`` (the
     destination is refused by the URL policy, or the channel was deleted) | ``unknown`` (a send
     interrupted at shutdown after the request was written: the receiver may have it, so it is
@@ -166,7 +209,8 @@ class Delivery(Base, table=True):
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     tenant_id: str = Field(max_length=64, index=True)
-    alert_id: str = Field(max_length=36, foreign_key="alerts.id", index=True)
+    alert_id: str | None = Field(default=None, max_length=36, foreign_key="alerts.id", index=True)
+    digest_id: str | None = Field(default=None, max_length=36, foreign_key="digests.id", index=True)
     channel_id: str = Field(max_length=36, foreign_key="alert_channels.id", index=True)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
@@ -188,7 +232,8 @@ class DeliveryAttempt(Base, table=True):
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     tenant_id: str = Field(max_length=64)
     delivery_id: str = Field(max_length=36, foreign_key="deliveries.id")
-    alert_id: str = Field(max_length=36)
+    #: ``None`` for a digest's delivery.
+    alert_id: str | None = Field(default=None, max_length=36)
     channel_id: str = Field(max_length=36)
     attempt: int
     #: See :data:`churn_alerts.service.DeliveryOutcome`.

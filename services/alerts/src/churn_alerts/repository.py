@@ -18,6 +18,8 @@ from churn_alerts.models import (
     AlertRule,
     Delivery,
     DeliveryAttempt,
+    Digest,
+    DigestItem,
     RiskBand,
     outbox,
 )
@@ -121,6 +123,16 @@ class ChannelRepository:
             select(AlertChannel)
             .where(col(AlertChannel.tenant_id).in_(ids), col(AlertChannel.active).is_(True))
             .order_by(col(AlertChannel.created_at), col(AlertChannel.id))
+        )
+        return list(result.all())
+
+    async def in_digest_mode(self, tenant_id: str) -> list[AlertChannel]:
+        result = await self.session.exec(
+            select(AlertChannel).where(
+                AlertChannel.tenant_id == tenant_id,
+                col(AlertChannel.active).is_(True),
+                col(AlertChannel.delivery_mode) != "immediate",
+            )
         )
         return list(result.all())
 
@@ -295,11 +307,93 @@ class HistoryRepository:
 
 @dataclass(frozen=True, slots=True)
 class DueDelivery:
-    """A claimed delivery with what is needed to send it."""
+    """A claimed delivery with what is needed to send it: its alert, or (``alert`` ``None``)
+    its digest, read by :meth:`DigestRepository.contents`."""
 
     delivery: Delivery
-    alert: Alert
+    alert: Alert | None
     channel: AlertChannel
+
+
+class DigestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_items(self, items: Sequence[DigestItem]) -> None:
+        self.session.add_all(items)
+        await self.session.flush()
+
+    async def channels_due(self, now: datetime, limit: int) -> list[AlertChannel]:
+        """Active digest-mode channels whose digest is due or not yet scheduled, locked
+        (skipping those another worker holds)."""
+        result = await self.session.exec(
+            select(AlertChannel)
+            .where(
+                col(AlertChannel.active).is_(True),
+                col(AlertChannel.delivery_mode) != "immediate",
+                sa.or_(
+                    col(AlertChannel.next_digest_at).is_(None),
+                    col(AlertChannel.next_digest_at) <= now,
+                ),
+            )
+            .order_by(col(AlertChannel.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(result.all())
+
+    async def last_period_end(self, channel_id: str) -> datetime | None:
+        result = await self.session.exec(
+            select(sa.func.max(col(Digest.period_end))).where(Digest.channel_id == channel_id)
+        )
+        return result.one()
+
+    async def add(self, digest: Digest) -> None:
+        self.session.add(digest)
+        await self.session.flush()
+
+    async def has_waiting(self, channel_id: str, until: datetime) -> bool:
+        result = await self.session.exec(
+            select(DigestItem.id)
+            .where(
+                col(DigestItem.channel_id) == channel_id,
+                col(DigestItem.digest_id).is_(None),
+                col(DigestItem.created_at) <= until,
+            )
+            .limit(1)
+        )
+        return result.first() is not None
+
+    async def take_waiting(self, channel_id: str, digest_id: str, until: datetime) -> int:
+        """Put the channel's waiting items created up to ``until`` into the digest."""
+        result = await self.session.exec(
+            sa.update(DigestItem)
+            .where(
+                col(DigestItem.channel_id) == channel_id,
+                col(DigestItem.digest_id).is_(None),
+                col(DigestItem.created_at) <= until,
+            )
+            .values(digest_id=digest_id)
+        )
+        return int(result.rowcount)
+
+    async def get_many(self, digest_ids: Iterable[str]) -> dict[str, Digest]:
+        ids = list(set(digest_ids))
+        if not ids:
+            return {}
+        result = await self.session.exec(select(Digest).where(col(Digest.id).in_(ids)))
+        return {d.id: d for d in result.all()}
+
+    async def contents(self, digest_id: str, limit: int) -> list[Alert]:
+        """The digest's alerts, the most probable first, at most ``limit``."""
+        result = await self.session.exec(
+            select(Alert)
+            .join(DigestItem, col(DigestItem.alert_id) == col(Alert.id))
+            .where(DigestItem.digest_id == digest_id)
+            .order_by(col(Alert.churn_probability).desc(), col(Alert.id))
+            .limit(limit)
+        )
+        return list(result.all())
 
 
 class DeliveryRepository:
@@ -323,7 +417,7 @@ class DeliveryRepository:
         ).all()
         if not due:
             return []
-        alert_ids = {d.alert_id for d in due}
+        alert_ids = {d.alert_id for d in due if d.alert_id is not None}
         channel_ids = {d.channel_id for d in due}
         alerts = {
             a.id: a
@@ -337,7 +431,12 @@ class DeliveryRepository:
                 )
             )
         }
-        return [DueDelivery(d, alerts[d.alert_id], channels[d.channel_id]) for d in due]
+        return [
+            DueDelivery(
+                d, alerts[d.alert_id] if d.alert_id is not None else None, channels[d.channel_id]
+            )
+            for d in due
+        ]
 
     async def get(self, delivery_id: str) -> Delivery | None:
         return await self.session.get(Delivery, delivery_id)
@@ -352,19 +451,33 @@ class DeliveryRepository:
     async def for_alert(
         self, tenant_id: str, alert_id: str
     ) -> list[tuple[Delivery, AlertChannel, list[DeliveryAttempt]]]:
-        """The alert's deliveries (oldest channel first), each with its channel and attempts."""
+        """The alert's deliveries (oldest first), its own and those of the digests it went out
+        in, each with its channel and attempts."""
+        digests = select(DigestItem.digest_id).where(
+            DigestItem.tenant_id == tenant_id,
+            DigestItem.alert_id == alert_id,
+            col(DigestItem.digest_id).is_not(None),
+        )
         rows = (
             await self.session.exec(
                 select(Delivery, AlertChannel)
                 .join(AlertChannel, col(AlertChannel.id) == col(Delivery.channel_id))
-                .where(Delivery.tenant_id == tenant_id, Delivery.alert_id == alert_id)
+                .where(
+                    Delivery.tenant_id == tenant_id,
+                    sa.or_(
+                        col(Delivery.alert_id) == alert_id, col(Delivery.digest_id).in_(digests)
+                    ),
+                )
                 .order_by(col(Delivery.created_at), col(Delivery.id))
             )
         ).all()
         attempts = (
             await self.session.exec(
                 select(DeliveryAttempt)
-                .where(DeliveryAttempt.tenant_id == tenant_id, DeliveryAttempt.alert_id == alert_id)
+                .where(
+                    DeliveryAttempt.tenant_id == tenant_id,
+                    col(DeliveryAttempt.delivery_id).in_([d.id for d, _ in rows]),
+                )
                 .order_by(col(DeliveryAttempt.attempted_at), col(DeliveryAttempt.attempt))
             )
         ).all()

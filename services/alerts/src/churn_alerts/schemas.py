@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from churn_alerts.channels import ChannelKind, display_url
 from churn_alerts.lifecycle import AlertAction, AlertOutcome, AlertStatus
 from churn_alerts.rules import AlertKind
-from churn_alerts.schedule import UnknownTimeZoneError, zone
+from churn_alerts.schedule import DeliveryMode, UnknownTimeZoneError, zone
 
 RiskLevel = Literal["low", "medium", "high"]
 
@@ -132,6 +132,8 @@ class AlertDeliveryRead(BaseModel):
     channel_id: str
     channel_name: str
     channel_kind: ChannelKind
+    #: Set when the alert went out in this digest of a digest-mode channel.
+    digest_id: str | None = None
     status: str
     attempts: list[DeliveryAttemptRead]
     delivered_at: datetime | None
@@ -227,6 +229,11 @@ class AlertChannelCreate(BaseModel):
     kind: ChannelKind = "webhook"
     url: str = Field(min_length=1, max_length=2048)
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    #: ``immediate``: one message per alert. ``hourly`` / ``daily``: one digest message listing
+    #: the alerts since the previous digest, grouped by risk level, at the top of each local
+    #: hour or daily at ``digest_hour`` (the tenant's ``timezone``); no alerts, no message.
+    delivery_mode: DeliveryMode = "immediate"
+    digest_hour: int = Field(default=8, ge=0, le=23)
 
 
 class AlertChannelRead(BaseModel):
@@ -237,6 +244,10 @@ class AlertChannelRead(BaseModel):
     name: str
     #: Slack and Discord URLs embed their credential: reads show only its last characters.
     url: str
+    delivery_mode: DeliveryMode = "immediate"
+    digest_hour: int = 8
+    #: When the next digest is due (digest modes).
+    next_digest_at: datetime | None = None
     created_at: datetime
     #: Set when deliveries kept going dead; enable it again with ``POST .../enable``.
     disabled_at: datetime | None = None
@@ -266,7 +277,9 @@ class DeliveryRead(BaseModel):
 
     #: Also the ``webhook-id`` of every attempt: receivers deduplicate on it.
     id: str
-    alert_id: str
+    #: The alert, or ``None`` for a digest's delivery (``digest_id``).
+    alert_id: str | None
+    digest_id: str | None = None
     channel_id: str
     status: DeliveryStatus
     attempts: int

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import orjson
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from churn_alerts.channels import channel_message, kind_url_problem
+from churn_alerts.channels import channel_message, digest_message, group_by_risk, kind_url_problem
 from churn_alerts.delivery import (
     KIND_PACES,
     DeliveryResult,
@@ -39,6 +39,8 @@ from churn_alerts.models import (
     AlertRule,
     Delivery,
     DeliveryAttempt,
+    Digest,
+    DigestItem,
     RiskBand,
 )
 from churn_alerts.repository import (
@@ -47,12 +49,13 @@ from churn_alerts.repository import (
     BandRepository,
     ChannelRepository,
     DeliveryRepository,
+    DigestRepository,
     EventRepository,
     HistoryRepository,
     RuleRepository,
 )
 from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan
-from churn_alerts.schedule import QuietHours
+from churn_alerts.schedule import DeliveryMode, QuietHours, next_digest_at
 from churn_alerts.schemas import (
     AlertChannelCreate,
     AlertChannelCreated,
@@ -139,6 +142,34 @@ def channel_payload(kind: str, alert: Alert) -> dict[str, Any]:
     return channel_message(kind, AlertRead.model_validate(alert).model_dump(mode="json"))
 
 
+#: Alerts a digest message lists at most (``alert_count`` still counts them all).
+DIGEST_LISTED_MAX = 500
+
+
+def digest_content(
+    digest: Digest, alerts: Sequence[Alert], console_url: str | None
+) -> dict[str, Any]:
+    """What a digest message says (see :mod:`churn_alerts.channels`): its alerts grouped by
+    risk level, each with its console link."""
+    listed = []
+    for alert in alerts:
+        item = AlertRead.model_validate(alert).model_dump(mode="json")
+        item["url"] = f"{console_url}/alerts/{alert.id}" if console_url else None
+        listed.append(item)
+    return {
+        "digest_id": digest.id,
+        "period_start": digest.period_start.isoformat(),
+        "period_end": digest.period_end.isoformat(),
+        "alert_count": digest.alert_count,
+        "groups": group_by_risk(listed),
+    }
+
+
+def _next_digest(channel: AlertChannel, rules: AlertRules, now: datetime) -> datetime:
+    mode: DeliveryMode = "daily" if channel.delivery_mode == "daily" else "hourly"
+    return next_digest_at(mode, now, rules.timezone, channel.digest_hour)
+
+
 @dataclass(frozen=True, slots=True)
 class ScoresOutcome:
     alerts: int
@@ -169,6 +200,7 @@ class AlertService:
         deliveries: DeliveryRepository | None = None,
         events: EventRepository | None = None,
         bands: BandRepository | None = None,
+        digests: DigestRepository | None = None,
     ) -> None:
         """The repositories default to the SQL ones on ``session``; tests pass fakes."""
         self.session = session
@@ -180,6 +212,7 @@ class AlertService:
         self.deliveries = deliveries if deliveries is not None else DeliveryRepository(session)
         self.events = events if events is not None else EventRepository(session)
         self.bands = bands if bands is not None else BandRepository(session)
+        self.digests = digests if digests is not None else DigestRepository(session)
 
     # --- scores → alerts -------------------------------------------------------------------
 
@@ -244,19 +277,33 @@ class AlertService:
         for channel in await self.channels.list_active({a.tenant_id for a in alerts}):
             channels_by_tenant.setdefault(channel.tenant_id, []).append(channel)
         leave_at = {t: held_until(rules.get(t, DEFAULT_RULES), now) or now for t in tenants}
-        deliveries = [
-            Delivery(
-                tenant_id=alert.tenant_id,
-                alert_id=alert.id,
-                channel_id=channel.id,
-                next_attempt_at=leave_at[alert.tenant_id],
-                created_at=now,
-            )
-            for alert in alerts
-            for channel in channels_by_tenant.get(alert.tenant_id, [])
-        ]
+        deliveries: list[Delivery] = []
+        waiting: list[DigestItem] = []
+        for alert in alerts:
+            for channel in channels_by_tenant.get(alert.tenant_id, []):
+                if channel.delivery_mode == "immediate":
+                    deliveries.append(
+                        Delivery(
+                            tenant_id=alert.tenant_id,
+                            alert_id=alert.id,
+                            channel_id=channel.id,
+                            next_attempt_at=leave_at[alert.tenant_id],
+                            created_at=now,
+                        )
+                    )
+                else:  # waits for the channel's next digest
+                    waiting.append(
+                        DigestItem(
+                            tenant_id=alert.tenant_id,
+                            channel_id=channel.id,
+                            alert_id=alert.id,
+                            created_at=now,
+                        )
+                    )
         if deliveries:
             await self.deliveries.add_all(deliveries)
+        if waiting:
+            await self.digests.add_items(waiting)
         await self.events.enqueue(
             ChurnAlertRaisedV1.topic,
             [
@@ -503,6 +550,7 @@ class AlertService:
                     channel_id=c.id,
                     channel_name=c.name,
                     channel_kind=AlertChannelRead.model_validate(c).kind,
+                    digest_id=d.digest_id,
                     status=d.status,
                     attempts=[DeliveryAttemptRead.model_validate(a) for a in attempts],
                     delivered_at=d.delivered_at,
@@ -548,18 +596,31 @@ class AlertService:
         if update.high_exit_threshold is None and row.high_exit_threshold is not None:
             await self.bands.clear(tenant_id)  # they would be stale if it is turned on again
         row.high_exit_threshold = update.high_exit_threshold
+        zone_changed = row.timezone != update.timezone
         row.timezone = update.timezone
         quiet = update.quiet_hours
         row.quiet_hours_start = quiet.start.strftime("%H:%M") if quiet else None
         row.quiet_hours_end = quiet.end.strftime("%H:%M") if quiet else None
-        row.updated_at = utcnow()
+        now = utcnow()
+        row.updated_at = now
         row = await self.rules.save(row)
-        return _rules_read(_rules_of(row), row.updated_at)
+        rules = _rules_of(row)
+        if zone_changed:  # digests are due at local times: move them to the new zone's
+            channels = await self.channels.in_digest_mode(tenant_id)
+            for channel in channels:
+                channel.next_digest_at = _next_digest(channel, rules, now)
+            await self.channels.save_all(channels)
+        return _rules_read(rules, row.updated_at)
 
     # --- channels ------------------------------------------------------------------------------
 
     async def create_channel(
-        self, tenant_id: str, data: AlertChannelCreate, *, allow_internal_urls: bool
+        self,
+        tenant_id: str,
+        data: AlertChannelCreate,
+        *,
+        allow_internal_urls: bool,
+        now: datetime | None = None,
     ) -> AlertChannelCreated:
         url = data.url.strip()
         problem = channel_url_problem(url, allow_internal=allow_internal_urls) or kind_url_problem(
@@ -567,6 +628,7 @@ class AlertService:
         )
         if problem:
             raise InvalidChannelUrlError(problem)
+        now = now or utcnow()
         channel = AlertChannel(
             tenant_id=tenant_id,
             kind=data.kind,
@@ -574,8 +636,13 @@ class AlertService:
             url=url,
             secret=new_secret(),
             active=True,
-            created_at=utcnow(),
+            created_at=now,
+            delivery_mode=data.delivery_mode,
+            digest_hour=data.digest_hour,
         )
+        if data.delivery_mode != "immediate":
+            rules = _rules_of(await self.rules.get(tenant_id))
+            channel.next_digest_at = _next_digest(channel, rules, now)
         await self.channels.add(channel)
         return AlertChannelCreated.model_validate(channel)
 
@@ -736,8 +803,11 @@ class DeliveryService:
         *,
         webhook_pace: Pace | None = None,
         disable_after_dead: int = 5,
+        console_url: str | None = None,
     ) -> None:
         self.session = session
+        self.console_url = console_url
+        self.digests = DigestRepository(session)
         self.policy = policy
         self.webhook_pace = webhook_pace or Pace(burst=10, interval_seconds=0.1)
         self.disable_after_dead = disable_after_dead
@@ -793,19 +863,30 @@ class DeliveryService:
             await self.deliveries.update_pending(
                 d.id, attempts=attempt, next_attempt_at=lease_until
             )
+            if item.alert is not None:
+                body, event = channel_payload(channel.kind, item.alert), "churn_alert"
+            else:
+                body, event = await self._digest_body(channel.kind, d), "churn_alert_digest"
             jobs.append(
                 WebhookJob(
                     delivery_id=d.id,
                     url=channel.url,
                     secret=channel.secret,
                     kind=channel.kind,
-                    body=orjson.dumps(channel_payload(channel.kind, item.alert)),
+                    body=orjson.dumps(body),
                     attempt=attempt,
                     channel_id=channel.id,
+                    event=event,
                 )
             )
         await self.channels.save_all(list(channels.values()))
         return jobs
+
+    async def _digest_body(self, kind: str, delivery: Delivery) -> dict[str, Any]:
+        assert delivery.digest_id is not None
+        digest = (await self.digests.get_many([delivery.digest_id]))[delivery.digest_id]
+        alerts = await self.digests.contents(digest.id, DIGEST_LISTED_MAX)
+        return digest_message(kind, digest_content(digest, alerts, self.console_url))
 
     async def record(self, results: Sequence[DeliveryResult], now: datetime | None = None) -> None:
         now = now or utcnow()
@@ -913,3 +994,63 @@ class DeliveryService:
                     for c in disabled
                 ],
             )
+
+
+class DigestService:
+    """Assembles the digests that are due: for each digest-mode channel whose time has come,
+    the alerts waiting for it become one :class:`~churn_alerts.models.Digest` with one delivery
+    (held by quiet hours like any other), and the channel's next digest time is set. A channel
+    with nothing waiting sends nothing. The caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.digests = DigestRepository(session)
+        self.deliveries = DeliveryRepository(session)
+        self.channels = ChannelRepository(session)
+        self.rules = RuleRepository(session)
+
+    async def assemble_due(self, now: datetime | None = None, limit: int = 200) -> int:
+        """How many digests were assembled (their deliveries are due, or held)."""
+        now = now or utcnow()
+        channels = await self.digests.channels_due(now, limit)
+        if not channels:
+            return 0
+        rules = {
+            r.tenant_id: _rules_of(r)
+            for r in await self.rules.for_tenants({c.tenant_id for c in channels})
+        }
+        assembled = 0
+        for channel in channels:
+            tenant_rules = rules.get(channel.tenant_id, DEFAULT_RULES)
+            due_at = channel.next_digest_at
+            channel.next_digest_at = _next_digest(channel, tenant_rules, now)
+            if due_at is None:  # not scheduled yet (a channel from before digests)
+                continue
+            if not await self.digests.has_waiting(channel.id, now):
+                continue  # nothing new: no message
+            start = await self.digests.last_period_end(channel.id) or channel.created_at
+            digest = Digest(
+                tenant_id=channel.tenant_id,
+                channel_id=channel.id,
+                period_start=start,
+                period_end=now,
+                alert_count=0,
+                created_at=now,
+            )
+            await self.digests.add(digest)
+            digest.alert_count = await self.digests.take_waiting(channel.id, digest.id, now)
+            await self.digests.add(digest)
+            await self.deliveries.add_all(
+                [
+                    Delivery(
+                        tenant_id=channel.tenant_id,
+                        digest_id=digest.id,
+                        channel_id=channel.id,
+                        next_attempt_at=held_until(tenant_rules, now) or now,
+                        created_at=now,
+                    )
+                ]
+            )
+            assembled += 1
+        await self.channels.save_all(channels)
+        return assembled

@@ -21,7 +21,7 @@ from churn_alerts.delivery import DeliveryResult, Pace, RetryPolicy, WebhookJob
 from churn_alerts.events.handlers import churn_scores_handler
 from churn_alerts.models import outbox, processed_events
 from churn_alerts.sending import WebhookSender
-from churn_alerts.service import AlertService, DeliveryService, ScoresOutcome
+from churn_alerts.service import AlertService, DeliveryService, DigestService, ScoresOutcome
 from churn_alerts.users import HttpUserDirectory
 from churn_alerts.webhook_transport import Resolver
 from churn_shared.contracts import ChurnScoreComputedV1, Topics
@@ -116,6 +116,7 @@ class WebhookDeliveryWorker:
             burst=settings.webhook_burst, interval_seconds=1.0 / settings.webhook_rate_per_second
         )
         self._disable_after = settings.channel_disable_after_dead
+        self._console_url = settings.console_base_url
         self._sender = WebhookSender(settings, transport=transport, resolver=resolver)
         #: When a delivery held back by pacing may leave (the loop wakes for it).
         self._next_paced_at: datetime | None = None
@@ -173,6 +174,7 @@ class WebhookDeliveryWorker:
             self._policy,
             webhook_pace=self._pace,
             disable_after_dead=self._disable_after,
+            console_url=self._console_url,
         )
 
     async def deliver_once(self) -> int:
@@ -284,6 +286,14 @@ class AlertWorkers(ServiceWorkers):
                 error_backoff_seconds=5.0,
             )
         )
+        self.digests = self.add_loop(
+            PeriodicLoop(
+                "alert-digests",
+                self._assemble_digests,
+                interval_seconds=settings.digest_check_interval_seconds,
+                error_backoff_seconds=5.0,
+            )
+        )
         self.consumer = self.add_consumer(
             name="alerts-scores",
             topics=[ChurnScoreComputedV1.topic],
@@ -297,6 +307,13 @@ class AlertWorkers(ServiceWorkers):
             woken = await AlertService(session).wake_snoozed()
         if woken:
             self.relay.notify()
+
+    async def _assemble_digests(self) -> None:
+        """Turn the alerts waiting for digest-mode channels into digests when they are due."""
+        async with unit_of_work(self._factory) as session:
+            assembled = await DigestService(session).assemble_due()
+        if assembled:
+            self.delivery.notify()
 
     def _committed(self, outcome: ScoresOutcome) -> None:
         self.relay.notify()
