@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from churn_customers.config import Settings
 from churn_customers.main import create_app
 
+SESSION_GROUP = f"customers-test-{uuid.uuid4().hex[:8]}"
+
 
 @pytest.fixture
 def service_name() -> str:
@@ -26,7 +28,10 @@ def make_settings(database_url: str, kafka_bootstrap: str) -> Callable[..., Sett
         values: dict[str, Any] = {
             "database_url": database_url,
             "kafka_bootstrap_servers": kafka_bootstrap,
-            "consumer_group": f"customers-test-{uuid.uuid4().hex[:8]}",
+            # One group for the session, as replicas of one service share one: each test's app
+            # resumes where the previous one committed instead of replaying every event the
+            # session produced (from other tests' tenants) into its fresh database.
+            "consumer_group": SESSION_GROUP,
             "log_json": False,
             "kafka_linger_ms": 0,
         }
