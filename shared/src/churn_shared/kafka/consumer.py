@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from tenacity import AsyncRetrying, stop_after_attempt, stop_after_delay, wait_exponential
@@ -57,28 +58,37 @@ class BatchConsumer:
         self._max_records = max_records
         self._name = name
         self._attempts = handler_attempts
-        self._consumer = AIOKafkaConsumer(
-            *self._topics,
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=auto_offset_reset,
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            max_poll_records=max_records,
-            client_id=name,
-        )
+        # The client is made when the consumer starts: one built and never started (a process
+        # that failed before its workers ran) would otherwise be left unclosed.
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": auto_offset_reset,
+            "fetch_max_wait_ms": fetch_max_wait_ms,
+            "max_poll_records": max_records,
+            "client_id": name,
+        }
+        self._client: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._group = group_id is not None
         self.handled = 0
         self.dead_lettered = 0
         self.assigned = asyncio.Event()
 
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            raise RuntimeError(f"the consumer {self._name} is not started")
+        return self._client
+
     async def start(self) -> None:
+        self._client = AIOKafkaConsumer(*self._topics, **self._options)
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(30), wait=wait_exponential(max=2), reraise=True
         ):
             with attempt:
-                await self._consumer.start()
+                await self._client.start()
         self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
@@ -86,7 +96,9 @@ class BatchConsumer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        if self._client is not None:
+            await self._client.stop()
+            self._client = None
 
     async def _run(self) -> None:
         while True:
