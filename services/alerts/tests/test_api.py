@@ -250,6 +250,7 @@ class TestChannels:
         assert listed.json()["items"] == [
             {
                 **{k: body[k] for k in ("id", "kind", "name", "url", "created_at")},
+                "recipients": None,
                 "delivery_mode": "immediate",
                 "digest_hour": 8,
                 "next_digest_at": None,

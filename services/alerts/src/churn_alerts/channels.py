@@ -5,6 +5,8 @@
 * ``slack``: a Slack incoming-webhook message (``text`` fallback plus Block Kit blocks).
 * ``discord``: a Discord webhook message (``content`` plus one embed), with mentions disabled
   so a customer id can never ping ``@everyone``.
+* ``email``: a plain-text and an HTML part (:class:`EmailContent`), sent over SMTP to the
+  channel's recipients; the SMTP server is the operator's (environment), never the tenant's.
 
 Slack and Discord URLs must point at their official webhook hosts outside development mode;
 the generic SSRF rules of :mod:`churn_alerts.url_policy` apply to every kind.
@@ -12,12 +14,41 @@ the generic SSRF rules of :mod:`churn_alerts.url_policy` apply to every kind.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-ChannelKind = Literal["webhook", "slack", "discord"]
-CHANNEL_KINDS: tuple[ChannelKind, ...] = ("webhook", "slack", "discord")
+ChannelKind = Literal["webhook", "slack", "discord", "email"]
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("webhook", "slack", "discord", "email")
+#: Kinds that post to a URL (``email`` sends to recipients through the operator's SMTP server).
+URL_KINDS: tuple[ChannelKind, ...] = ("webhook", "slack", "discord")
+MAX_RECIPIENTS = 20
+
+#: An address as the channel API accepts it: ``local@domain`` with a dot-atom local part and a
+#: hostname domain; nothing that could end a header or add one (no CR, LF, comma, quotes,
+#: angle brackets, spaces or controls).
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not a recipient address we send to, or ``None``."""
+    if len(address) > 254 or not _ADDRESS.fullmatch(address):
+        return f"{address[:80]!r} is not a plain e-mail address (local@domain)"
+    if len(address.partition("@")[0]) > 64:
+        return f"{address[:80]!r} has a local part longer than 64 characters"
+    return None
+
+
+def mailto_url(recipients: Sequence[str]) -> str:
+    """How an e-mail channel's destination is shown (RFC 6068)."""
+    return "mailto:" + ",".join(recipients)
+
 
 _OFFICIAL_HOSTS: dict[str, tuple[tuple[str, ...], str]] = {
     "slack": (("hooks.slack.com",), "/services/"),
@@ -168,6 +199,68 @@ def channel_message(kind: str, alert: Mapping[str, Any]) -> dict[str, Any]:
     return FORMATTERS[kind](alert)
 
 
+# --- e-mail ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EmailContent:
+    subject: str
+    text: str
+    html: str
+
+
+def _one_line(text: str) -> str:
+    """No line breaks or controls in a subject (the mail library would fold them; a header must
+    never be ended by data)."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)[:200]
+
+
+def _link_html(alert: Mapping[str, Any]) -> str:
+    customer = html.escape(str(alert["customer_id"]))
+    url = alert.get("url")
+    return f'<a href="{html.escape(str(url))}">{customer}</a>' if url else customer
+
+
+def email_alert(alert: Mapping[str, Any]) -> EmailContent:
+    headline = _headline(alert)
+    lines = [
+        headline,
+        "",
+        f"Churn probability: {_percent(alert['churn_probability'])}",
+        f"Previous score: {_percent(alert.get('previous_probability'))}",
+        f"Risk level: {alert['risk_level']}",
+        f"Model: {alert['model_version']}",
+    ]
+    drivers = _driver_lines(alert)
+    if drivers:
+        lines += ["", "Top drivers:", *(f"- {d}" for d in drivers)]
+    if alert.get("url"):
+        lines += ["", f"Open: {alert['url']}"]
+    lines += ["", f"alert {alert['id']} · {alert['created_at']}"]
+    items = "".join(f"<li>{html.escape(d)}</li>" for d in drivers)
+    rows = [
+        ("Churn probability", _percent(alert["churn_probability"])),
+        ("Previous score", _percent(alert.get("previous_probability"))),
+        ("Risk level", str(alert["risk_level"])),
+        ("Model", str(alert["model_version"])),
+    ]
+    table = "".join(
+        f"<tr><th align=left>{name}</th><td>{html.escape(value)}</td></tr>" for name, value in rows
+    )
+    body = f"<h2>{html.escape(headline)}</h2><table>{table}</table>"
+    if items:
+        body += f"<h3>Top drivers</h3><ul>{items}</ul>"
+    if alert.get("url"):
+        body += f'<p><a href="{html.escape(str(alert["url"]))}">Open the alert</a></p>'
+    footer = f"alert {alert['id']} · {alert['created_at']}"
+    body += f"<p><small>{html.escape(footer)}</small></p>"
+    return EmailContent(_one_line(headline), "\n".join(lines) + "\n", _html_page(body))
+
+
+def _html_page(body: str) -> str:
+    return f'<!doctype html><html><head><meta charset="utf-8"></head><body>{body}</body></html>'
+
+
 # --- digests -----------------------------------------------------------------------------------
 #
 # A digest (``churn_alerts.service.DigestService``) is one message listing the alerts a channel
@@ -268,6 +361,25 @@ def discord_digest(digest: Mapping[str, Any]) -> dict[str, Any]:
         )
     content = f"**{title}**\n{_discord_escape(_period(digest))}"
     return {"content": content[:2000], "embeds": embeds, "allowed_mentions": {"parse": []}}
+
+
+def email_digest(digest: Mapping[str, Any]) -> EmailContent:
+    title = _digest_title(digest)
+    lines = [title, _period(digest)]
+    parts = [f"<h2>{html.escape(title)}</h2><p>{html.escape(_period(digest))}</p>"]
+    for group in digest["groups"]:
+        label = _RISK_LABELS.get(str(group["risk_level"]), str(group["risk_level"]))
+        lines += ["", f"{label} ({group['count']})"]
+        items = []
+        for alert in group["alerts"]:
+            link = f" {alert['url']}" if alert.get("url") else ""
+            lines.append(f"- {alert['customer_id']}: {_digest_line(alert)}{link}")
+            items.append(f"<li>{_link_html(alert)}: {html.escape(_digest_line(alert))}</li>")
+        if (more := _more(group, len(group["alerts"]))) > 0:
+            lines.append(f"… and {more} more")
+            items.append(f"<li>… and {more} more</li>")
+        parts.append(f"<h3>{html.escape(label)} ({group['count']})</h3><ul>{''.join(items)}</ul>")
+    return EmailContent(_one_line(title), "\n".join(lines) + "\n", _html_page("".join(parts)))
 
 
 DIGEST_FORMATTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -58,3 +60,16 @@ class Settings(ServiceSettings):
         if not value.startswith(("https://", "http://")) or any(c in value for c in '<>|" \n'):
             raise ValueError("console_base_url must be an http(s) URL")
         return value
+
+    # --- e-mail channels: the operator's SMTP server (never tenant-supplied, so not subject to
+    # the webhook URL policy). Unset ``smtp_host``: e-mail channels cannot be created.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    #: ``starttls`` (upgrade after connecting, port 587), ``tls`` (implicit TLS, port 465) or
+    #: ``none`` (plain; only for a relay on the same host or network).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    #: The ``From`` address (``churn-alerts@<smtp_host>`` when unset).
+    smtp_from: str | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)

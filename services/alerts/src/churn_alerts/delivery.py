@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from churn_alerts.channels import EmailContent
+
 #: Answers worth trying again (besides 5xx).
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 #: Answers whose ``Retry-After`` is honoured.
@@ -36,6 +38,9 @@ class WebhookJob:
     attempt: int
     channel_id: str = ""
     event: str = "churn_alert"
+    #: E-mail deliveries: the recipients and the message (``body`` is then empty).
+    recipients: tuple[str, ...] = ()
+    email: EmailContent | None = None
 
 
 #: What became of one attempt:
@@ -159,4 +164,6 @@ class Pace:
 KIND_PACES: dict[str, Pace] = {
     "discord": Pace(burst=1, interval_seconds=0.5),
     "slack": Pace(burst=1, interval_seconds=1.05),
+    #: One channel's recipients, not the whole SMTP server: a burst of 5, then 2 per second.
+    "email": Pace(burst=5, interval_seconds=0.5),
 }

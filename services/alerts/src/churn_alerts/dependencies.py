@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from churn_alerts.config import Settings
-from churn_alerts.sending import WebhookSender
+from churn_alerts.sending import MessageSender
 from churn_alerts.service import AlertService
 from churn_alerts.users import UserDirectory
 from churn_shared.errors import ForbiddenError
@@ -23,7 +23,7 @@ class AlertsState(ProcessState):
     #: Who may be assigned an alert (the auth service's users API).
     users: UserDirectory
     #: Sends channel tests (the same pinned, signed sending as the delivery worker).
-    sender: WebhookSender
+    sender: MessageSender
 
 
 def get_settings(request: Request) -> Settings:
@@ -47,8 +47,8 @@ async def require_alert_worker(principal: Principal = Depends(_analyst)) -> Prin
     return principal
 
 
-def get_sender(request: Request) -> WebhookSender:
-    sender: WebhookSender = request.app.state.sender
+def get_sender(request: Request) -> MessageSender:
+    sender: MessageSender = request.app.state.sender
     return sender
 
 
@@ -62,4 +62,4 @@ AlertServiceDep = Annotated[AlertService, Depends(get_alert_service)]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 WorkerDep = Annotated[Principal, Depends(require_alert_worker)]
 AuthorizationDep = Annotated[str, Depends(get_authorization)]
-SenderDep = Annotated[WebhookSender, Depends(get_sender)]
+SenderDep = Annotated[MessageSender, Depends(get_sender)]

@@ -94,6 +94,10 @@ class AlertChannel(Base, table=True):
     digest_hour: int = Field(
         default=8, sa_column=sa.Column(sa.Integer(), nullable=False, server_default="8")
     )
+    #: ``email`` channels: the addresses (``url`` then shows them as a ``mailto:`` URI).
+    recipients: list[str] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON(), nullable=True)
+    )
     #: When the next digest is due (digest modes only).
     next_digest_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 

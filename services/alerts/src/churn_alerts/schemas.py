@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from churn_alerts.channels import ChannelKind, display_url
+from churn_alerts.channels import MAX_RECIPIENTS, ChannelKind, address_problem, display_url
 from churn_alerts.lifecycle import AlertAction, AlertOutcome, AlertStatus
 from churn_alerts.rules import AlertKind
 from churn_alerts.schedule import DeliveryMode, UnknownTimeZoneError, zone
@@ -222,18 +230,45 @@ class AlertRulesRead(AlertRulesBase):
     updated_at: datetime | None = None
 
 
+def _plain_address(value: str) -> str:
+    problem = address_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+#: A recipient: ``local@domain`` only (no display name, nothing that could add a header).
+EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_plain_address)]
+
+
 class AlertChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: ``webhook`` (signed JSON), ``slack`` or ``discord`` (their incoming-webhook URLs).
+    #: ``webhook`` (signed JSON), ``slack`` or ``discord`` (their incoming-webhook URLs), or
+    #: ``email`` (to ``recipients``, through the server's SMTP relay; no ``url``).
     kind: ChannelKind = "webhook"
-    url: str = Field(min_length=1, max_length=2048)
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    #: ``email`` channels only: 1 to 20 plain addresses.
+    recipients: (
+        Annotated[list[EmailAddress], Field(min_length=1, max_length=MAX_RECIPIENTS)] | None
+    ) = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     #: ``immediate``: one message per alert. ``hourly`` / ``daily``: one digest message listing
     #: the alerts since the previous digest, grouped by risk level, at the top of each local
     #: hour or daily at ``digest_hour`` (the tenant's ``timezone``); no alerts, no message.
     delivery_mode: DeliveryMode = "immediate"
     digest_hour: int = Field(default=8, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _destination(self) -> Self:
+        if self.kind == "email":
+            if self.recipients is None or self.url is not None:
+                raise ValueError("an email channel takes recipients, not a url")
+            if len({r.lower() for r in self.recipients}) != len(self.recipients):
+                raise ValueError("recipients must differ")
+        elif self.url is None or self.recipients is not None:
+            raise ValueError(f"a {self.kind} channel takes a url, not recipients")
+        return self
 
 
 class AlertChannelRead(BaseModel):
@@ -244,6 +279,8 @@ class AlertChannelRead(BaseModel):
     name: str
     #: Slack and Discord URLs embed their credential: reads show only its last characters.
     url: str
+    #: ``email`` channels: where messages go.
+    recipients: list[str] | None = None
     delivery_mode: DeliveryMode = "immediate"
     digest_hour: int = 8
     #: When the next digest is due (digest modes).

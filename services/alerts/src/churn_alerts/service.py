@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 import orjson
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from churn_alerts.channels import channel_message, digest_message, group_by_risk, kind_url_problem
+from churn_alerts.channels import (
+    channel_message,
+    digest_message,
+    email_alert,
+    email_digest,
+    group_by_risk,
+    kind_url_problem,
+    mailto_url,
+)
 from churn_alerts.delivery import (
     KIND_PACES,
     DeliveryResult,
@@ -163,6 +171,47 @@ def digest_content(
         "alert_count": digest.alert_count,
         "groups": group_by_risk(listed),
     }
+
+
+def message_job(
+    channel: AlertChannel,
+    delivery_id: str,
+    attempt: int,
+    content: dict[str, Any],
+    *,
+    digest: bool,
+    event: str | None = None,
+) -> WebhookJob:
+    """The message ``channel`` gets for an alert or a digest (``content`` in its API shape):
+    JSON for the webhook kinds, a text and HTML e-mail for ``email``."""
+    event = event or ("churn_alert_digest" if digest else "churn_alert")
+    if channel.kind == "email":
+        email = email_digest(content) if digest else email_alert(content)
+        return WebhookJob(
+            delivery_id=delivery_id,
+            url=channel.url,
+            secret=channel.secret,
+            kind=channel.kind,
+            body=b"",
+            attempt=attempt,
+            channel_id=channel.id,
+            event=event,
+            recipients=tuple(channel.recipients or ()),
+            email=email,
+        )
+    body = (
+        digest_message(channel.kind, content) if digest else channel_message(channel.kind, content)
+    )
+    return WebhookJob(
+        delivery_id=delivery_id,
+        url=channel.url,
+        secret=channel.secret,
+        kind=channel.kind,
+        body=orjson.dumps(body),
+        attempt=attempt,
+        channel_id=channel.id,
+        event=event,
+    )
 
 
 def _next_digest(channel: AlertChannel, rules: AlertRules, now: datetime) -> datetime:
@@ -620,20 +669,36 @@ class AlertService:
         data: AlertChannelCreate,
         *,
         allow_internal_urls: bool,
+        email_enabled: bool = False,
         now: datetime | None = None,
     ) -> AlertChannelCreated:
-        url = data.url.strip()
-        problem = channel_url_problem(url, allow_internal=allow_internal_urls) or kind_url_problem(
-            data.kind, url, allow_internal=allow_internal_urls
-        )
-        if problem:
-            raise InvalidChannelUrlError(problem)
+        """``email_enabled``: an SMTP server is configured (e-mail channels are refused
+        otherwise). E-mail recipients are not URLs: the URL policy does not apply to them (the
+        SMTP server is the operator's)."""
+        if data.kind == "email":
+            if not email_enabled:
+                raise InvalidChannelUrlError(
+                    "e-mail is not configured on this server (CHURN_ALERTS_SMTP_HOST)"
+                )
+            recipients = list(data.recipients or [])
+            url = mailto_url(recipients)
+            name = data.name or recipients[0]
+        else:
+            url = (data.url or "").strip()
+            problem = channel_url_problem(
+                url, allow_internal=allow_internal_urls
+            ) or kind_url_problem(data.kind, url, allow_internal=allow_internal_urls)
+            if problem:
+                raise InvalidChannelUrlError(problem)
+            recipients = None
+            name = data.name or (urlsplit(url).hostname or url)
         now = now or utcnow()
         channel = AlertChannel(
             tenant_id=tenant_id,
             kind=data.kind,
-            name=data.name or (urlsplit(url).hostname or url),
+            name=name,
             url=url,
+            recipients=recipients,
             secret=new_secret(),
             active=True,
             created_at=now,
@@ -683,15 +748,8 @@ class AlertService:
             "created_at": now.isoformat(),
             "test": True,
         }
-        job = WebhookJob(
-            delivery_id=str(example["id"]),
-            url=channel.url,
-            secret=channel.secret,
-            kind=channel.kind,
-            body=orjson.dumps(channel_message(channel.kind, example)),
-            attempt=1,
-            channel_id=channel.id,
-            event="churn_alert_test",
+        job = message_job(
+            channel, str(example["id"]), 1, example, event="churn_alert_test", digest=False
         )
         started = time.monotonic()
         result = await sender.send(job)
@@ -864,29 +922,19 @@ class DeliveryService:
                 d.id, attempts=attempt, next_attempt_at=lease_until
             )
             if item.alert is not None:
-                body, event = channel_payload(channel.kind, item.alert), "churn_alert"
+                content = AlertRead.model_validate(item.alert).model_dump(mode="json")
+                jobs.append(message_job(channel, d.id, attempt, content, digest=False))
             else:
-                body, event = await self._digest_body(channel.kind, d), "churn_alert_digest"
-            jobs.append(
-                WebhookJob(
-                    delivery_id=d.id,
-                    url=channel.url,
-                    secret=channel.secret,
-                    kind=channel.kind,
-                    body=orjson.dumps(body),
-                    attempt=attempt,
-                    channel_id=channel.id,
-                    event=event,
-                )
-            )
+                content = await self._digest_content(d)
+                jobs.append(message_job(channel, d.id, attempt, content, digest=True))
         await self.channels.save_all(list(channels.values()))
         return jobs
 
-    async def _digest_body(self, kind: str, delivery: Delivery) -> dict[str, Any]:
+    async def _digest_content(self, delivery: Delivery) -> dict[str, Any]:
         assert delivery.digest_id is not None
         digest = (await self.digests.get_many([delivery.digest_id]))[delivery.digest_id]
         alerts = await self.digests.contents(digest.id, DIGEST_LISTED_MAX)
-        return digest_message(kind, digest_content(digest, alerts, self.console_url))
+        return digest_content(digest, alerts, self.console_url)
 
     async def record(self, results: Sequence[DeliveryResult], now: datetime | None = None) -> None:
         now = now or utcnow()

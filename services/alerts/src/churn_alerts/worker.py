@@ -20,7 +20,7 @@ from churn_alerts.config import Settings
 from churn_alerts.delivery import DeliveryResult, Pace, RetryPolicy, WebhookJob
 from churn_alerts.events.handlers import churn_scores_handler
 from churn_alerts.models import outbox, processed_events
-from churn_alerts.sending import WebhookSender
+from churn_alerts.sending import MessageSender
 from churn_alerts.service import AlertService, DeliveryService, DigestService, ScoresOutcome
 from churn_alerts.users import HttpUserDirectory
 from churn_alerts.webhook_transport import Resolver
@@ -117,7 +117,7 @@ class WebhookDeliveryWorker:
         )
         self._disable_after = settings.channel_disable_after_dead
         self._console_url = settings.console_base_url
-        self._sender = WebhookSender(settings, transport=transport, resolver=resolver)
+        self._sender = MessageSender(settings, transport=transport, resolver=resolver)
         #: When a delivery held back by pacing may leave (the loop wakes for it).
         self._next_paced_at: datetime | None = None
         self._wake = asyncio.Event()
@@ -332,7 +332,7 @@ async def _open(state: Any, stack: AsyncExitStack) -> None:
     """The process's own resources: the client of auth's users API (assignee checks) and the
     sender of channel tests."""
     settings: Settings = state.settings
-    sender = WebhookSender(settings)
+    sender = MessageSender(settings)
     stack.push_async_callback(sender.aclose)
     state.sender = sender
     if hasattr(state, "users"):  # given by the caller (tests)

@@ -264,9 +264,13 @@ async def update_rules(
 async def create_channel(
     body: AlertChannelCreate, principal: AdminDep, service: AlertServiceDep, settings: SettingsDep
 ) -> AlertChannelCreated:
-    """Add a webhook; the response carries its signing secret, which is never shown again."""
+    """Add a channel (webhook, Slack, Discord or e-mail) in ``immediate`` or a digest mode; the
+    response carries its signing secret, which is never shown again."""
     return await service.create_channel(
-        principal.tenant_id, body, allow_internal_urls=settings.dev_mode
+        principal.tenant_id,
+        body,
+        allow_internal_urls=settings.dev_mode,
+        email_enabled=settings.smtp_host is not None,
     )
 
 
