@@ -1,10 +1,14 @@
 """Batch scoring over HTTP against in-process scoring of the very same model, in one run.
 
 Starts the embedded stack, reads the champion model the prediction service serves from its
-registry, and scores the same 10,000 simulated rows three ways: in-process
-(``BoosterScorer.predict`` = ``Booster.predict``), ``POST /v1/predictions/batch`` straight to
-the prediction service, and through the gateway (columnar and row bodies). Also times in-process
-single-row and 10,000-row scoring with and without per-row drivers (TreeSHAP).
+registry, and scores the same 10,000 simulated rows in-process (``BoosterScorer.predict`` =
+``Booster.predict``) and over HTTP, straight to the prediction service and through the
+gateway, with every body an integrator may send: ``/v1/predictions/batch`` (columns, rows), the
+Open Inference Protocol V2 (one ``[N, F]`` FP64 tensor, binary as ``tritonclient`` sends it, and
+JSON) and MLflow's ``/invocations`` (``dataframe_split``, ``dataframe_records``). Each ratio is
+in-process time / HTTP time (1.0 = as fast as in-process). Also reports the prediction
+service's resident memory at idle and right after the batches, and times in-process single-row
+and 10,000-row scoring with and without per-row drivers (TreeSHAP).
 
     uv run python bench/batch_scoring.py --rows 10000 --repeat 7
 """
@@ -31,6 +35,20 @@ from churn_prediction.scoring.scorer import BoosterScorer
 from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import create_engine, create_session_factory
+
+
+def paired(repeat: int, local: Callable[[], Any], remote: Callable[[], Any]) -> tuple[float, float]:
+    """Best in-process and best HTTP time, run in alternation so that both see the same load
+    (the machine is shared: a ratio of runs minutes apart says little)."""
+    local_times, remote_times = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        local()
+        local_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        remote()
+        remote_times.append(time.perf_counter() - started)
+    return min(local_times), min(remote_times)
 
 
 def best_of(repeat: int, fn: Callable[[], Any]) -> float:
@@ -70,36 +88,92 @@ def main() -> None:
     matrix = simulate_customers(args.rows, seed=11).features
     columns = {name: matrix[:, i].tolist() for i, name in enumerate(FEATURE_NAMES)}
     rows = [dict(zip(FEATURE_NAMES, r.tolist(), strict=True)) for r in matrix]
-    columnar_body = orjson.dumps({"columns": columns})
-    row_body = orjson.dumps({"rows": rows})
+    json_type = {"Content-Type": "application/json"}
+    oip_header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "features",
+                    "datatype": "FP64",
+                    "shape": list(matrix.shape),
+                    "parameters": {"binary_data_size": matrix.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    oip_json = {
+        "inputs": [
+            {
+                "name": "features",
+                "datatype": "FP64",
+                "shape": list(matrix.shape),
+                "data": matrix.ravel().tolist(),
+            }
+        ]
+    }
+    #: label → (path, body, headers, how to read the probabilities from the response)
+    bodies: dict[str, tuple[str, bytes, dict[str, str], Callable[[httpx.Response], Any]]] = {
+        "v1 columns": (BATCH, orjson.dumps({"columns": columns}), json_type, _v1),
+        "v1 rows": (BATCH, orjson.dumps({"rows": rows}), json_type, _v1),
+        "OIP binary [N,F]": (
+            INFER,
+            oip_header + matrix.astype("<f8").tobytes(),
+            {"Inference-Header-Content-Length": str(len(oip_header))},
+            _oip_binary,
+        ),
+        "OIP JSON [N,F]": (INFER, orjson.dumps(oip_json), json_type, _oip_json),
+        "MLflow dataframe_split": (
+            INVOCATIONS,
+            orjson.dumps(
+                {"dataframe_split": {"columns": list(FEATURE_NAMES), "data": matrix.tolist()}}
+            ),
+            json_type,
+            _mlflow,
+        ),
+        "MLflow dataframe_records": (
+            INVOCATIONS,
+            orjson.dumps({"dataframe_records": rows}),
+            json_type,
+            _mlflow,
+        ),
+    }
 
     with tempfile.TemporaryDirectory() as tmp, Stack(StackConfig(data_dir=Path(tmp))) as stack:
         model = asyncio.run(champion(Path(tmp) / "prediction.db"))
-        headers = {
-            "Authorization": f"Bearer {token(stack.gateway_url)}",
-            "Content-Type": "application/json",
-        }
+        headers = {"Authorization": f"Bearer {token(stack.gateway_url)}"}
         in_process = best_of(args.repeat, lambda: model.predict(matrix))
         expected = model.predict(matrix)
-        results: dict[str, float] = {}
+        #: label → (in-process seconds, HTTP seconds), measured in alternation
+        results: dict[str, tuple[float, float]] = {}
+        prediction_pid = {p.name: p.popen.pid for p in stack._processes}["prediction"]
+        rss_idle = rss_mib(prediction_pid)
+        rss_peak = rss_idle
         with httpx.Client(timeout=60, headers=headers) as http:
-            for label, base, body in (
-                ("service, columns", stack.url("prediction"), columnar_body),
-                ("service, rows", stack.url("prediction"), row_body),
-                ("gateway, columns", stack.gateway_url, columnar_body),
-                ("gateway, rows", stack.gateway_url, row_body),
+            for target, base in (
+                ("service", stack.url("prediction")),
+                ("gateway", stack.gateway_url),
             ):
-                url = f"{base}/v1/predictions/batch"
-                response = http.post(url, content=body)
-                response.raise_for_status()
-                served = np.array([p["churn_probability"] for p in response.json()["predictions"]])
-                assert np.max(np.abs(served - expected)) <= 1e-9, "served != in-process"
-                results[label] = best_of(args.repeat, lambda u=url, b=body: http.post(u, content=b))
+                for label, (path, body, extra, read) in bodies.items():
+                    url = f"{base}{path}"
+                    response = http.post(url, content=body, headers=extra)
+                    response.raise_for_status()
+                    served = np.asarray(read(response), dtype=np.float64)
+                    assert np.max(np.abs(served - expected)) <= 1e-9, (
+                        f"{label}: served != in-process"
+                    )
+                    results[f"{target}, {label}"] = paired(
+                        args.repeat,
+                        lambda: model.predict(matrix),
+                        lambda u=url, b=body, h=extra: http.post(u, content=b, headers=h),
+                    )
+                    rss_peak = max(rss_peak, rss_mib(prediction_pid))
             one = {"features": rows[0]}
             single_http = statistics.median(
                 _timed(lambda: http.post(f"{stack.url('prediction')}/v1/predictions", json=one))
                 for _ in range(200)
             )
+        rss_after = rss_mib(prediction_pid)
 
     one_row = matrix[:1]
     single = statistics.median(_timed(lambda: model.predict(one_row)) for _ in range(500))
@@ -113,10 +187,11 @@ def main() -> None:
         f"in-process predict                      {args.rows / in_process:>10.0f} rows/s "
         f"({in_process * 1000:.1f} ms)"
     )
-    for label, seconds in results.items():
+    print("HTTP: best of the runs; ratio: in-process time measured right before each run")
+    for label, (local, seconds) in results.items():
         print(
             f"HTTP {label:<34} {args.rows / seconds:>10.0f} rows/s ({seconds * 1000:.1f} ms)"
-            f"  = {seconds / in_process:.2f}x in-process time"
+            f"  = {local / seconds:.2f}x in-process rows/s"
         )
     print(f"in-process 1 row, no drivers            {single * 1e6:>10.0f} µs")
     print(f"in-process 1 row, top-3 drivers         {single_drivers * 1e6:>10.0f} µs")
@@ -124,6 +199,58 @@ def main() -> None:
     print(f"in-process {args.rows} rows, top-3 drivers   {batch_drivers * 1000:>10.1f} ms")
     print(f"HTTP single prediction (service)        {single_http * 1000:>10.2f} ms median")
     print("served probabilities equal in-process ones to 1e-9: yes")
+    print(
+        f"prediction service RSS (MiB)            idle {rss_idle:.0f}, "
+        f"peak sampled {rss_peak:.0f}, after {rss_after:.0f}"
+    )
+
+
+BATCH = "/v1/predictions/batch"
+INFER = "/v2/models/churn/infer"
+INVOCATIONS = "/invocations"
+
+
+def _v1(response: httpx.Response) -> list[float]:
+    return [p["churn_probability"] for p in response.json()["predictions"]]
+
+
+def _mlflow(response: httpx.Response) -> list[float]:
+    return [p["churn_probability"] for p in response.json()["predictions"]]
+
+
+def _oip_json(response: httpx.Response) -> list[float]:
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    return list(outputs["churn_probability"]["data"])
+
+
+def _oip_binary(response: httpx.Response) -> Any:
+    size = int(response.headers["inference-header-content-length"])
+    header = orjson.loads(response.content[:size])
+    offset = size
+    for output in header["outputs"]:
+        length = output["parameters"]["binary_data_size"]
+        if output["name"] == "churn_probability":
+            return np.frombuffer(response.content[offset : offset + length], dtype="<f8")
+        offset += length
+    raise AssertionError("no churn_probability output")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its children (the launcher may start a wrapper)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        pids.extend(int(c) for c in children)
+    return total / 1024
 
 
 def _timed(fn: Callable[[], Any]) -> float:

@@ -99,3 +99,34 @@ async def test_forged_key_ids_share_one_refetch(token_signer):
     results = await asyncio.gather(*(attempt(s) for s in strangers))
     assert not any(results)
     assert len(calls) <= 3  # the initial fetch plus shared refetches, not one per request
+
+
+async def test_a_verified_token_is_remembered_until_its_key_leaves_the_key_set(
+    token_signer, monkeypatch
+):
+    import jwt as pyjwt
+
+    from churn_shared.security import TokenVerifier
+    from testkit import TEST_AUDIENCE, TEST_ISSUER, TokenSigner
+
+    published = [token_signer]
+    verifier = TokenVerifier(
+        _counting_source(published, []),
+        issuer=TEST_ISSUER,
+        audience=TEST_AUDIENCE,
+        ttl_seconds=0.0,
+    )
+    token = token_signer.issue("t1")
+    decodes: list[str] = []
+    real_decode = pyjwt.decode
+    monkeypatch.setattr(
+        pyjwt, "decode", lambda *a, **k: decodes.append("x") or real_decode(*a, **k)
+    )
+    first = await verifier.verify(token)
+    again = await verifier.verify(token)
+    assert again == first
+    assert len(decodes) == 1  # the signature was checked once
+    published[:] = [TokenSigner()]  # the key is withdrawn; the next fetch drops it
+    await verifier.verify(published[0].issue("t1"))
+    with pytest.raises(UnauthorizedError):
+        await verifier.verify(token)

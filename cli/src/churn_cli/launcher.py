@@ -53,6 +53,10 @@ def bind_listener(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     try:
         # Rebinding a port in TIME_WAIT (a quick restart) is fine; a listening one still fails.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # uvicorn --fd opens the descriptor as a Unix socket, so the event loop never sets
+        # TCP_NODELAY on the connections: Nagle's algorithm then holds each response body until
+        # the client's delayed ACK (~40 ms per request). Accepted sockets inherit it from here.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(2048)
     except BaseException:

@@ -80,6 +80,11 @@ class TokenVerifier:
     ``min_refetch_seconds`` apart and concurrent requests share one, so forged ``kid`` values
     cannot flood the auth service, while a genuinely new key is picked up after at most that
     short wait instead of being refused.
+
+    A verified token is remembered for at most ``cache_seconds`` (and never beyond its own
+    expiry, nor once its key has left the key set): checking an EdDSA signature and the claims
+    costs more than the rest of a small request, and an access token is valid until it expires
+    anyway (nothing revokes it earlier). At most ``cache_size`` tokens are remembered.
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class TokenVerifier:
         ttl_seconds: float = 300.0,
         leeway_seconds: float = 5.0,
         min_refetch_seconds: float = 1.0,
+        cache_seconds: float = 30.0,
+        cache_size: int = 4096,
     ) -> None:
         self._source = source
         self._issuer = issuer
@@ -101,6 +108,10 @@ class TokenVerifier:
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        #: token → (principal, its key id, monotonic time until which it is trusted)
+        self._verified: dict[str, tuple[Principal, str, float]] = {}
 
     async def _fetch(self) -> None:
         try:
@@ -137,6 +148,22 @@ class TokenVerifier:
             await self._fetch()
 
     async def verify(self, token: str) -> Principal:
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, kid, until = hit
+            if time.monotonic() < until and kid in self._keys:
+                return principal
+            del self._verified[token]
+        principal, kid, expires_at = await self._verify(token)
+        if self._cache_seconds > 0:
+            remaining = min(self._cache_seconds, expires_at - time.time())
+            if remaining > 0:
+                if len(self._verified) >= self._cache_size:
+                    del self._verified[next(iter(self._verified))]
+                self._verified[token] = (principal, kid, time.monotonic() + remaining)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, str, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -170,7 +197,7 @@ class TokenVerifier:
             raise UnauthorizedError("Not an access token.")
         if claims.get("role") not in ROLES:
             raise UnauthorizedError("Token carries an unknown role.")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]),
             tenant_id=str(claims["tid"]),
             role=str(claims["role"]),
@@ -178,6 +205,7 @@ class TokenVerifier:
             scopes=frozenset(claims.get("scp", [])),
             issued_at=float(claims["iat"]),
         )
+        return principal, kid, float(claims["exp"])
 
 
 JWKS_PATH = "/v1/auth/.well-known/jwks.json"

@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from churn_prediction.api.bodies import numeric_rows
 from churn_prediction.exceptions import (
     BatchTooLargeError,
     InvalidPredictionInputError,
@@ -342,6 +344,28 @@ def model_metadata(model_name: str, serving: ServingModel) -> dict[str, Any]:
 _MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
+class _NumericSplit(msgspec.Struct):
+    data: list[list[float | None]]
+    columns: list[str] | None = None
+    index: list[Any] | None = None
+
+
+class _NumericSplitBody(msgspec.Struct, forbid_unknown_fields=True):
+    dataframe_split: _NumericSplit
+    params: dict[str, Any] | None = None
+
+
+class _NumericRecordsBody(msgspec.Struct, forbid_unknown_fields=True):
+    dataframe_records: list[dict[str, float | None]]
+    params: dict[str, Any] | None = None
+
+
+#: Typed decoders for the two pandas formats when every value is a number or null: checked in C
+#: while parsed; any other body takes the general path (text attributes, its error messages).
+_SPLIT = msgspec.json.Decoder(_NumericSplitBody)
+_RECORDS = msgspec.json.Decoder(_NumericRecordsBody)
+
+
 def _columns_from_records(
     records: list[Any], feature_names: Sequence[str], max_rows: int
 ) -> FeatureColumns:
@@ -414,6 +438,9 @@ class MlflowBody:
             raise InvalidPredictionInputError(
                 f"Unsupported content type {self.content_type!r}: use application/json or text/csv."
             )
+        fast = self._numeric(feature_names)
+        if fast is not None:
+            return fast
         try:
             body = orjson.loads(self.raw)
         except orjson.JSONDecodeError as exc:
@@ -448,6 +475,32 @@ class MlflowBody:
         if type(value) is dict:
             return self._columnar(value, feature_names)
         raise InvalidPredictionInputError(f"{fmt} must be an array or an object of columns.")
+
+    def _numeric(self, feature_names: Sequence[str]) -> FeatureColumns | None:
+        """``dataframe_split`` / ``dataframe_records`` of numbers and nulls, decoded typed."""
+        try:
+            split = _SPLIT.decode(self.raw).dataframe_split
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        else:
+            names = split.columns if split.columns is not None else list(feature_names)
+            _unknown(names, feature_names)
+            if len(set(names)) != len(names):
+                raise InvalidPredictionInputError("A column is named twice.")
+            n = len(split.data)
+            _check_rows(n, self.max_rows)
+            if any(len(row) != len(names) for row in split.data):
+                raise InvalidPredictionInputError(f"Every row must hold {len(names)} values.")
+            matrix = np.array(split.data, dtype=np.float64).reshape(n, len(names))
+            position = {name: i for i, name in enumerate(names)}
+            return FeatureColumns(
+                n, [matrix[:, position[f]] if f in position else None for f in feature_names]
+            )
+        try:
+            records = _RECORDS.decode(self.raw).dataframe_records
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+        return numeric_rows(records, feature_names, self.max_rows)
 
     def _columnar(self, value: dict[str, Any], feature_names: Sequence[str]) -> FeatureColumns:
         _unknown(list(value), feature_names)

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, Response
 
+from churn_prediction.api.bodies import INLINE_BODY_BYTES
 from churn_prediction.api.protocol_bodies import (
     BINARY_HEADER,
     MLFLOW_REQUEST_SCHEMA,
@@ -292,14 +293,14 @@ async def _infer(
     version: str | None,
 ) -> Response:
     serving = _model(service, principal.tenant_id, name, version)
-    body = OipInferBody(
-        await request.body(), header_length=request.headers.get(BINARY_HEADER), max_rows=max_rows
-    )
+    raw = await request.body()
+    body = OipInferBody(raw, header_length=request.headers.get(BINARY_HEADER), max_rows=max_rows)
     content, header_length = await service.score(
         principal.tenant_id,
         body,
         lambda scored: render_oip(scored, body, name),
         serving=serving,
+        inline=len(raw) <= INLINE_BODY_BYTES,
     )
     if header_length is None:
         return Response(content, media_type="application/json")
@@ -410,10 +411,17 @@ async def invocations(
     """Answers `{"predictions": [{"churn_probability": …, "risk_level": …}, …]}` in input order,
     scored by the tenant's champion."""
     serving = _model(service, principal.tenant_id, SERVED_MODEL_NAME, None)
+    raw = await request.body()
     body = MlflowBody(
-        await request.body(),
+        raw,
         content_type=request.headers.get("content-type", "application/json"),
         max_rows=settings.max_batch_rows,
     )
-    content = await service.score(principal.tenant_id, body, render_mlflow, serving=serving)
+    content = await service.score(
+        principal.tenant_id,
+        body,
+        render_mlflow,
+        serving=serving,
+        inline=len(raw) <= INLINE_BODY_BYTES,
+    )
     return Response(content, media_type="application/json")

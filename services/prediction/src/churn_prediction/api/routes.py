@@ -7,7 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from churn_prediction.api.bodies import BATCH_REQUEST_SCHEMA, JsonBatch, render_batch
+from churn_prediction.api.bodies import (
+    BATCH_REQUEST_SCHEMA,
+    INLINE_BODY_BYTES,
+    JsonBatch,
+    render_batch,
+)
 from churn_prediction.dependencies import (
     AdminDep,
     AnalystDep,
@@ -101,8 +106,15 @@ async def create_batch_prediction(
 ) -> Response:
     """Predictions come back in input order. The body's shape is validated, not each cell
     through a model class, so large batches stay fast."""
-    body = JsonBatch(await request.body(), max_rows=settings.max_batch_rows)
-    content = await service.score(principal.tenant_id, body, render_batch, with_drivers=drivers)
+    raw = await request.body()
+    body = JsonBatch(raw, max_rows=settings.max_batch_rows)
+    content = await service.score(
+        principal.tenant_id,
+        body,
+        render_batch,
+        with_drivers=drivers,
+        inline=len(raw) <= INLINE_BODY_BYTES and not drivers,
+    )
     return Response(content, media_type="application/json")
 
 

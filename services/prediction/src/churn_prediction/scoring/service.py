@@ -166,7 +166,8 @@ class PredictionService:
                 f"Features must be numbers or null: {', '.join(texts)}."
             )
         columns = FeatureColumns.from_mappings([features], model.feature_names)
-        explained = await asyncio.to_thread(_explain, model, columns, self.settings.drivers_top_k)
+        # One row is a ~0.1 ms contributions pass: cheaper on the loop than a hop to a thread.
+        explained = _explain(model, columns, self.settings.drivers_top_k)
         drivers = explained.drivers[0]
         probability = float(explained.probabilities[0])
         rules = await self.rules(tenant_id)
@@ -193,11 +194,15 @@ class PredictionService:
         *,
         serving: ServingModel | None = None,
         with_drivers: bool = False,
+        inline: bool = False,
     ) -> RenderedT:
         """Parse, score and render a batch in one worker thread (a large body never parses or
-        serialises on the event loop); ``serving`` defaults to the tenant's champion."""
+        serialises on the event loop); ``serving`` defaults to the tenant's champion.
+        ``inline``: a body of a few rows, whose whole work costs less than a hop to a thread."""
         serving = serving or self.models.for_tenant(tenant_id)
         rules = await self.rules(tenant_id) if with_drivers else []
+        if inline:
+            return self._score_rendered(serving, body, with_drivers, rules, render)
         return await asyncio.to_thread(
             self._score_rendered, serving, body, with_drivers, rules, render
         )

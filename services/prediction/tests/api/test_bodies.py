@@ -1,0 +1,86 @@
+"""Batch bodies: the typed fast path (numbers and nulls) reads exactly what the general path
+reads, and every other body still gets the general path's answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from churn_prediction.api.bodies import JsonBatch
+from churn_prediction.api.protocol_bodies import MlflowBody
+from churn_prediction.exceptions import InvalidPredictionInputError
+from churn_prediction.scoring.scorer import FeatureColumns, InvalidFeatureValueError, _float_matrix
+
+NAMES = ("a", "b", "c")
+
+
+def matrix(columns: FeatureColumns) -> np.ndarray:
+    return _float_matrix(columns, NAMES)
+
+
+def general(body: object) -> np.ndarray:
+    """What the general path reads (a body the fast path cannot take: text somewhere)."""
+    batch = JsonBatch(orjson.dumps(body), max_rows=100)
+    return matrix(batch.columns(NAMES))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rows": [{"a": 1, "b": 2.5, "c": None}, {"a": 3, "b": None, "c": 4}]},
+        {"rows": [{"c": 1.0, "a": 2.0}, {"a": 3.0}, {}]},
+        {"columns": {"a": [1, None], "c": [0.5, 2]}},
+    ],
+)
+def test_fast_path_reads_numbers_nulls_and_missing_features(body: dict) -> None:
+    got = matrix(JsonBatch(orjson.dumps(body), max_rows=100).columns(NAMES))
+    if "rows" in body:
+        expected = np.array(
+            [[np.nan if r.get(n) is None else r[n] for n in NAMES] for r in body["rows"]]
+        )
+    else:
+        cols = body["columns"]
+        expected = np.array(
+            [
+                [np.nan if n not in cols or cols[n][i] is None else cols[n][i] for n in NAMES]
+                for i in range(2)
+            ]
+        )
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rows": [{"a": True}]},
+        {"rows": [{"a": "1.5"}]},
+        {"columns": {"a": [1.0, False]}},
+        {"columns": {"b": ["x", 1.0]}},
+    ],
+)
+def test_booleans_and_text_still_fail_for_a_numeric_model(body: dict) -> None:
+    with pytest.raises(InvalidFeatureValueError):
+        general(body)
+
+
+def test_unknown_features_are_refused_on_the_fast_path() -> None:
+    with pytest.raises(InvalidPredictionInputError, match="zzz"):
+        JsonBatch(b'{"rows": [{"zzz": 1}]}', max_rows=10).columns(NAMES)
+    with pytest.raises(InvalidPredictionInputError, match="zzz"):
+        JsonBatch(b'{"columns": {"zzz": [1]}}', max_rows=10).columns(NAMES)
+
+
+def test_mlflow_split_and_records_fast_paths_match() -> None:
+    split = {
+        "dataframe_split": {"columns": ["c", "a"], "index": [0, 1], "data": [[1, 2], [None, 4]]}
+    }
+    records = {"dataframe_records": [{"c": 1, "a": 2}, {"a": 4}]}
+    expected = np.array([[2.0, np.nan, 1.0], [4.0, np.nan, np.nan]])
+    for body in (split, records):
+        parsed = MlflowBody(orjson.dumps(body), content_type="application/json", max_rows=10)
+        np.testing.assert_array_equal(matrix(parsed.columns(NAMES)), expected)
+    text = {"dataframe_split": {"columns": ["a"], "data": [["x"]]}}
+    parsed = MlflowBody(orjson.dumps(text), content_type="application/json", max_rows=10)
+    with pytest.raises(InvalidFeatureValueError):
+        matrix(parsed.columns(NAMES))
