@@ -130,3 +130,31 @@ async def test_a_verified_token_is_remembered_until_its_key_leaves_the_key_set(
     await verifier.verify(published[0].issue("t1"))
     with pytest.raises(UnauthorizedError):
         await verifier.verify(token)
+
+
+async def test_missing_keys_answer_503_not_401_and_warm_up_loads_them_when_auth_appears() -> None:
+    """A service whose key fetch fails has no opinion on the token: 503 + Retry-After, and a
+    background warm-up keeps trying until auth answers."""
+    from churn_shared.errors import ServiceUnavailableError
+    from churn_shared.security import TokenVerifier
+    from testkit import TokenSigner
+
+    signer = TokenSigner()
+    up = False
+    calls = 0
+
+    async def source() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if not up:
+            raise OSError("connection refused")
+        return signer.jwks()
+
+    verifier = TokenVerifier(source, issuer="churn-auth", audience="churn-platform")
+    with pytest.raises(ServiceUnavailableError) as refused:
+        await verifier.verify(signer.issue("t-1"))
+    assert refused.value.headers == {"Retry-After": "1"}
+    assert not await verifier.warm_up(attempts=2, delay_seconds=0.01)
+    up = True
+    assert await verifier.warm_up(attempts=2, delay_seconds=0.01)
+    assert (await verifier.verify(signer.issue("t-1"))).tenant_id == "t-1"

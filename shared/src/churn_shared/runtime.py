@@ -14,6 +14,7 @@ dependencies read typed attributes instead of ``getattr`` with defaults.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -199,7 +200,20 @@ class ServiceRuntime:
                     audience=settings.token_audience,
                 )
             async with self.open(state):
-                yield
+                # Load the token keys now, in the background (auth may start after us), so the
+                # first request does not wait for, or fail on, the fetch.
+                warm_up = (
+                    asyncio.create_task(state.token_verifier.warm_up(), name="jwks-warm-up")
+                    if hasattr(state, "token_verifier")
+                    else None
+                )
+                try:
+                    yield
+                finally:
+                    if warm_up is not None:
+                        warm_up.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await warm_up
 
         return lifespan
 

@@ -19,7 +19,12 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from churn_shared.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from churn_shared.errors import (
+    ForbiddenError,
+    ProblemError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+)
 from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -119,7 +124,12 @@ class TokenVerifier:
         except Exception as exc:
             _log.warning("jwks_fetch_failed", error=str(exc))
             if not self._keys:
-                raise UnauthorizedError("Token keys are not available yet.") from exc
+                # The caller's token may be fine: the keys are what is missing (auth not up
+                # yet, or slow). 503 + Retry-After says "try again", not "log in again".
+                raise ServiceUnavailableError(
+                    "Token keys are not available yet; retry shortly.",
+                    headers={"Retry-After": "1"},
+                ) from exc
             return
         keys: dict[str, Any] = {}
         for jwk in jwks.get("keys", []):
@@ -129,6 +139,21 @@ class TokenVerifier:
                 continue
         self._keys = keys
         self._fetched_at = time.monotonic()
+
+    async def warm_up(self, *, attempts: int = 30, delay_seconds: float = 1.0) -> bool:
+        """Fetch the key set before the first request needs it, retrying while the auth
+        service is not answering yet; whether keys were loaded. Run it in the background: a
+        process must start even when auth starts after it."""
+        for attempt in range(attempts):
+            try:
+                async with self._lock:
+                    await self._fetch()
+            except ProblemError:
+                pass
+            if self._keys:
+                return True
+            await asyncio.sleep(min(delay_seconds * (attempt + 1), 5.0))
+        return False
 
     async def _ensure_fresh(self) -> None:
         if self._keys and time.monotonic() - self._fetched_at < self._ttl:
