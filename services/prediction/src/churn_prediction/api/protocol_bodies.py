@@ -13,6 +13,7 @@ Both are parsed in the scoring worker thread (``columns`` is called there), neve
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -512,25 +513,24 @@ class MlflowBody:
         return FeatureColumns(n, [value.get(name) for name in feature_names])
 
     def _csv(self, feature_names: Sequence[str]) -> FeatureColumns:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
+        """A header row, then one row per customer (pandas' C parser; empty cells unknown)."""
+        import pandas as pd
 
         try:
-            table = pacsv.read_csv(pa.BufferReader(self.raw))
-        except pa.ArrowInvalid as exc:
+            frame = pd.read_csv(io.BytesIO(self.raw))
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InvalidPredictionInputError(f"The CSV body cannot be read: {exc}") from exc
-        _unknown(table.column_names, feature_names)
-        _check_rows(table.num_rows, self.max_rows)
+        names = [str(name) for name in frame.columns]
+        _unknown(names, feature_names)
+        _check_rows(len(frame), self.max_rows)
         columns: dict[str, Any] = {}
-        for name in table.column_names:
-            column = table.column(name)
-            if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-                columns[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
-            elif pa.types.is_null(column.type):
-                columns[name] = None
+        for name in names:
+            column = frame[name]
+            if column.dtype.kind in "fiu":
+                columns[name] = column.to_numpy(dtype=np.float64)
             else:
-                columns[name] = column.to_pylist()
-        return FeatureColumns(table.num_rows, [columns.get(name) for name in feature_names])
+                columns[name] = [None if v != v else v for v in column.tolist()]
+        return FeatureColumns(len(frame), [columns.get(name) for name in feature_names])
 
 
 def render_mlflow(scored: ScoredBatch) -> bytes:
