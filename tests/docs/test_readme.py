@@ -76,11 +76,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as the README says
         try:
-            process.wait(120)
+            process.wait(240)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-            pytest.fail("make up did not stop within 120 s of Ctrl-C")
+            pytest.fail("make up did not stop within 240 s of Ctrl-C")
 
 
 @pytest.mark.e2e

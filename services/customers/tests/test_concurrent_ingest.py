@@ -19,11 +19,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from churn_customers.models import events
 from churn_customers.service import EventIngestService, TenantScore
 from churn_shared.contracts import ChurnScoreComputedV1
-from churn_shared.db import unit_of_work
+from churn_shared.db import is_transient, unit_of_work
 
 CLIENTS = 6
 BATCHES_PER_CLIENT = 8
@@ -81,8 +82,16 @@ async def test_concurrent_batches_over_shared_customers_never_answer_5xx(
                 )
                 for cid in random.sample(customer_ids, 50)
             ]
-            async with unit_of_work(app.state.session_factory) as session:
-                await EventIngestService(session).record_scores(scores)
+            # As the score consumer does: a batch that loses a lock conflict is retried.
+            for attempt in range(5):
+                try:
+                    async with unit_of_work(app.state.session_factory) as session:
+                        await EventIngestService(session).record_scores(scores)
+                    break
+                except DBAPIError as exc:
+                    if not is_transient(exc) or attempt == 4:
+                        raise
+                    await asyncio.sleep(0.05 * (attempt + 1))
             await asyncio.sleep(0.01 * (round_ % 3))
 
     # Customers exist before the race, as they do for a tenant with history.
