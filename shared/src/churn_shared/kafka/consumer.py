@@ -84,11 +84,16 @@ class BatchConsumer:
 
     async def start(self) -> None:
         self._client = AIOKafkaConsumer(*self._topics, **self._options)
-        async for attempt in AsyncRetrying(
-            stop=stop_after_delay(30), wait=wait_exponential(max=2), reraise=True
-        ):
-            with attempt:
-                await self._client.start()
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(30), wait=wait_exponential(max=2), reraise=True
+            ):
+                with attempt:
+                    await self._client.start()
+        except BaseException:
+            await self._client.stop()  # a start that failed must not leave the client open
+            self._client = None
+            raise
         self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def stop(self) -> None:
