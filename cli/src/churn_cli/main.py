@@ -129,11 +129,15 @@ def openapi(
     """Write (or check) the gateway's merged OpenAPI document."""
     from churn_cli.spec import build_openapi, render
 
-    text = render(build_openapi())
+    _write_or_check(output, render(build_openapi()), check=check, command="churn openapi")
+
+
+def _write_or_check(output: Path, text: str, *, check: bool, command: str) -> None:
+    """Write a generated document, or (``check``) fail if the committed one differs."""
     if check:
         current = output.read_text() if output.exists() else ""
         if current != text:
-            console.print(f"[red]{output} is out of date: run `churn openapi`[/red]")
+            console.print(f"[red]{output} is out of date: run `{command}`[/red]")
             raise typer.Exit(1)
         console.print(f"{output} is up to date")
         return
@@ -194,17 +198,7 @@ def asyncapi(
     from churn_cli.asyncapi import build_asyncapi
     from churn_cli.spec import render
 
-    text = render(build_asyncapi())
-    if check:
-        current = output.read_text() if output.exists() else ""
-        if current != text:
-            console.print(f"[red]{output} is out of date: run `churn asyncapi`[/red]")
-            raise typer.Exit(1)
-        console.print(f"{output} is up to date")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    console.print(f"wrote {output}")
+    _write_or_check(output, render(build_asyncapi()), check=check, command="churn asyncapi")
 
 
 @app.command()

@@ -47,6 +47,7 @@ class _ProtocolRoute(APIRoute):
 
     @staticmethod
     def error_response(status: int, message: str, headers: dict[str, str] | None) -> Response:
+        """The protocol's error body; each protocol's route class (OIP, MLflow) defines it."""
         raise NotImplementedError
 
     def get_route_handler(self) -> Handler:
