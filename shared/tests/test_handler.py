@@ -22,7 +22,7 @@ def service_name() -> str:
 
 
 @pytest.fixture
-async def database(database_url):
+async def database(empty_database_url):
     metadata = sa.MetaData()
     processed = processed_events_table(metadata)
     applied = sa.Table(
@@ -31,7 +31,7 @@ async def database(database_url):
         sa.Column("event_id", sa.String(64), primary_key=True),
         sa.Column("customer_id", sa.String(64), nullable=False),
     )
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)

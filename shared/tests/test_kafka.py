@@ -38,11 +38,11 @@ def service_name() -> str:
 
 
 @pytest.fixture
-async def tables(database_url):
+async def tables(empty_database_url):
     metadata = sa.MetaData()
     outbox = outbox_table(metadata)
     processed = processed_events_table(metadata)
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.drop_all)
         await conn.run_sync(metadata.create_all)

@@ -40,7 +40,7 @@ def event(
         "event_id": event_id or uuid.uuid4().hex,
         "customer_id": customer_id,
         "type": kind,
-        "occurred_at": (NOW - timedelta(days=days_ago)).isoformat(),
+        "occurred_at": (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(),
         "properties": properties,
     }
 
