@@ -29,9 +29,11 @@ from starlette.datastructures import State
 from churn_shared.app import ReadinessCheck, make_service_app
 from churn_shared.db import create_engine, create_session_factory, ping, run_migrations
 from churn_shared.kafka import EventPublisher, ensure_topics
-from churn_shared.logging import configure_logging
+from churn_shared.logging import configure_logging, get_logger
 from churn_shared.security import TokenVerifier, http_jwks_source
 from churn_shared.settings import ServiceSettings
+
+_log = get_logger(__name__)
 
 
 class Notifiable(Protocol):
@@ -249,10 +251,27 @@ class ServiceRuntime:
         return app
 
     async def run_workers(self, settings: ServiceSettings) -> None:
-        """Run the process without its HTTP API (workers only) until cancelled."""
+        """Run the process without its HTTP API (workers only) until SIGTERM or SIGINT.
+
+        Either signal closes the workers in order (consumers leave their group, the relay
+        drains) as uvicorn does for an API process: SIGTERM is what Kubernetes and
+        ``docker stop`` send, and without a handler Python would die at once."""
+        import signal
+
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
-        async with self.open(ProcessState(settings), run_workers=True):
-            await asyncio.Event().wait()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            async with self.open(ProcessState(settings), run_workers=True):
+                _log.info("workers_started", client_id=self.client_id)
+                await stop.wait()
+                _log.info("workers_stopping")
+            _log.info("workers_stopped")
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
 
 
 def _on_state(check: StateCheck) -> ReadinessCheck:
