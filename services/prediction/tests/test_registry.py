@@ -447,6 +447,22 @@ async def test_evaluate_on_a_point_in_time_set_with_the_recency_baseline(
         assert 0 < body["pr_auc"] <= 1
         assert 0 <= body["brier"] < 1
         assert fake.requests[-1].url.params["horizon_days"] == "90"
+        # BG/NBD beside recency, fitted on the same customers, with the lift and its interval.
+        comparison = body["comparison"]
+        assert comparison["recency"]["roc_auc"] == pytest.approx(body["baselines"]["recency"])
+        assert comparison["bgnbd"]["roc_auc"] == pytest.approx(body["baselines"]["bgnbd"])
+        assert comparison["model"]["roc_auc"] == pytest.approx(body["roc_auc"])
+        assert 0.5 < comparison["bgnbd"]["roc_auc"] < 1
+        assert comparison["bgnbd"]["params"][0]["r"] > 0
+        for name in ("recency", "bgnbd"):
+            lift = comparison["lift"][name]
+            assert lift["roc_auc_diff"] == pytest.approx(
+                body["roc_auc"] - comparison[name]["roc_auc"]
+            )
+            assert lift["ci_low"] < lift["roc_auc_diff"] < lift["ci_high"]
+            assert 0 < comparison[name]["brier"] < 0.3
+        assert comparison["horizon_days"] == 90
+        assert 0 <= body["ece"] < 0.2
         # The default booster can be evaluated too.
         default = await client.post(
             "/v1/models/default-1/evaluate",

@@ -52,3 +52,61 @@ def test_recency_baseline_treats_never_ordered_as_riskiest() -> None:
 
 def test_recency_baseline_is_undefined_for_one_class() -> None:
     assert recency_baseline_auc([1, 2, 3], [0, 0, 0]) is None
+
+
+def test_expected_calibration_error_weighs_each_bins_gap_by_its_rows() -> None:
+    from churn_prediction.training.evaluation import expected_calibration_error
+
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0], dtype=np.int64)
+    p = np.array([0.05, 0.05, 0.05, 0.05, 0.95, 0.95, 0.95, 0.95])
+    # Bin 0: predicted 0.05, observed 0.25 (4 rows); bin 9: 0.95 vs 0.75 (4 rows).
+    assert expected_calibration_error(y, p) == pytest.approx(0.2)
+    assert expected_calibration_error(y, y.astype(np.float64)) == 0.0
+
+
+def test_bootstrap_auc_is_paired_and_exact_on_each_resample() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from churn_prediction.training.evaluation import bootstrap_auc
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300).astype(np.int64)
+    good = y + rng.normal(0, 0.8, 300)
+    tied = np.round(good)  # many ties: they count one half
+    boot = bootstrap_auc(y, [good, tied], replicates=50, seed=3)
+    assert boot.shape == (50, 2)
+    # Replay the same draws: each replicate equals sklearn's AUC on the resampled rows.
+    draws = np.random.default_rng(3).integers(0, 300, size=(50, 300))
+    for b in (0, 17, 49):
+        idx = draws[b]
+        assert boot[b, 0] == pytest.approx(roc_auc_score(y[idx], good[idx]))
+        assert boot[b, 1] == pytest.approx(roc_auc_score(y[idx], tied[idx]))
+
+
+def test_baseline_comparison_puts_recency_and_bgnbd_beside_the_model() -> None:
+    from churn_prediction.training.evaluation import baseline_comparison
+    from churn_prediction.training.simulation import simulate_customers
+    from churn_shared.contracts import FEATURE_NAMES
+
+    history = simulate_customers(1500, seed=5)
+    frame = pd.DataFrame(history.features, columns=list(FEATURE_NAMES))
+    y = history.labels.astype(np.int64)
+    perfect = y.astype(np.float64)
+    report = baseline_comparison(y, perfect, frame, 90.0, replicates=200, seed=0)
+    assert report is not None
+    assert report["model"]["roc_auc"] == 1.0
+    days = frame["days_since_last_order"]
+    assert report["recency"]["roc_auc"] == pytest.approx(recency_baseline_auc(days, y))
+    assert 0.5 < report["bgnbd"]["roc_auc"] < 1.0
+    for name in ("recency", "bgnbd"):
+        lift = report["lift"][name]
+        assert lift["roc_auc_diff"] == pytest.approx(1.0 - report[name]["roc_auc"])
+        assert 0 < lift["ci_low"] <= lift["roc_auc_diff"] <= lift["ci_high"]
+    # A model no better than recency itself has an interval around zero.
+    filled = days.fillna(days.max() + 1).to_numpy()
+    same = baseline_comparison(y, filled / (filled.max() + 1), frame, 90.0, replicates=200)
+    assert same is not None
+    assert same["lift"]["recency"]["roc_auc_diff"] == pytest.approx(0.0)
+    assert same["lift"]["recency"]["ci_low"] <= 0.0 <= same["lift"]["recency"]["ci_high"]
+    # Without the behavioural columns there is nothing to compare with.
+    assert baseline_comparison(y, perfect, frame.drop(columns="total_orders"), 90.0) is None

@@ -366,6 +366,36 @@ def test_time_ordered_training_sets_validate_on_later_cutoffs() -> None:
     assert m["label_source"] == "no order within 90 days of the cutoff"
 
 
+def test_point_in_time_training_reports_the_textbook_baselines_and_calibration() -> None:
+    from churn_prediction.training.simulation import simulate_customers
+    from churn_shared.contracts import FEATURE_NAMES
+
+    parts = [simulate_customers(400, seed=s) for s in (11, 12, 13)]
+    ts = TrainingSet(
+        X=pd.DataFrame(np.vstack([p.features for p in parts]), columns=list(FEATURE_NAMES)),
+        y=np.concatenate([p.labels for p in parts]).astype(np.int64),
+        feature_names=list(FEATURE_NAMES),
+        categorical=[],
+        groups_time=np.repeat(np.array(["2024-01-01", "2024-04-01", "2024-07-01"]), 400),
+        label_source="no order within 90 days of the cutoff",
+        horizon_days=90,
+    )
+    m = train(ts, seed=1).metrics
+    baselines = m["baselines"]
+    assert baselines["model"]["roc_auc"] == pytest.approx(m["roc_auc"])
+    assert baselines["horizon_days"] == 90
+    assert len(baselines["bgnbd"]["params"]) == 2  # one BG/NBD fit per evaluated cutoff
+    for name in ("recency", "bgnbd"):
+        lift = baselines["lift"][name]
+        assert lift["roc_auc_diff"] == pytest.approx(m["roc_auc"] - baselines[name]["roc_auc"])
+        assert lift["ci_low"] < lift["roc_auc_diff"] < lift["ci_high"]
+    assert 0 <= m["ece"] < 0.1
+    card = model_card(train(ts, seed=1), "Shop model")
+    assert "## Against the textbook baselines" in card
+    assert f"{baselines['bgnbd']['roc_auc']:.3f}" in card
+    assert f"expected calibration error {m['ece']:.3f}" in card
+
+
 def test_artifacts_written_before_the_package_split_still_load() -> None:
     """Registry rows hold artifacts pickled when every class lived in ``churn_prediction.training``
     (``_LogisticCandidate``, ``_Calibrator``, ...); they must keep loading."""

@@ -55,6 +55,59 @@ class EvaluationCreate(BaseModel):
     horizon_days: Horizon = 90
 
 
+class BaselineScores(BaseModel):
+    roc_auc: float | None
+    pr_auc: float | None
+    brier: float = Field(
+        description="For a baseline: its score mapped to a probability by a cross-fitted "
+        "one-feature logistic regression."
+    )
+
+
+class BgnbdParameters(BaseModel):
+    """BG/NBD parameters (Fader, Hardie & Lee 2005), time in days."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+
+
+class BgnbdScores(BaselineScores):
+    params: list[BgnbdParameters] = Field(description="One fit per cutoff, without labels.")
+
+
+class Lift(BaseModel):
+    """The model's ROC-AUC minus the baseline's, with a paired-bootstrap 95 % interval."""
+
+    roc_auc_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+class BaselineLifts(BaseModel):
+    recency: Lift
+    bgnbd: Lift
+
+
+class BootstrapSettings(BaseModel):
+    replicates: int
+    seed: int
+    interval: float
+
+
+class BaselineComparison(BaseModel):
+    """The model beside the textbook baselines on the same customers: days since the last
+    order (recency) and BG/NBD's expected purchases in the horizon."""
+
+    model: BaselineScores
+    recency: BaselineScores
+    bgnbd: BgnbdScores
+    lift: BaselineLifts
+    horizon_days: float
+    bootstrap: BootstrapSettings
+
+
 class EvaluationRead(BaseModel):
     version: str
     cutoff: date
@@ -64,7 +117,15 @@ class EvaluationRead(BaseModel):
     brier: float
     n_customers: int
     positive_rate: float
-    baselines: dict[str, float | None]
+    baselines: dict[str, float | None] = Field(
+        description="ROC-AUC of each baseline (`recency`, `bgnbd`); details in `comparison`."
+    )
+    comparison: BaselineComparison | None = Field(
+        default=None, description="None when the set lacks the behavioural features."
+    )
+    ece: float | None = Field(
+        default=None, description="Expected calibration error over 10 equal-width bins."
+    )
     calibration_table: list[dict[str, Any]]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.clients import TrainingSetClient
@@ -37,6 +38,7 @@ from churn_prediction.registry.loading import BOOSTER, PIPELINE, encode_artifact
 from churn_prediction.registry.repository import ModelRegistryRepository
 from churn_prediction.registry.schemas import (
     AliasRead,
+    BaselineComparison,
     EvaluationCreate,
     EvaluationRead,
     ModelDetail,
@@ -48,7 +50,11 @@ from churn_prediction.scoring.repository import ShadowScoreRepository
 from churn_prediction.scoring.scorer import FeatureColumns
 from churn_prediction.scoring.serving import CHALLENGER, CHAMPION, ServingModel, ServingModels
 from churn_prediction.training.card import model_card
-from churn_prediction.training.evaluation import evaluate_probabilities, recency_baseline_auc
+from churn_prediction.training.evaluation import (
+    baseline_comparison,
+    evaluate_probabilities,
+    recency_baseline_auc,
+)
 from churn_prediction.training.model import TrainedModel
 from churn_shared.contracts import EventTrainingSet, ModelPromotedV1
 from churn_shared.db import utcnow
@@ -362,9 +368,13 @@ def _evaluate_version(
         len(matrix),
         [matrix[:, position[n]].tolist() if n in position else None for n in model.feature_names],
     )
-    report = evaluate_probabilities(labels, model.predict(model.parse(columns)))
+    probabilities = model.predict(model.parse(columns))
+    report = evaluate_probabilities(labels, probabilities)
     recency = data.days_since_last_order
     baseline = recency_baseline_auc(recency, labels) if len(recency) == len(labels) else None
+    comparison = baseline_comparison(
+        labels, probabilities, pd.DataFrame(matrix, columns=names), float(body.horizon_days)
+    )
     return EvaluationRead(
         version=serving.version,
         cutoff=body.cutoff,
@@ -374,7 +384,12 @@ def _evaluate_version(
         brier=report["brier"],
         n_customers=report["n"],
         positive_rate=report["positive_rate"],
-        baselines={"recency": baseline},
+        baselines={
+            "recency": baseline,
+            "bgnbd": comparison["bgnbd"]["roc_auc"] if comparison else None,
+        },
+        comparison=BaselineComparison.model_validate(comparison) if comparison else None,
+        ece=report["ece"],
         calibration_table=report["calibration_table"],
     )
 

@@ -53,7 +53,9 @@ from churn_prediction.training.calibration import (
 )
 from churn_prediction.training.candidates import CANDIDATES, ModelName
 from churn_prediction.training.evaluation import (
+    baseline_comparison,
     calibration_table,
+    expected_calibration_error,
     ranking_scores,
     threshold_metrics,
 )
@@ -66,6 +68,10 @@ __all__ = ["ProgressCallback", "train", "train_labelled"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ProgressCallback = Callable[[float, str], None]
+#: The horizon assumed for the BG/NBD baseline when a training set does not record its own.
+DEFAULT_HORIZON_DAYS = 90
+#: Paired bootstrap resamples for the interval of the lift over the baselines.
+BOOTSTRAP_REPLICATES = 1000
 
 
 def _folds(
@@ -115,7 +121,11 @@ def train(
     (calibrated), ``brier_uncalibrated``, ``calibration`` (method and parameters),
     ``calibration_table``, ``at_threshold`` (precision/recall), ``n_rows``, ``positive_rate``,
     ``candidates`` (per-candidate scores), ``model``, ``feature_importance``, ``seed``,
-    ``cv``, ``label_source``, ``excluded_columns``, ``n_features``, ``duration_seconds``.
+    ``cv``, ``label_source``, ``excluded_columns``, ``n_features``, ``duration_seconds``,
+    ``ece`` (expected calibration error) and ``baselines`` (recency and BG/NBD on the same
+    out-of-fold rows with the lift and its bootstrap interval, see
+    :func:`~churn_prediction.training.evaluation.baseline_comparison`; ``None`` without the
+    behavioural features).
     """
     started = time.perf_counter()
     report = progress or (lambda _pct, _stage: None)
@@ -175,6 +185,7 @@ def train(
         "pr_auc": scores["pr_auc"],
         "brier": scores["brier"],
         "brier_uncalibrated": brier_uncalibrated,
+        "ece": expected_calibration_error(y_eval, p_cal),
         "calibration": {**calibrator.describe(), "cv_brier": briers},
         "calibration_table": calibration_table(y_eval, p_cal),
         "at_threshold": threshold_metrics(y_eval, p_cal, threshold),
@@ -190,6 +201,16 @@ def train(
         "label_source": ts.label_source,
         "excluded_columns": dict(ts.excluded_columns),
     }
+    # The textbook baselines on the same out-of-fold customers (point-in-time sets only).
+    metrics["baselines"] = baseline_comparison(
+        y_eval,
+        p_cal,
+        X.loc[evaluated],
+        float(ts.horizon_days or DEFAULT_HORIZON_DAYS),
+        groups=eval_folds,
+        replicates=BOOTSTRAP_REPLICATES,
+        seed=seed,
+    )
     metrics["duration_seconds"] = round(time.perf_counter() - started, 3)
     report(100.0, "done")
     return TrainedModel(

@@ -27,7 +27,8 @@ class TrainingSet:
     """Model-ready rows: features, a 0/1 label, and where the label came from.
 
     ``groups_time`` (one cutoff date per row, any sortable dtype) switches cross-validation to
-    time-ordered splits. ``excluded_columns`` records columns left out and why.
+    time-ordered splits. ``excluded_columns`` records columns left out and why. ``horizon_days``
+    is the label's horizon for point-in-time sets (``None`` for imported labels).
     """
 
     X: pd.DataFrame
@@ -37,6 +38,8 @@ class TrainingSet:
     groups_time: npt.NDArray[Any] | None = None
     label_source: str = ""
     excluded_columns: dict[str, str] = field(default_factory=dict)
+    #: The label's horizon (no order within it = churned), for the BG/NBD baseline and feature.
+    horizon_days: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.X) != len(self.y):

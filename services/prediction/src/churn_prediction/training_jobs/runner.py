@@ -77,6 +77,7 @@ def events_training_set(parts: list[EventTrainingSet], horizon_days: int) -> Tra
         feature_names=list(FEATURE_NAMES),
         categorical=[],
         groups_time=np.asarray(times) if len(cutoffs) > 1 else None,
+        horizon_days=horizon_days,
         label_source=(
             f"no order_placed within {horizon_days} days after the cutoff "
             f"({', '.join(cutoffs)}); {int(y.sum())} of {len(y)} positive"
