@@ -390,6 +390,12 @@ def test_point_in_time_training_reports_the_textbook_baselines_and_calibration()
         assert lift["roc_auc_diff"] == pytest.approx(m["roc_auc"] - baselines[name]["roc_auc"])
         assert lift["ci_low"] < lift["roc_auc_diff"] < lift["ci_high"]
     assert 0 <= m["ece"] < 0.1
+    # Nested tuning: the first evaluated cutoff has a single earlier one, so no inner folds to
+    # tune on (defaults); the later one was tuned on its own training rows only.
+    tuning = m["tuning"]["lightgbm"]
+    assert len(tuning["grid"]) == 2
+    assert len(tuning["chosen_per_fold"]) == 2
+    assert tuning["chosen_per_fold"][0] == 0
     card = model_card(train(ts, seed=1), "Shop model")
     assert "## Against the textbook baselines" in card
     assert f"{baselines['bgnbd']['roc_auc']:.3f}" in card

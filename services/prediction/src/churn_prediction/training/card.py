@@ -74,6 +74,13 @@ def model_card(trained: TrainedModel, title: str) -> str:
         + ", ".join(f"{k} {_fmt(v, 5)}" for k, v in m["calibration"]["cv_brier"].items())
         + " (`none` keeps the model's own probabilities when recalibrating does not help).",
         f"* Validation: {m['cv']}, seed {m['seed']}; every figure below is out-of-fold.",
+        *[
+            f"* Tuning ({name}, nested in the time-ordered CV): setting "
+            f"{t.get('chosen', '-')} of {len(t['grid'])} served; per fold "
+            + ", ".join(str(c) for c in t["chosen_per_fold"])
+            + " (0 = the defaults)."
+            for name, t in m.get("tuning", {}).items()
+        ],
         "",
         "## Data",
         f"* Rows: {m['n_rows']} (evaluated out-of-fold: {m['n_evaluated']}), "

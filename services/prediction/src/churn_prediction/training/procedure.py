@@ -10,13 +10,20 @@ Procedure (:func:`train`):
    (native categorical splits, fixed seed, deterministic, 2 threads). Folds are stratified
    5-fold (shuffled, seeded), or time-ordered (train on earlier cutoffs, test on a later one)
    when the training set carries ``groups_time`` with at least two distinct cutoffs.
+   On time-ordered sets LightGBM's setting is tuned over a small grid
+   (:data:`~churn_prediction.training.candidates.LIGHTGBM_GRID`), nested: inside each fold it
+   is chosen by time-ordered CV over that fold's training rows alone, so the out-of-fold
+   figures never rate the tuned choice; the served model's setting is chosen on all folds.
 2. The winner is the candidate with the higher out-of-fold PR-AUC (average precision).
 3. The winner is calibrated on its out-of-fold raw scores (the same scheme as scikit-learn's
    ``CalibratedClassifierCV(ensemble=False)``): sigmoid (Platt) and isotonic are both estimated by
    cross-validation over the out-of-fold scores, and the one with the lower Brier score is kept.
    Should neither beat the uncalibrated scores, the identity (``"none"``) is kept, so the reported
    calibrated Brier score is never worse than the uncalibrated one.
-4. The served model is the winner refitted on all rows plus that calibrator. All reported figures
+4. The out-of-fold probabilities are compared with the textbook baselines on the same rows
+   (recency, BG/NBD; see :func:`~churn_prediction.training.evaluation.baseline_comparison`)
+   and their expected calibration error is recorded.
+5. The served model is the winner refitted on all rows plus that calibrator. All reported figures
    (ROC-AUC, PR-AUC, Brier, calibration table, precision/recall at the threshold) are
    out-of-fold, never in-sample.
 
@@ -51,7 +58,13 @@ from churn_prediction.training.calibration import (
     oof_calibrated,
     sigmoid,
 )
-from churn_prediction.training.candidates import CANDIDATES, ModelName
+from churn_prediction.training.candidates import (
+    CANDIDATES,
+    LIGHTGBM_GRID,
+    Candidate,
+    LightGBMCandidate,
+    ModelName,
+)
 from churn_prediction.training.evaluation import (
     baseline_comparison,
     calibration_table,
@@ -100,6 +113,60 @@ def _folds(
     return [(a.astype(np.int64), b.astype(np.int64)) for a, b in split], f"stratified {k}-fold"
 
 
+def _tuning_times(ts: TrainingSet, cv_description: str) -> npt.NDArray[Any] | None:
+    """The cutoff of every row when the set is time-ordered (tuning needs earlier cutoffs)."""
+    if ts.groups_time is None or not cv_description.startswith("time-ordered"):
+        return None
+    return np.asarray(ts.groups_time)
+
+
+def _candidate(
+    name: ModelName, schema: FeatureSchema, seed: int, params: dict[str, Any]
+) -> Candidate:
+    if name == "lightgbm":
+        return LightGBMCandidate(schema, seed, params)
+    return CANDIDATES[name](schema, seed)
+
+
+def _tuned(
+    name: ModelName,
+    schema: FeatureSchema,
+    seed: int,
+    X: pd.DataFrame,
+    y: IntArray,
+    times: npt.NDArray[Any] | None,
+    rows: IntArray,
+) -> dict[str, Any]:
+    """The LightGBM setting of :data:`LIGHTGBM_GRID` with the best pooled out-of-fold PR-AUC
+    over time-ordered folds *within* ``rows`` (each later cutoff tested on the earlier ones);
+    the defaults when ``rows`` span fewer than two cutoffs or the model is not LightGBM."""
+    if name != "lightgbm" or times is None:
+        return LIGHTGBM_GRID[0]
+    row_times = times[rows]
+    inner: list[tuple[IntArray, IntArray]] = []
+    for cutoff in np.unique(row_times)[1:]:
+        train_rows, test_rows = rows[row_times < cutoff], rows[row_times == cutoff]
+        if len(np.unique(y[train_rows])) == 2:
+            inner.append((train_rows, test_rows))
+    if not inner:
+        return LIGHTGBM_GRID[0]
+    tested = np.concatenate([test for _, test in inner])
+    if len(np.unique(y[tested])) < 2:
+        return LIGHTGBM_GRID[0]
+    best, best_score = LIGHTGBM_GRID[0], -math.inf
+    for params in LIGHTGBM_GRID:
+        margin = np.concatenate(
+            [
+                LightGBMCandidate(schema, seed, params).fit(X.iloc[tr], y[tr]).margin(X.iloc[te])
+                for tr, te in inner
+            ]
+        )
+        score = _scores(y[tested], sigmoid(margin))["pr_auc"]
+        if score > best_score:  # ties keep the earlier (default) setting
+            best, best_score = params, score
+    return best
+
+
 def _scores(y: IntArray, p: FloatArray) -> dict[str, float]:
     """ROC-AUC, PR-AUC and Brier, NaN where undefined (one class), for comparing candidates."""
     return {k: math.nan if v is None else v for k, v in ranking_scores(y, p).items()}
@@ -146,15 +213,25 @@ def train(
     per_candidate: dict[str, dict[str, float]] = {}
     steps = len(candidates) * len(folds)
     done = 0
+    times = _tuning_times(ts, cv_description)
+    tuned: dict[str, Any] = {}
     for name in candidates:
         margin = np.full(len(y), math.nan, dtype=np.float64)
+        chosen_per_fold: list[int] = []
         for train_idx, test_idx in folds:
             report(5.0 + 75.0 * done / steps, f"cross-validating {name}")
-            model = CANDIDATES[name](schema, seed).fit(X.iloc[train_idx], y[train_idx])
+            # Nested: the setting is chosen on this fold's training rows only (their own
+            # time-ordered folds), so the out-of-fold score never rates the tuned choice.
+            params = _tuned(name, schema, seed, X, y, times, train_idx)
+            if name == "lightgbm" and times is not None:
+                chosen_per_fold.append(LIGHTGBM_GRID.index(params))
+            model = _candidate(name, schema, seed, params).fit(X.iloc[train_idx], y[train_idx])
             margin[test_idx] = model.margin(X.iloc[test_idx])
             done += 1
         margins[name] = margin
         per_candidate[name] = _scores(y_eval, sigmoid(margin[evaluated]))
+        if chosen_per_fold:
+            tuned[name] = {"grid": list(LIGHTGBM_GRID), "chosen_per_fold": chosen_per_fold}
 
     chosen: ModelName = max(
         candidates, key=lambda n: (per_candidate[n]["pr_auc"], -candidates.index(n))
@@ -174,7 +251,10 @@ def train(
     p_cal = options[method]
 
     report(85.0, f"fitting {chosen} on all rows")
-    final = CANDIDATES[chosen](schema, seed).fit(X, y)
+    final_params = _tuned(chosen, schema, seed, X, y, times, np.arange(len(y), dtype=np.int64))
+    final = _candidate(chosen, schema, seed, final_params).fit(X, y)
+    if chosen in tuned:
+        tuned[chosen]["chosen"] = LIGHTGBM_GRID.index(final_params)
     calibrator = Calibrator(method).fit(oof_margin, y_eval)
     report(95.0, "reporting")
 
@@ -194,6 +274,7 @@ def train(
         "positive_rate": float(y.mean()),
         "n_features": len(schema.features),
         "candidates": per_candidate,
+        "tuning": tuned,
         "feature_importance": final.importance(),
         "importance_kind": "gain" if chosen == "lightgbm" else "mean |linear contribution|",
         "seed": seed,
