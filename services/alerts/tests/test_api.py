@@ -174,6 +174,7 @@ class TestRules:
             {"quiet_hours": {"start": "22:00:30", "end": "07:00"}},
             {"quiet_hours": {"start": "22:00+02:00", "end": "07:00"}},
             {"quiet_hours": {"start": "22:00"}},
+            {"quiet_hours": {"start": 79200, "end": "07:00"}},
         ],
     )
     async def test_put_refuses_bad_quiet_hours(self, app, in_process, tenant, extra):
@@ -197,6 +198,12 @@ class TestRules:
                 "cooldown_minutes": 525601,
             },
             {"high_risk_threshold": 0.7, "risk_increase_threshold": 0.2},
+            # Strict types: no booleans or strings for numbers, no float for an integer.
+            {"high_risk_threshold": 0.7, "risk_increase_threshold": 0.2, "cooldown_minutes": False},
+            {"high_risk_threshold": 0.7, "risk_increase_threshold": 0.2, "cooldown_minutes": "10"},
+            {"high_risk_threshold": 0.7, "risk_increase_threshold": 0.2, "cooldown_minutes": 10.0},
+            {"high_risk_threshold": True, "risk_increase_threshold": 0.2, "cooldown_minutes": 10},
+            {"high_risk_threshold": "0.7", "risk_increase_threshold": 0.2, "cooldown_minutes": 10},
             {
                 "high_risk_threshold": 0.7,
                 "risk_increase_threshold": 0.2,
@@ -288,6 +295,11 @@ class TestChannels:
             bad_hour = await client.post(
                 "/v1/alert-channels", headers=tenant["headers"], json={**channel, "digest_hour": 24}
             )
+            bool_hour = await client.post(
+                "/v1/alert-channels",
+                headers=tenant["headers"],
+                json={**channel, "digest_hour": True},
+            )
             bad_mode = await client.post(
                 "/v1/alert-channels",
                 headers=tenant["headers"],
@@ -300,6 +312,7 @@ class TestChannels:
         assert next_at.astimezone(ZoneInfo("Asia/Tokyo")).hour == 9
         assert timedelta(0) < next_at - datetime.now(UTC) <= timedelta(days=1)
         assert bad_hour.status_code == 422
+        assert bool_hour.status_code == 422
         assert bad_mode.status_code == 422
 
     async def test_loopback_url_refused_outside_dev_mode(

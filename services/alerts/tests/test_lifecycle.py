@@ -221,6 +221,11 @@ class TestLifecycle:
             headers=owner["headers"],
             json={"until": "2030-01-01T00:00:00"},
         )
+        epoch = await client.post(  # a number is not a timestamp (lax parsing made it 1970)
+            f"/v1/alerts/{alert_id}/snooze",
+            headers=owner["headers"],
+            json={"until": int(until.timestamp())},
+        )
         snoozed = await client.post(
             f"/v1/alerts/{alert_id}/snooze",
             headers=owner["headers"],
@@ -233,6 +238,7 @@ class TestLifecycle:
         after = await client.get(f"/v1/alerts/{alert_id}", headers=owner["headers"])
         assert past.status_code == 422
         assert naive.status_code == 422
+        assert epoch.status_code == 422
         assert snoozed.json()["status"] == "snoozed"
         assert (early, woken) == (0, 1)
         assert after.json()["status"] == "open"

@@ -304,6 +304,12 @@ class TestDeactivation:
         user_id, headers = await acme.add_user("leaver@acme.example.com", "analyst")
         tokens = await acme.login("leaver@acme.example.com")
 
+        # Strict booleans: 0 and "false" are refused, not read as false.
+        lax = [
+            await client.patch(f"/v1/users/{user_id}", json={"active": v}, headers=acme.owner)
+            for v in (0, "false")
+        ]
+        assert [r.status_code for r in lax] == [422, 422]
         off = await client.patch(f"/v1/users/{user_id}", json={"active": False}, headers=acme.owner)
         login = await client.post(
             "/v1/auth/login", json={"email": "leaver@acme.example.com", "password": PASSWORD}

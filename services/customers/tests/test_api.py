@@ -212,6 +212,9 @@ class TestIngestEvents:
         [
             {"type": "teleported"},
             {"occurred_at": "2024-06-01T10:00:00"},
+            {"occurred_at": 0},
+            {"occurred_at": 1717236000.5},
+            {"occurred_at": True},
             {"properties": {"amount": -1}},
             {"properties": {"amount": "12.5"}},
             {"properties": {"discount": True}},
@@ -221,6 +224,9 @@ class TestIngestEvents:
         ids=[
             "unknown-type",
             "naive-time",
+            "epoch-number-time",
+            "float-time",
+            "bool-time",
             "negative-amount",
             "string-amount",
             "bool-discount",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,6 +18,7 @@ from churn_alerts.channels import MAX_RECIPIENTS, ChannelKind, address_problem, 
 from churn_alerts.lifecycle import AlertAction, AlertOutcome, AlertStatus
 from churn_alerts.rules import AlertKind
 from churn_alerts.schedule import DeliveryMode, UnknownTimeZoneError, zone
+from churn_shared.fields import StrictFloat, StrictInt, Timestamp, TimeString
 
 RiskLevel = Literal["low", "medium", "high"]
 
@@ -69,7 +69,7 @@ class AlertSnooze(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: When the alert comes back as ``open`` (in the future, at most 90 days ahead).
-    until: AwareDatetime
+    until: Timestamp
 
 
 class AlertResolve(BaseModel):
@@ -174,8 +174,8 @@ class QuietHoursWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start: time = Field(examples=["22:00"])
-    end: time = Field(examples=["07:00"])
+    start: TimeString = Field(examples=["22:00"])
+    end: TimeString = Field(examples=["07:00"])
 
     @model_validator(mode="after")
     def _minutes(self) -> Self:
@@ -190,13 +190,13 @@ class QuietHoursWindow(BaseModel):
 
 
 class AlertRulesBase(BaseModel):
-    high_risk_threshold: float = Field(gt=0.0, le=1.0)
-    risk_increase_threshold: float = Field(gt=0.0, le=1.0)
-    cooldown_minutes: int = Field(ge=0, le=525_600)
+    high_risk_threshold: StrictFloat = Field(gt=0.0, le=1.0)
+    risk_increase_threshold: StrictFloat = Field(gt=0.0, le=1.0)
+    cooldown_minutes: StrictInt = Field(ge=0, le=525_600)
     #: Hysteresis: ``high_risk`` is raised when a customer enters the high band (reaches
     #: ``high_risk_threshold``) and not again until they fell below this and came back.
     #: ``null`` (the default): no hysteresis, the cooldown alone spaces ``high_risk`` alerts.
-    high_exit_threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
+    high_exit_threshold: StrictFloat | None = Field(default=None, ge=0.0, lt=1.0)
     #: The tenant's IANA time zone (``Europe/Berlin``): quiet hours and digest times are local.
     timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
     #: While it is quiet, deliveries wait (alerts are still raised, listed and pushed live at
@@ -257,7 +257,7 @@ class AlertChannelCreate(BaseModel):
     #: the alerts since the previous digest, grouped by risk level, at the top of each local
     #: hour or daily at ``digest_hour`` (the tenant's ``timezone``); no alerts, no message.
     delivery_mode: DeliveryMode = "immediate"
-    digest_hour: int = Field(default=8, ge=0, le=23)
+    digest_hour: StrictInt = Field(default=8, ge=0, le=23)
 
     @model_validator(mode="after")
     def _destination(self) -> Self:

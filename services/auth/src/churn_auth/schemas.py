@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from churn_auth.passwords import MIN_PASSWORD_LENGTH, password_problem
+from churn_shared.fields import StrictBool
 
 Role = Literal["owner", "admin", "analyst", "viewer"]
 Scope = Literal["events:write", "predictions", "read"]
@@ -100,7 +101,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class ProfileUpdate(BaseModel):

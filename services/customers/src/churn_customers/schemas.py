@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The prediction service reads feature profiles and training sets: their shapes are shared
 # contracts, re-exported here beside the other response bodies.
@@ -13,6 +13,7 @@ from churn_shared.contracts import CustomerFeaturesRead as CustomerFeaturesRead
 from churn_shared.contracts import CustomerTrainingSet as CustomerTrainingSet
 from churn_shared.contracts import EventTrainingSet as EventTrainingSet
 from churn_shared.contracts.events import CustomerEventType
+from churn_shared.fields import Timestamp
 
 CustomerSort = Literal["customer_id", "-churn_probability", "-updated_at"]
 
@@ -43,7 +44,7 @@ class EventIn(BaseModel):
     event_id: str = Field(min_length=1, max_length=64)
     customer_id: str = Field(min_length=1, max_length=64)
     type: CustomerEventType
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     properties: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AwareDatetime, Field
 
 from churn_shared.contracts.base import Contract, EventContract
+from churn_shared.fields import Timestamp
 
 
 class Topics:
@@ -64,7 +65,7 @@ class CustomerEventReceivedV1(EventContract):
     event_id: str = Field(min_length=1, max_length=64)
     customer_id: str = Field(min_length=1, max_length=64)
     type: CustomerEventType
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     properties: dict[str, Any] = Field(default_factory=dict)
 
 

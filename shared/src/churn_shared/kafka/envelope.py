@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from churn_shared.contracts.base import EventContract
+from churn_shared.fields import StrictInt, Timestamp
 
 
 class EnvelopeError(ValueError):
@@ -21,9 +22,9 @@ class Envelope(BaseModel):
 
     event_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=64)
     event_type: str = Field(min_length=1)
-    schema_version: int = Field(default=1, ge=1)
+    schema_version: StrictInt = Field(default=1, ge=1)
     tenant_id: str = Field(min_length=1, max_length=64)
-    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     producer: str
     #: Partition key; every topic is keyed by customer id.
     key: str | None = None

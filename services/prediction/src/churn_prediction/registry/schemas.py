@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Horizon = Literal[30, 60, 90, 180]
+from churn_shared.fields import DateString, IntegerOnly
+
+#: The horizons the customers service builds point-in-time sets for (an enum in the schema).
+Horizon = Annotated[Literal[30, 60, 90, 180], IntegerOnly]
 
 
 class ModelListItem(BaseModel):
@@ -51,7 +54,7 @@ class AliasRead(BaseModel):
 class EvaluationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cutoff: date
+    cutoff: DateString
     horizon_days: Horizon = 90
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from churn_prediction.registry.schemas import Horizon
+from churn_shared.fields import DateString
 
 
 class TrainingCreate(BaseModel):
@@ -26,8 +27,8 @@ class TrainingCreate(BaseModel):
     )
 
     source: Literal["events", "customers"]
-    cutoff: date | None = None
-    cutoffs: list[date] | None = Field(default=None, min_length=1, max_length=24)
+    cutoff: DateString | None = None
+    cutoffs: list[DateString] | None = Field(default=None, min_length=1, max_length=24)
     horizon_days: Horizon = 90
     label: str | None = Field(default=None, min_length=1, max_length=200)
     features: list[str] | None = Field(default=None, min_length=1, max_length=500)
