@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from churn_prediction.training.derived import DerivedFeatures
 from churn_prediction.training.features import FeatureSchema
 
 FloatArray = npt.NDArray[np.float64]
@@ -216,6 +217,46 @@ class LightGBMCandidate(Candidate):
     def importance(self) -> dict[str, float]:
         gain = self._fitted().booster_.feature_importance(importance_type="gain")
         return _normalised(self.schema.names, np.asarray(gain, dtype=np.float64))
+
+
+class WithDerivedFeatures(Candidate):
+    """A candidate that also reads the derived features (see
+    :mod:`churn_prediction.training.derived`), fitted on the same rows; its input, margins and
+    contributions are over the plain schema, as every other candidate's."""
+
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        seed: int,
+        inner: ModelName,
+        horizon_days: float,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(schema, seed)
+        self.name = inner
+        self.derived = DerivedFeatures(schema, horizon_days)
+        expanded = self.derived.expanded
+        self.inner: Candidate = (
+            LightGBMCandidate(expanded, seed, params)
+            if inner == "lightgbm"
+            else CANDIDATES[inner](expanded, seed)
+        )
+
+    def fit(self, X: pd.DataFrame, y: IntArray) -> WithDerivedFeatures:
+        self.derived.fit(X)
+        self.inner.fit(self.derived.transform(X), y)
+        return self
+
+    def margin(self, X: pd.DataFrame) -> FloatArray:
+        return self.inner.margin(self.derived.transform(X))
+
+    def contributions(self, X: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+        contrib, bias = self.inner.contributions(self.derived.transform(X))
+        return self.derived.fold(contrib), bias
+
+    def importance(self) -> dict[str, float]:
+        """Over the inputs and the derived features, each by its own name."""
+        return self.inner.importance()
 
 
 CANDIDATES: dict[ModelName, type[Candidate]] = {

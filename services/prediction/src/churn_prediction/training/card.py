@@ -90,6 +90,14 @@ def model_card(trained: TrainedModel, title: str) -> str:
         + ", ".join(f"`{f.name}` ({f.kind})" for f in features)
         + ".",
     ]
+    derived: list[str] = m.get("derived_features", [])
+    if derived:
+        parts.append(
+            "* Derived from those at training and scoring time (BG/NBD fitted on the training "
+            "rows; explanations credit each to the input it is built on): "
+            + ", ".join(f"`{name}`" for name in derived)
+            + "."
+        )
     if excluded:
         parts.append(
             "* Excluded columns: " + "; ".join(f"`{k}`: {v}" for k, v in excluded.items()) + "."

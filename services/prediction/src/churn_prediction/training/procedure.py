@@ -64,7 +64,9 @@ from churn_prediction.training.candidates import (
     Candidate,
     LightGBMCandidate,
     ModelName,
+    WithDerivedFeatures,
 )
+from churn_prediction.training.derived import CREDIT, DerivedFeatures
 from churn_prediction.training.evaluation import (
     baseline_comparison,
     calibration_table,
@@ -121,8 +123,15 @@ def _tuning_times(ts: TrainingSet, cv_description: str) -> npt.NDArray[Any] | No
 
 
 def _candidate(
-    name: ModelName, schema: FeatureSchema, seed: int, params: dict[str, Any]
+    name: ModelName,
+    schema: FeatureSchema,
+    seed: int,
+    params: dict[str, Any],
+    horizon: float | None,
 ) -> Candidate:
+    """One candidate; with ``horizon`` set it also reads the derived features."""
+    if horizon is not None:
+        return WithDerivedFeatures(schema, seed, name, horizon, params)
     if name == "lightgbm":
         return LightGBMCandidate(schema, seed, params)
     return CANDIDATES[name](schema, seed)
@@ -136,6 +145,7 @@ def _tuned(
     y: IntArray,
     times: npt.NDArray[Any] | None,
     rows: IntArray,
+    horizon: float | None,
 ) -> dict[str, Any]:
     """The LightGBM setting of :data:`LIGHTGBM_GRID` with the best pooled out-of-fold PR-AUC
     over time-ordered folds *within* ``rows`` (each later cutoff tested on the earlier ones);
@@ -157,7 +167,9 @@ def _tuned(
     for params in LIGHTGBM_GRID:
         margin = np.concatenate(
             [
-                LightGBMCandidate(schema, seed, params).fit(X.iloc[tr], y[tr]).margin(X.iloc[te])
+                _candidate(name, schema, seed, params, horizon)
+                .fit(X.iloc[tr], y[tr])
+                .margin(X.iloc[te])
                 for tr, te in inner
             ]
         )
@@ -180,6 +192,7 @@ def train(
     n_splits: int = 5,
     candidates: Sequence[ModelName] = ("logistic_regression", "lightgbm"),
     progress: ProgressCallback | None = None,
+    derived_features: bool = True,
 ) -> TrainedModel:
     """Compare candidates by cross-validation, pick by PR-AUC, calibrate, refit on all rows.
 
@@ -214,6 +227,13 @@ def train(
     steps = len(candidates) * len(folds)
     done = 0
     times = _tuning_times(ts, cv_description)
+    # Derived features (BG/NBD's expectation, recency relative to the customer's own rhythm,
+    # trends) whenever the set carries the behavioural features they are computed from.
+    horizon = (
+        float(ts.horizon_days or DEFAULT_HORIZON_DAYS)
+        if derived_features and DerivedFeatures.applicable(schema)
+        else None
+    )
     tuned: dict[str, Any] = {}
     for name in candidates:
         margin = np.full(len(y), math.nan, dtype=np.float64)
@@ -222,10 +242,11 @@ def train(
             report(5.0 + 75.0 * done / steps, f"cross-validating {name}")
             # Nested: the setting is chosen on this fold's training rows only (their own
             # time-ordered folds), so the out-of-fold score never rates the tuned choice.
-            params = _tuned(name, schema, seed, X, y, times, train_idx)
+            params = _tuned(name, schema, seed, X, y, times, train_idx, horizon)
             if name == "lightgbm" and times is not None:
                 chosen_per_fold.append(LIGHTGBM_GRID.index(params))
-            model = _candidate(name, schema, seed, params).fit(X.iloc[train_idx], y[train_idx])
+            model = _candidate(name, schema, seed, params, horizon)
+            model.fit(X.iloc[train_idx], y[train_idx])
             margin[test_idx] = model.margin(X.iloc[test_idx])
             done += 1
         margins[name] = margin
@@ -251,8 +272,9 @@ def train(
     p_cal = options[method]
 
     report(85.0, f"fitting {chosen} on all rows")
-    final_params = _tuned(chosen, schema, seed, X, y, times, np.arange(len(y), dtype=np.int64))
-    final = _candidate(chosen, schema, seed, final_params).fit(X, y)
+    everything = np.arange(len(y), dtype=np.int64)
+    final_params = _tuned(chosen, schema, seed, X, y, times, everything, horizon)
+    final = _candidate(chosen, schema, seed, final_params, horizon).fit(X, y)
     if chosen in tuned:
         tuned[chosen]["chosen"] = LIGHTGBM_GRID.index(final_params)
     calibrator = Calibrator(method).fit(oof_margin, y_eval)
@@ -275,6 +297,7 @@ def train(
         "n_features": len(schema.features),
         "candidates": per_candidate,
         "tuning": tuned,
+        "derived_features": list(CREDIT) if horizon is not None else [],
         "feature_importance": final.importance(),
         "importance_kind": "gain" if chosen == "lightgbm" else "mean |linear contribution|",
         "seed": seed,

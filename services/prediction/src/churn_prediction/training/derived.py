@@ -1,0 +1,131 @@
+"""Features derived at training and scoring time from the behavioural feature vector.
+
+For non-contractual businesses the raw counts hide what matters: how long a customer has been
+away *relative to their own rhythm*, whether they are buying more or less than they used to, and
+what the textbook model (BG/NBD) expects of them. These are computed from the online features
+every profile already carries (``churn_shared.contracts.FEATURE_NAMES``), so the model's input,
+its recorded feature list and the online stream stay exactly what they were; the BG/NBD
+parameters are fitted per tenant on the training rows (no labels) and stored with the model.
+
+Definitions (days; ``x = total_orders - 1``, ``T = account_age_days``, ``t_x = T -
+days_since_last_order``, see :func:`~churn_prediction.training.bgnbd.rfm_from_features`):
+
+* ``bgnbd_expected_purchases``: BG/NBD's expected orders in the label's horizon.
+* ``bgnbd_p_alive``: BG/NBD's probability that the customer is still active.
+* ``purchase_interval_days``: mean days between orders, ``t_x / x`` (missing with one order).
+* ``recency_ratio``: ``days_since_last_order / purchase_interval_days``.
+* ``orders_per_30d``: tenure-normalised frequency, ``30 * total_orders / max(T, 30)``.
+* ``order_rate_trend``: the order rate of the last 90 days over the rate before them
+  (``(orders_last_90d / 90) / ((total_orders - orders_last_90d + 1) / max(T - 90, 90))``).
+* ``spend_trend``: mean order value of the last 90 days over the lifetime mean (missing
+  without a recent order).
+
+Explanations credit each derived feature's contribution to the input feature it is built on
+(``CREDIT``), so contributions still add up exactly and name only the model's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from churn_prediction.training.bgnbd import BGNBD, fit_bgnbd, rfm_from_features
+from churn_prediction.training.features import FeatureSchema, FeatureSpec
+
+__all__ = ["CREDIT", "REQUIRED", "DerivedFeatures"]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: The behavioural inputs every derived feature needs (all numeric).
+REQUIRED = (
+    "total_orders",
+    "days_since_last_order",
+    "account_age_days",
+    "orders_last_90d",
+    "spend_last_90d",
+    "avg_order_value",
+)
+#: Each derived feature and the input feature its contribution is credited to.
+CREDIT = {
+    "bgnbd_expected_purchases": "days_since_last_order",
+    "bgnbd_p_alive": "days_since_last_order",
+    "purchase_interval_days": "total_orders",
+    "recency_ratio": "days_since_last_order",
+    "orders_per_30d": "total_orders",
+    "order_rate_trend": "orders_last_90d",
+    "spend_trend": "spend_last_90d",
+}
+
+
+@dataclass
+class DerivedFeatures:
+    """Adds the derived columns to a canonical frame of ``schema`` (fit once on training rows)."""
+
+    schema: FeatureSchema
+    horizon_days: float
+    bgnbd: BGNBD | None = None
+    credit_index: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        index = {name: j for j, name in enumerate(self.schema.names)}
+        self.credit_index = [index[CREDIT[name]] for name in CREDIT]
+
+    @staticmethod
+    def applicable(schema: FeatureSchema) -> bool:
+        return all(name in schema.numeric for name in REQUIRED)
+
+    @property
+    def expanded(self) -> FeatureSchema:
+        """The schema the wrapped model sees: the inputs, then the derived columns."""
+        extra = tuple(FeatureSpec(name, "numeric") for name in CREDIT)
+        return FeatureSchema(self.schema.features + extra)
+
+    def fit(self, X: pd.DataFrame) -> DerivedFeatures:
+        x, t_x, T = rfm_from_features(X)
+        self.bgnbd = fit_bgnbd(x, t_x, T)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        if self.bgnbd is None:
+            raise RuntimeError("derived features are not fitted")
+        x, t_x, T = rfm_from_features(X)
+        orders = X["total_orders"].to_numpy(dtype=np.float64)
+        recent = X["orders_last_90d"].to_numpy(dtype=np.float64)
+        spend_recent = X["spend_last_90d"].to_numpy(dtype=np.float64)
+        mean_value = X["avg_order_value"].to_numpy(dtype=np.float64)
+        since = X["days_since_last_order"].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            interval = np.where(x > 0, t_x / np.maximum(x, 1.0), np.nan)
+            derived = {
+                "bgnbd_expected_purchases": self.bgnbd.expected_purchases(
+                    self.horizon_days, x, t_x, T
+                ),
+                "bgnbd_p_alive": self.bgnbd.p_alive(x, t_x, T),
+                "purchase_interval_days": interval,
+                "recency_ratio": since / np.maximum(interval, 1.0),
+                "orders_per_30d": 30.0 * orders / np.maximum(T, 30.0),
+                "order_rate_trend": (recent / 90.0)
+                / ((orders - recent + 1.0) / np.maximum(T - 90.0, 90.0)),
+                "spend_trend": np.where(
+                    recent > 0,
+                    (spend_recent / np.maximum(recent, 1.0)) / np.maximum(mean_value, 1e-9),
+                    np.nan,
+                ),
+            }
+        out = X.reset_index(drop=True).copy()
+        for name in CREDIT:
+            column = np.asarray(derived[name], dtype=np.float64)
+            out[name] = np.where(np.isfinite(column), column, np.nan)
+        return out
+
+    def fold(self, contributions: FloatArray) -> FloatArray:
+        """Contributions over the expanded schema → over the inputs (derived columns credited
+        to their source; row sums unchanged)."""
+        n_inputs = len(self.schema.features)
+        out = np.array(contributions[:, :n_inputs], dtype=np.float64)
+        for k, j in enumerate(self.credit_index):
+            out[:, j] += contributions[:, n_inputs + k]
+        return out
