@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from churn_shared.app import make_service_app
 from churn_shared.errors import NotFoundError
+from churn_shared.middleware import STREAMED_BODIES
 from churn_shared.pagination import decode_cursor, encode_cursor
 
 
@@ -84,6 +85,39 @@ async def test_oversized_body_is_refused_before_the_handler():
             "/items", content=stream(), headers={"content-type": "application/json"}
         )
         assert streamed.status_code == 413
+
+
+async def test_a_streamed_upload_path_reaches_the_handler_as_it_arrives():
+    """A path listed in ``app.state.streamed_bodies`` is not buffered (the handler sees the
+    chunks one by one) and has its own limit; every other path keeps the app's limit."""
+    app = _app()
+    setattr(app.state, STREAMED_BODIES, {"/upload": 20_000})
+    seen: list[int] = []
+
+    @app.post("/upload")
+    async def upload(request: Request) -> dict[str, int]:
+        async for chunk in request.stream():
+            if chunk:
+                seen.append(len(chunk))
+        return {"chunks": len(seen)}
+
+    async def stream(n: int):
+        for _ in range(n):
+            yield b"x" * 1000
+
+    async with _client(app) as client:
+        accepted = await client.post("/upload", content=stream(10))
+        assert accepted.status_code == 200, accepted.text
+        assert seen == [1000] * 10  # ten chunks, not one buffered body of 10,000 bytes
+        too_big = await client.post("/upload", content=stream(30))
+        assert too_big.status_code == 413
+        assert too_big.headers["content-type"] == "application/problem+json"
+        assert "20000 bytes" in too_big.json()["detail"]
+        declared = await client.post("/upload", content=b"x" * 20_001)
+        assert declared.status_code == 413
+        # Other paths keep the app's own limit of 2,048 bytes.
+        other = await client.post("/items", content=stream(3))
+        assert other.status_code == 413
 
 
 async def test_request_id_is_adopted_or_minted():

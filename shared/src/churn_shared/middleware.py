@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churn_shared.db import is_transient
-from churn_shared.errors import problem_response
+from churn_shared.errors import PayloadTooLargeError, problem_response
 from churn_shared.logging import REQUEST_ID_HEADER, get_logger, request_id_var
 
 _log = get_logger("churn.access")
@@ -81,8 +81,31 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
+#: ``app.state`` attribute naming the ``POST`` paths whose bodies are streamed, not buffered:
+#: ``{path: max_bytes}`` (file uploads). Set it before the app serves.
+STREAMED_BODIES = "streamed_bodies"
+#: Scope key set on a request whose body is streamed: it cannot be replayed.
+STREAMED_SCOPE_KEY = "churn.streamed_body"
+
+
+def streamed_body_limit(scope: Scope) -> int | None:
+    """The byte limit of a streamed upload to ``scope``'s path, or ``None`` (buffered)."""
+    if scope.get("method") != "POST":
+        return None
+    app = scope.get("app")
+    limits = getattr(getattr(app, "state", None), STREAMED_BODIES, None)
+    if not limits:
+        return None
+    limit = limits.get(scope.get("path", ""))
+    return int(limit) if limit is not None else None
+
+
 class BodySizeLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413 before the application reads them."""
+    """Refuse bodies over ``max_bytes`` with 413 before the application reads them.
+
+    A path listed in the app's :data:`STREAMED_BODIES` (a file upload) is not buffered: its
+    body reaches the application as it arrives, counted against that path's own limit, and a
+    body that passes it raises :class:`PayloadTooLargeError` (413) from ``receive``."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -92,15 +115,21 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        streamed = streamed_body_limit(scope)
+        limit = self.max_bytes if streamed is None else streamed
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await self._reject(scope, receive, send)
+                if declared > limit:
+                    await self._reject(scope, receive, send, limit)
                     return
+        if streamed is not None:
+            scope[STREAMED_SCOPE_KEY] = True
+            await self.app(scope, _counted(receive, streamed), send)
+            return
         # Read the body up to the limit before the application sees it, so an oversized
         # streamed body is refused cleanly instead of failing half-way through a handler.
         chunks: list[bytes] = []
@@ -113,7 +142,7 @@ class BodySizeLimitMiddleware:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                await self._reject(scope, receive, send)
+                await self._reject(scope, receive, send, self.max_bytes)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -129,15 +158,33 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             413,
             "Payload Too Large",
-            f"The request body exceeds the limit of {self.max_bytes} bytes.",
+            f"The request body exceeds the limit of {limit} bytes.",
             "payload-too-large",
             scope.get("path"),
         )
         await response(scope, receive, send)
+
+
+def _counted(receive: Receive, max_bytes: int) -> Receive:
+    """``receive`` that raises 413 once the body passes ``max_bytes``."""
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise PayloadTooLargeError(
+                    f"The request body exceeds the limit of {max_bytes} bytes."
+                )
+        return message
+
+    return counted
 
 
 class MetricsMiddleware:
@@ -219,6 +266,10 @@ class ErrorBoundaryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get(STREAMED_SCOPE_KEY):
+            # A streamed upload cannot be replayed: one attempt, errors rendered the same way.
+            await self._once(scope, receive, send)
+            return
         recorded: list[Message] = []
         body_complete = False
 
@@ -269,6 +320,22 @@ class ErrorBoundaryMiddleware:
                 response = self._render(scope, exc, transient)
                 await response(scope, attempt_receive, send)
                 return
+
+    async def _once(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:
+                raise
+            await self._render(scope, exc, is_transient(exc))(scope, receive, send)
 
     def _render(self, scope: Scope, exc: Exception, transient: bool) -> Response:
         path = scope.get("path")
