@@ -41,8 +41,24 @@ class Customer(Base, table=True):
     __tablename__ = "customers"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "customer_id", name="uq_customers_tenant_customer"),
-        sa.Index("ix_customers_tenant_probability", "tenant_id", "churn_probability"),
-        sa.Index("ix_customers_tenant_updated", "tenant_id", "updated_at"),
+        # The list's sorts (descending, ties by ascending id) walk these in order: MariaDB
+        # reads a mixed-direction order from an index only when the index has that direction.
+        sa.Index(
+            "ix_customers_tenant_probability_desc",
+            "tenant_id",
+            sa.column("churn_probability").desc(),
+            "customer_id",
+        ),
+        sa.Index(
+            "ix_customers_tenant_updated_desc",
+            "tenant_id",
+            sa.column("updated_at").desc(),
+            "customer_id",
+        ),
+        # The customer-list filters (risk level; prefix search on e-mail and name).
+        sa.Index("ix_customers_tenant_risk", "tenant_id", "risk_level", "customer_id"),
+        sa.Index("ix_customers_tenant_search_email", "tenant_id", "search_email"),
+        sa.Index("ix_customers_tenant_search_name", "tenant_id", "search_name"),
     )
 
     id: int | None = Field(default=None, sa_column=_bigint_id())
@@ -59,6 +75,10 @@ class Customer(Base, table=True):
     risk_level: str | None = Field(default=None, max_length=16)
     model_version: str | None = Field(default=None, max_length=128)
     scored_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    #: The ``email`` and ``name`` attributes, lower-cased and cut to 255 characters, kept by
+    #: every attribute write so that the list's ``q`` is an index range, not a JSON scan.
+    search_email: str | None = Field(default=None, max_length=255)
+    search_name: str | None = Field(default=None, max_length=255)
 
 
 class CustomerEvent(Base, table=True):

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.features import PROPERTY_EVENT_TYPES
 from churn_customers.models import customer_features, customer_imports, customers, events
+from churn_customers.schemas import CustomerFilter
 from churn_shared.db import UTCDateTime
 
 #: Bound parameters per IN list (SQLite allows 32,766 variables per statement).
@@ -79,6 +80,63 @@ def _unscored(settled_before: datetime, now: datetime) -> sa.ColumnElement[bool]
         sa.or_(c.scored_at.is_(None), c.scored_at < f.as_of),
         sa.or_(f.republish_after.is_(None), f.republish_after <= now),
     )
+
+
+#: Attribute → searchable column (lower-cased copy) of the customers table.
+SEARCH_ATTRIBUTES = {"email": "search_email", "name": "search_name"}
+
+
+def search_columns(attributes: Mapping[str, Any]) -> dict[str, str | None]:
+    """The ``search_*`` columns for these attributes: each one's text, lower-cased, ≤ 255."""
+    columns: dict[str, str | None] = {}
+    for key, column in SEARCH_ATTRIBUTES.items():
+        value = attributes.get(key)
+        columns[column] = str(value).lower()[:255] if value not in (None, "") else None
+    return columns
+
+
+def _prefix_range(column: sa.ColumnElement[Any], prefix: str) -> sa.ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as an index range (``prefix <= column < next``)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return sa.and_(column >= prefix, column < upper)
+
+
+def customer_conditions(
+    conn: AsyncConnection, tenant_id: str, where: CustomerFilter | None
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of a tenant's customers matching ``where`` (all must hold)."""
+    c = customers.c
+    conditions: list[sa.ColumnElement[bool]] = [c.tenant_id == tenant_id]
+    if where is None:
+        return conditions
+    if where.risk_level:
+        conditions.append(c.risk_level.in_(sorted(set(where.risk_level))))
+    if where.min_probability is not None:
+        conditions.append(c.churn_probability >= where.min_probability)
+    if where.max_probability is not None:
+        conditions.append(c.churn_probability <= where.max_probability)
+    if where.q:
+        folded = where.q.lower()
+        conditions.append(
+            sa.or_(
+                _prefix_range(c.customer_id, where.q),
+                _prefix_range(c.search_email, folded),
+                _prefix_range(c.search_name, folded),
+            )
+        )
+    if where.seen_after is not None:
+        conditions.append(c.updated_at >= where.seen_after)
+    if where.seen_before is not None:
+        conditions.append(c.updated_at < where.seen_before)
+    for name, value in sorted(where.attributes.items()):
+        text = c.attributes[name].as_string()
+        if value in ("true", "false") and not _is_mysql(conn):
+            # SQLite's JSON_EXTRACT gives a boolean as 1/0; its JSON type names it.
+            path = '$."' + name + '"'
+            conditions.append(sa.func.json_type(c.attributes, path) == value)
+        else:
+            conditions.append(text == value)
+    return conditions
 
 
 def _insert_or_ignore(conn: AsyncConnection, table: sa.Table, key: Sequence[str]) -> Any:
@@ -403,7 +461,10 @@ class CustomerRepository(_Repository):
     async def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             conn = await self._conn()
-            await conn.execute(sa.insert(customers), list(rows))
+            await conn.execute(
+                sa.insert(customers),
+                [{**row, **search_columns(row.get("attributes") or {})} for row in rows],
+            )
 
     async def attributes_for(
         self, tenant_id: str, customer_ids: Sequence[str]
@@ -430,7 +491,10 @@ class CustomerRepository(_Repository):
             return
         conn = await self._conn()
         statement = _upsert(
-            conn, customers, ("tenant_id", "customer_id"), ("attributes", "updated_at")
+            conn,
+            customers,
+            ("tenant_id", "customer_id"),
+            ("attributes", "updated_at", *SEARCH_ATTRIBUTES.values()),
         )
         items = list(attributes.items())
         for chunk in _chunks(items, 1_000):
@@ -443,6 +507,7 @@ class CustomerRepository(_Repository):
                         "attributes": dict(values),
                         "created_at": now,
                         "updated_at": now,
+                        **search_columns(values),
                     }
                     for cid, values in chunk
                 ],
@@ -514,7 +579,7 @@ class CustomerRepository(_Repository):
         await conn.execute(
             sa.update(customers)
             .where(customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id)
-            .values(attributes=attributes, updated_at=now)
+            .values(attributes=attributes, updated_at=now, **search_columns(attributes))
         )
 
     async def delete(self, tenant_id: str, customer_id: str) -> int:
@@ -527,15 +592,22 @@ class CustomerRepository(_Repository):
         return int(result.rowcount)
 
     async def page(
-        self, tenant_id: str, sort: str, limit: int, after: list[Any] | None
+        self,
+        tenant_id: str,
+        sort: str,
+        limit: int,
+        after: list[Any] | None,
+        where: CustomerFilter | None = None,
     ) -> Sequence[sa.Row[Any]]:
-        """One keyset page (``limit + 1`` rows, to tell whether another page follows).
+        """One keyset page (``limit + 1`` rows, to tell whether another page follows) of the
+        tenant's customers that match ``where``.
 
         Every order ends with ``customer_id`` so it is total. ``-churn_probability`` puts
         unscored customers (null) last on SQLite and MySQL alike.
         """
         c = customers.c
-        query = sa.select(customers).where(c.tenant_id == tenant_id)
+        conn = await self._conn()
+        query = sa.select(customers).where(*customer_conditions(conn, tenant_id, where))
         if sort == "customer_id":
             query = query.order_by(c.customer_id)
             if after is not None:
@@ -566,7 +638,6 @@ class CustomerRepository(_Repository):
                 )
         else:  # pragma: no cover - the schema restricts ``sort``
             raise ValueError(f"unknown sort {sort!r}")
-        conn = await self._conn()
         result = await conn.execute(query.limit(limit + 1))
         return result.all()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # The prediction service reads feature profiles and training sets: their shapes are shared
 # contracts, re-exported here beside the other response bodies.
@@ -16,6 +16,63 @@ from churn_shared.contracts.events import CustomerEventType
 from churn_shared.fields import Timestamp
 
 CustomerSort = Literal["customer_id", "-churn_probability", "-updated_at"]
+RiskLevel = Literal["low", "medium", "high"]
+
+#: Attribute filters per request (each one is a scan of the tenant's JSON attributes).
+MAX_ATTRIBUTE_FILTERS = 10
+#: An imported attribute's name in a filter: no quotes or backslashes (it becomes a JSON path).
+AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r'^[^"\\]+$')]
+AttributeValue = Annotated[str, StringConstraints(max_length=255)]
+
+
+class CustomerFilter(BaseModel):
+    """Which customers: every condition given must hold; ``risk_level`` matches any of its
+    values. The same filter drives the list, the export, bulk actions and cohorts."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "risk_level": ["high", "medium"],
+                    "min_probability": 0.6,
+                    "q": "ann",
+                    "seen_before": "2026-11-01T00:00:00Z",
+                    "attributes": {"plan": "gold"},
+                }
+            ]
+        },
+    )
+
+    risk_level: list[RiskLevel] | None = Field(default=None, max_length=3)
+    #: Latest churn probability at least this (unscored customers never match).
+    min_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Latest churn probability at most this (unscored customers never match).
+    max_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Prefix of the customer id (as stored), or of the ``email`` or ``name`` attribute
+    #: (case-insensitive).
+    q: str | None = Field(default=None, min_length=1, max_length=64)
+    #: Last activity (an event, an import or an edit: ``updated_at``) at or after this.
+    seen_after: AwareDatetime | None = None
+    #: Last activity strictly before this (e.g. customers quiet since a date).
+    seen_before: AwareDatetime | None = None
+    #: Imported attributes equal to these values, compared as text (``3``, ``gold``, ``true``).
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTE_FILTERS
+    )
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> CustomerFilter:
+        if (
+            self.min_probability is not None
+            and self.max_probability is not None
+            and self.min_probability > self.max_probability
+        ):
+            raise ValueError("min_probability must not be above max_probability")
+        if self.seen_after and self.seen_before and self.seen_after >= self.seen_before:
+            raise ValueError("seen_after must be before seen_before")
+        return self
+
 
 #: ``order_placed`` properties that must be numbers ≥ 0 when present.
 ORDER_NUMERIC_PROPERTIES = ("amount", "discount")

@@ -52,6 +52,7 @@ from churn_customers.schemas import (
     CustomerCreate,
     CustomerDetail,
     CustomerFeaturesRead,
+    CustomerFilter,
     CustomerPage,
     CustomerRead,
     CustomerSort,
@@ -350,10 +351,18 @@ class CustomerService:
         self._features = FeatureRepository(session)
 
     async def list_customers(
-        self, tenant_id: str, *, limit: int, cursor: str | None, sort: CustomerSort
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        sort: CustomerSort,
+        where: CustomerFilter | None = None,
     ) -> CustomerPage:
+        """One page of the tenant's customers matching ``where``, in ``sort`` order. The
+        cursor holds only the last row's sort key: send the same filter with it."""
         after = _decode_after(sort, cursor)
-        rows = await self._customers.page(tenant_id, sort, limit, after)
+        rows = await self._customers.page(tenant_id, sort, limit, after, where)
         next_cursor = (
             encode_cursor(_cursor_values(sort, rows[limit - 1])) if len(rows) > limit else None
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from churn_customers.dependencies import (
     CustomerServiceDep,
@@ -17,6 +17,7 @@ from churn_customers.schemas import (
     CustomerCreate,
     CustomerDetail,
     CustomerFeaturesRead,
+    CustomerFilter,
     CustomerPage,
     CustomerRead,
     CustomerSort,
@@ -27,9 +28,10 @@ from churn_customers.schemas import (
     EventTrainingSet,
     ImportAccepted,
     ImportRead,
+    RiskLevel,
 )
 from churn_customers.service import parse_cutoff
-from churn_shared.errors import PROBLEM_RESPONSES
+from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError
 from churn_shared.security import Principal, PrincipalDep, require_role
 
 #: Changing data needs the analyst role or higher; reading needs any role.
@@ -59,15 +61,103 @@ async def ingest_events(
     return await service.record_events(principal.tenant_id, body.events, backfill=backfill)
 
 
-@customers_router.get("", response_model=CustomerPage, operation_id="customers_list")
+#: Query parameters ``attr.<name>=<value>``: equality on an imported attribute.
+ATTRIBUTE_PARAMETER_PREFIX = "attr."
+
+
+def customer_filter(
+    request: Request,
+    risk_level: Annotated[
+        list[RiskLevel] | None,
+        Query(description="Latest risk level; repeat for several (any of them)"),
+    ] = None,
+    min_probability: Annotated[
+        float | None, Query(ge=0.0, le=1.0, description="Latest churn probability ≥ this")
+    ] = None,
+    max_probability: Annotated[
+        float | None, Query(ge=0.0, le=1.0, description="Latest churn probability ≤ this")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="Prefix of the customer id, or of the email or name attribute "
+            "(case-insensitive)",
+        ),
+    ] = None,
+    seen_after: Annotated[
+        AwareDatetime | None, Query(description="Last activity (updated_at) at or after this")
+    ] = None,
+    seen_before: Annotated[
+        AwareDatetime | None, Query(description="Last activity (updated_at) before this")
+    ] = None,
+) -> CustomerFilter:
+    """The customer filter of a request's query, ``attr.<name>=<value>`` parameters included
+    (at most 10; each is an equality on an imported attribute, compared as text)."""
+    attributes = {
+        key.removeprefix(ATTRIBUTE_PARAMETER_PREFIX): value
+        for key, value in request.query_params.multi_items()
+        if key.startswith(ATTRIBUTE_PARAMETER_PREFIX)
+    }
+    try:
+        return CustomerFilter(
+            risk_level=risk_level,
+            min_probability=min_probability,
+            max_probability=max_probability,
+            q=q,
+            seen_after=seen_after,
+            seen_before=seen_before,
+            attributes=attributes,
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'filter'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise UnprocessableError(f"The customer filter is not valid: {reasons}.") from exc
+
+
+CustomerFilterDep = Annotated[CustomerFilter, Depends(customer_filter)]
+
+
+@customers_router.get(
+    "",
+    response_model=CustomerPage,
+    operation_id="customers_list",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "attr.{name}",
+                "in": "query",
+                "required": False,
+                "description": "Equality on an imported attribute, compared as text: "
+                "`attr.plan=gold`, `attr.seats=3`, `attr.vip=true`. At most 10; each may be "
+                "combined with every other filter.",
+                "schema": {"type": "string", "maxLength": 255},
+                "example": "gold",
+            }
+        ]
+    },
+)
 async def list_customers(
     principal: PrincipalDep,
     service: CustomerServiceDep,
+    where: CustomerFilterDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page; send the same filter")
+    ] = None,
     sort: CustomerSort = "customer_id",
 ) -> CustomerPage:
-    return await service.list_customers(principal.tenant_id, limit=limit, cursor=cursor, sort=sort)
+    """The tenant's customers matching every filter given, in keyset pages.
+
+    Filters combine (AND) with each other and with every sort order. Risk level, probability,
+    activity dates and the id/e-mail/name prefix are index ranges; attribute filters are
+    checked on the tenant's rows that the other filters leave."""
+    return await service.list_customers(
+        principal.tenant_id, limit=limit, cursor=cursor, sort=sort, where=where
+    )
 
 
 @customers_router.post(
