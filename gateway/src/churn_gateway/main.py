@@ -17,6 +17,7 @@ from starlette.responses import Response
 from churn_gateway.api.routes import router
 from churn_gateway.authentication import EdgeAuthenticator, pooled_jwks_source
 from churn_gateway.config import Settings
+from churn_gateway.console import install_console
 from churn_gateway.cors import GatewayCORSMiddleware
 from churn_gateway.dependencies import GatewayState
 from churn_gateway.events.handlers import LiveFeedHandler
@@ -168,6 +169,7 @@ def create_app(
     # Outermost: preflights are answered before rate limits, body limits and authentication.
     app.add_middleware(GatewayCORSMiddleware, settings=settings)
     app.include_router(router)
+    install_console(app)
     app.mount(SOCKETIO_MOUNT_PATH, socketio.ASGIApp(state.sio, socketio_path=None))
     return app
 

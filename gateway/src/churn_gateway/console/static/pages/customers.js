@@ -1,0 +1,100 @@
+// The customers table: sort, page (cursor), search and risk filters (when the API offers them).
+
+import { clear, field, formatNumber, formatTime, h, riskBadge, select } from "../dom.js";
+
+const SORT_OPTIONS = [
+  ["-churn_probability", "Highest risk first"],
+  ["-updated_at", "Most recently active"],
+  ["customer_id", "Customer id"],
+];
+const RISK_OPTIONS = [["", "Any risk"], ["high", "High"], ["medium", "Medium"], ["low", "Low"]];
+const SIZE_OPTIONS = [["25", "25"], ["50", "50"], ["100", "100"]];
+
+export async function customersPage(container, { session, live, cleanup }) {
+  const search = h("input", { type: "search", name: "q", maxlength: 64, autocomplete: "off" });
+  const risk = select("risk_level", RISK_OPTIONS, "");
+  const sort = select("sort", SORT_OPTIONS, "-churn_probability");
+  const size = select("limit", SIZE_OPTIONS, "50");
+  const body = h("tbody");
+  const summary = h("p", { class: "summary", "aria-live": "polite" });
+  const previous = h("button", { type: "button", class: "secondary", disabled: true }, "Previous page");
+  const next = h("button", { type: "button", class: "secondary", disabled: true }, "Next page");
+  // Cursors of the pages seen so far: [null (first page), cursor of page 2, …].
+  let cursors = [null];
+  let pageIndex = 0;
+
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Find customers" },
+    field("Search", search, "Prefix of the id, e-mail or name"),
+    field("Risk", risk),
+    field("Sort", sort),
+    field("Per page", size),
+    h("button", { type: "submit" }, "Apply"),
+  );
+  container.append(
+    h("h1", {}, "Customers"),
+    form,
+    summary,
+    h("div", { class: "table-wrap" },
+      h("table", { class: "data", id: "customers-table" },
+        h("caption", { class: "visually-hidden" }, "Customers"),
+        h("thead", {}, h("tr", {},
+          ["Customer", "Risk", "Probability", "Scored", "Last activity"].map(
+            (label) => h("th", { scope: "col" }, label)))),
+        body,
+      ),
+    ),
+    h("nav", { class: "pager", "aria-label": "Pages" }, previous, next),
+  );
+
+  async function load() {
+    const page = await session.get("/v1/customers", {
+      sort: sort.value,
+      limit: size.value,
+      cursor: cursors[pageIndex],
+      q: search.value.trim(),
+      risk_level: risk.value,
+    });
+    clear(body, page.items.map((customer) => h("tr", { dataset: { customerId: customer.customer_id } },
+      h("th", { scope: "row" },
+        h("a", { href: `#/customers/${encodeURIComponent(customer.customer_id)}` }, customer.customer_id)),
+      h("td", {}, riskBadge(customer.risk_level, customer.churn_probability)),
+      h("td", { class: "num" }, formatNumber(customer.churn_probability)),
+      h("td", {}, formatTime(customer.scored_at)),
+      h("td", {}, formatTime(customer.updated_at)),
+    )));
+    if (page.items.length === 0) body.append(h("tr", {}, h("td", { colspan: 5 }, "No customers match.")));
+    cursors = cursors.slice(0, pageIndex + 1);
+    if (page.next_cursor) cursors.push(page.next_cursor);
+    previous.disabled = pageIndex === 0;
+    next.disabled = !page.next_cursor;
+    summary.textContent = `Page ${pageIndex + 1}: ${page.items.length} customer${page.items.length === 1 ? "" : "s"}`;
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    cursors = [null];
+    pageIndex = 0;
+    load();
+  });
+  for (const control of [risk, sort, size]) {
+    control.addEventListener("change", () => form.requestSubmit());
+  }
+  previous.addEventListener("click", () => {
+    pageIndex = Math.max(0, pageIndex - 1);
+    load();
+  });
+  next.addEventListener("click", () => {
+    pageIndex += 1;
+    load();
+  });
+  // New scores move customers: refresh the page shown, at most every 5 s.
+  let timer = null;
+  cleanup.push(live.on("score_update", () => {
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      load().catch(() => {});
+    }, 5000);
+  }), () => clearTimeout(timer));
+  await load();
+}
