@@ -77,6 +77,25 @@ def test_unknown_types_and_invalid_payloads_are_left_out():
     assert live_message(Topics.CHURN_ALERTS, invalid) is None
 
 
+def test_prediction_job_progress_reaches_its_tenant_room():
+    from churn_shared.contracts import JobTopics, PredictionJobProgressV1
+
+    progress = PredictionJobProgressV1(
+        job_id="j2",
+        status="running",
+        progress=30,
+        rows_total=1000,
+        rows_scored=290,
+        rows_failed=10,
+        updated_at=datetime.now(UTC),
+    )
+    env = Envelope.wrap(tenant_id="t8", producer="prediction", payload=progress)
+    message = live_message(JobTopics.PREDICTION_JOBS, env)
+    assert message is not None
+    assert (message.event, message.tenant_id) == ("prediction_job_progress", "t8")
+    assert (message.payload["rows_scored"], message.payload["rows_failed"]) == (290, 10)
+
+
 def test_training_progress_reaches_its_tenant_room():
     from churn_shared.contracts import ModelTopics, TrainingProgressV1
 

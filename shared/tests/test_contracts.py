@@ -18,6 +18,7 @@ from churn_shared.contracts import (
     EventContract,
     ModelPromotedV1,
     ModelTopics,
+    PredictionJobProgressV1,
     Topics,
     TrainingProgressV1,
     contract_for,
@@ -37,6 +38,7 @@ WIRE = {
     AlertChannelDisabledV1: ("AlertChannelDisabledV1", "churn.alerts.v1"),
     ModelPromotedV1: ("ModelPromotedV1", "model.events.v1"),
     TrainingProgressV1: ("TrainingProgressV1", "model.training.v1"),
+    PredictionJobProgressV1: ("PredictionJobProgressV1", "prediction.jobs.v1"),
 }
 
 

@@ -8,7 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Socket.IO event names of the live feed.
 LiveEventName = Literal[
-    "churn_alert", "alert_updated", "alert_channel_disabled", "score_update", "training_progress"
+    "churn_alert",
+    "alert_updated",
+    "alert_channel_disabled",
+    "score_update",
+    "training_progress",
+    "prediction_job_progress",
 ]
 CHURN_ALERT_EVENT: LiveEventName = "churn_alert"
 #: An alert was acknowledged, assigned, snoozed, resolved, reopened or woken.
@@ -17,6 +22,8 @@ ALERT_UPDATED_EVENT: LiveEventName = "alert_updated"
 ALERT_CHANNEL_DISABLED_EVENT: LiveEventName = "alert_channel_disabled"
 SCORE_UPDATE_EVENT: LiveEventName = "score_update"
 TRAINING_PROGRESS_EVENT: LiveEventName = "training_progress"
+#: A file batch job (``POST /v1/predictions/jobs``) moved: status and row counts.
+PREDICTION_JOB_PROGRESS_EVENT: LiveEventName = "prediction_job_progress"
 
 
 class SocketAuth(BaseModel):

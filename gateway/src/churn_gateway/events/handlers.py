@@ -13,6 +13,7 @@ from churn_gateway.schemas import (
     ALERT_CHANNEL_DISABLED_EVENT,
     ALERT_UPDATED_EVENT,
     CHURN_ALERT_EVENT,
+    PREDICTION_JOB_PROGRESS_EVENT,
     SCORE_UPDATE_EVENT,
     TRAINING_PROGRESS_EVENT,
     LiveMessage,
@@ -23,6 +24,7 @@ from churn_shared.contracts import (
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
     EventContract,
+    PredictionJobProgressV1,
     TrainingProgressV1,
     contract_for,
 )
@@ -39,6 +41,7 @@ LIVE_EVENTS: dict[type[EventContract], str] = {
     AlertChannelDisabledV1: ALERT_CHANNEL_DISABLED_EVENT,
     ChurnScoreComputedV1: SCORE_UPDATE_EVENT,
     TrainingProgressV1: TRAINING_PROGRESS_EVENT,
+    PredictionJobProgressV1: PREDICTION_JOB_PROGRESS_EVENT,
 }
 LIVE_FEED_TOPICS: tuple[str, ...] = tuple(dict.fromkeys(c.topic for c in LIVE_EVENTS))
 

@@ -26,6 +26,7 @@ from churn_shared.contracts.http import (
     CustomerTrainingSet,
     EventTrainingSet,
 )
+from churn_shared.contracts.jobs import JobTopics, PredictionJobProgressV1
 from churn_shared.contracts.models import ModelPromotedV1, ModelTopics, TrainingProgressV1
 from churn_shared.contracts.registry import (
     CONTRACTS_BY_EVENT_TYPE,
@@ -56,8 +57,10 @@ __all__ = [
     "Driver",
     "EventContract",
     "EventTrainingSet",
+    "JobTopics",
     "ModelPromotedV1",
     "ModelTopics",
+    "PredictionJobProgressV1",
     "Topics",
     "TrainingProgressV1",
     "contract_for",

@@ -18,6 +18,7 @@ from churn_shared.contracts.events import (
     CustomerEventReceivedV1,
     CustomerFeaturesUpdatedV1,
 )
+from churn_shared.contracts.jobs import PredictionJobProgressV1
 from churn_shared.contracts.models import ModelPromotedV1, TrainingProgressV1
 
 #: Every event contract, once.
@@ -30,6 +31,7 @@ EVENT_CONTRACTS: tuple[type[EventContract], ...] = (
     AlertChannelDisabledV1,
     ModelPromotedV1,
     TrainingProgressV1,
+    PredictionJobProgressV1,
 )
 
 
