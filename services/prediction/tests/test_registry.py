@@ -245,6 +245,67 @@ async def test_a_failing_training_set_fails_the_job(
         assert job["model_version"] is None
 
 
+#: What the customers service answers for a cutoff whose horizon ends after the latest event.
+REFUSAL = {
+    "type": "https://churn.dev/problems/validation",
+    "title": "Unprocessable Content",
+    "status": 422,
+    "detail": "The horizon of cutoff 2026-11-01 ends 2027-01-30, after the latest event.",
+    "instance": "/v1/training-sets/events",
+    "request_id": "r-1",
+    "latest_event_at": "2026-11-20T00:00:00+00:00",
+}
+
+
+def refusing(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(422, json=REFUSAL, headers={"content-type": "application/problem+json"})
+
+
+async def test_a_cutoff_the_customers_service_refuses_is_the_callers_422(
+    make_settings: Callable[..., Any], in_process: Any, token_signer: Any, tenant: str
+) -> None:
+    app = make_app(make_settings, token_signer, refusing)
+    analyst = auth(token_signer, tenant, "analyst")
+    async with in_process(app) as client:
+        evaluated = await client.post(
+            "/v1/models/default-1/evaluate",
+            headers=analyst,
+            json={"cutoff": "2026-11-01", "horizon_days": 90},
+        )
+        accepted = await client.post(
+            "/v1/models/train",
+            headers=analyst,
+            json={"source": "events", "cutoff": "2026-11-01", "horizon_days": 90},
+        )
+        job = await finished_job(client, accepted.json()["job_id"], analyst)
+    assert evaluated.status_code == 422, evaluated.text
+    problem = evaluated.json()
+    assert problem["type"].endswith("/cutoff-not-usable")
+    # The upstream's own words and its extra member, not its status line, path or raw body.
+    assert problem["detail"] == REFUSAL["detail"]
+    assert problem["latest_event_at"] == REFUSAL["latest_event_at"]
+    assert problem.get("instance") != REFUSAL["instance"]
+    assert job["status"] == "failed"
+    assert job["error"] == REFUSAL["detail"]
+
+
+async def test_an_unreachable_customers_service_is_a_503_without_internals(
+    make_settings: Callable[..., Any], in_process: Any, token_signer: Any, tenant: str
+) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused to 10.0.0.7:8001", request=request)
+
+    app = make_app(make_settings, token_signer, broken)
+    analyst = auth(token_signer, tenant, "analyst")
+    async with in_process(app) as client:
+        evaluated = await client.post(
+            "/v1/models/default-1/evaluate", headers=analyst, json={"cutoff": "2026-11-01"}
+        )
+    assert evaluated.status_code == 503
+    assert "10.0.0.7" not in evaluated.text
+    assert "/v1/training-sets" not in evaluated.text
+
+
 async def test_roles_and_bad_requests(
     make_settings: Callable[..., Any], in_process: Any, token_signer: Any, tenant: str
 ) -> None:

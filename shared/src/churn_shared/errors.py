@@ -232,11 +232,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {
-        "description": title,
+def problem_doc(description: str) -> dict[str, Any]:
+    """The OpenAPI entry of a problem+json answer, for the statuses only some operations send
+    (``responses={409: problem_doc("The customer exists already")}``)."""
+    return {
+        "description": description,
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: problem_doc(title)
     for code, title in (
         (400, "Malformed request"),
         (401, "Missing or invalid credentials"),

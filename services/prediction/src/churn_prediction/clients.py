@@ -13,6 +13,7 @@ from churn_prediction.exceptions import (
     CustomerNotFoundError,
     CustomersUnavailableError,
     TrainingSetError,
+    TrainingSetRefusedError,
 )
 from churn_shared.contracts import CustomerFeaturesRead, CustomerTrainingSet, EventTrainingSet
 
@@ -55,6 +56,34 @@ class CustomerFeaturesClient:
         await self.http.aclose()
 
 
+#: Statuses with which the customers service refuses a training set as the caller's mistake.
+_REFUSALS = (400, 422)
+#: Problem members that are the customers service's own business (never passed on).
+_PROBLEM_FRAME = {
+    "type",
+    "title",
+    "status",
+    "detail",
+    "instance",
+    "request_id",
+    "errors",
+    "headers",
+}
+
+
+def _refusal(response: httpx.Response) -> TrainingSetRefusedError:
+    """The customers service's refusal as the caller should see it: its ``detail`` (and extra
+    members such as ``latest_event_at``), without its status line, path or raw body."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict) or not isinstance(problem.get("detail"), str):
+        return TrainingSetRefusedError("The customers service cannot build this training set.")
+    extra = {k: v for k, v in problem.items() if k not in _PROBLEM_FRAME}
+    return TrainingSetRefusedError(problem["detail"][:500], extra)
+
+
 class TrainingSetClient:
     """The customers service's training-set exports, fetched as the caller (token forwarded).
 
@@ -80,19 +109,21 @@ class TrainingSetClient:
             )
         except httpx.HTTPError as exc:
             raise TrainingSetError(
-                f"The customers service cannot be reached for {path}: {exc!r}"
+                f"The customers service cannot be reached for a training set "
+                f"({type(exc).__name__})."
             ) from exc
+        if response.status_code in _REFUSALS:
+            raise _refusal(response)
         if response.status_code != 200:
-            detail = response.text[:300]
             raise TrainingSetError(
-                f"The customers service answered {response.status_code} for {path}: {detail}"
+                f"The customers service answered {response.status_code} for a training set."
             )
         try:
             return contract.model_validate_json(response.content)
         except ValidationError as exc:
             raise TrainingSetError(
-                f"The customers service sent no {contract.__name__} for {path}: "
-                f"{exc.error_count()} problem(s), first {exc.errors()[0]['msg']!r}"
+                f"The customers service sent no valid {contract.__name__} "
+                f"({exc.error_count()} problem(s))."
             ) from exc
 
     async def customer_training_set(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
@@ -47,10 +47,13 @@ from churn_alerts.schemas import (
     RiskLevel,
 )
 from churn_alerts.service import Change
-from churn_shared.errors import PROBLEM_RESPONSES
+from churn_shared.errors import PROBLEM_RESPONSES, problem_doc
 from churn_shared.security import PrincipalDep
 
 alerts_router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=PROBLEM_RESPONSES)
+_TRANSITION_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: problem_doc("The alert's status does not allow this")
+}
 rules_router = APIRouter(
     prefix="/v1/alert-rules", tags=["alert-rules"], responses=PROBLEM_RESPONSES
 )
@@ -189,7 +192,9 @@ async def alert_deliveries(
     return await service.deliveries_of(principal.tenant_id, alert_id)
 
 
-@alerts_router.post("/{alert_id}/acknowledge", operation_id="alerts_acknowledge")
+@alerts_router.post(
+    "/{alert_id}/acknowledge", operation_id="alerts_acknowledge", responses=_TRANSITION_CONFLICT
+)
 async def acknowledge(alert_id: str, principal: WorkerDep, service: AlertServiceDep) -> AlertRead:
     """``open`` or ``snoozed`` → ``acknowledged``; 409 from any other state."""
     return await service.change(
@@ -197,7 +202,9 @@ async def acknowledge(alert_id: str, principal: WorkerDep, service: AlertService
     )
 
 
-@alerts_router.post("/{alert_id}/assign", operation_id="alerts_assign")
+@alerts_router.post(
+    "/{alert_id}/assign", operation_id="alerts_assign", responses=_TRANSITION_CONFLICT
+)
 async def assign(
     alert_id: str,
     body: AlertAssign,
@@ -213,7 +220,9 @@ async def assign(
     )
 
 
-@alerts_router.post("/{alert_id}/snooze", operation_id="alerts_snooze")
+@alerts_router.post(
+    "/{alert_id}/snooze", operation_id="alerts_snooze", responses=_TRANSITION_CONFLICT
+)
 async def snooze(
     alert_id: str, body: AlertSnooze, principal: WorkerDep, service: AlertServiceDep
 ) -> AlertRead:
@@ -223,7 +232,9 @@ async def snooze(
     )
 
 
-@alerts_router.post("/{alert_id}/resolve", operation_id="alerts_resolve")
+@alerts_router.post(
+    "/{alert_id}/resolve", operation_id="alerts_resolve", responses=_TRANSITION_CONFLICT
+)
 async def resolve(
     alert_id: str, body: AlertResolve, principal: WorkerDep, service: AlertServiceDep
 ) -> AlertRead:
@@ -236,7 +247,9 @@ async def resolve(
     )
 
 
-@alerts_router.post("/{alert_id}/reopen", operation_id="alerts_reopen")
+@alerts_router.post(
+    "/{alert_id}/reopen", operation_id="alerts_reopen", responses=_TRANSITION_CONFLICT
+)
 async def reopen(alert_id: str, principal: WorkerDep, service: AlertServiceDep) -> AlertRead:
     """Back to ``open`` (clears the outcome and any snooze)."""
     return await service.change(principal.tenant_id, alert_id, principal.subject, Change("reopen"))
@@ -325,7 +338,10 @@ async def list_deliveries(
 
 
 @deliveries_router.post(
-    "/{delivery_id}/retry", operation_id="deliveries_retry", response_model=DeliveryRead
+    "/{delivery_id}/retry",
+    operation_id="deliveries_retry",
+    response_model=DeliveryRead,
+    responses={409: problem_doc("Pending or delivered, or its channel is disabled or deleted")},
 )
 async def retry_delivery(
     delivery_id: str, principal: AdminDep, service: AlertServiceDep

@@ -31,7 +31,7 @@ from churn_customers.schemas import (
     RiskLevel,
 )
 from churn_customers.service import parse_cutoff
-from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError
+from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError, problem_doc
 from churn_shared.security import Principal, PrincipalDep, require_role
 
 #: Changing data needs the analyst role or higher; reading needs any role.
@@ -48,6 +48,7 @@ customers_router = APIRouter(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventBatchAccepted,
     operation_id="events_ingest",
+    responses={409: problem_doc("A concurrent request stored the same events; retry")},
 )
 async def ingest_events(
     body: EventBatchIn,
@@ -165,6 +166,7 @@ async def list_customers(
     status_code=status.HTTP_201_CREATED,
     response_model=CustomerRead,
     operation_id="customers_create",
+    responses={409: problem_doc("A customer with this id exists already")},
 )
 async def create_customer(
     body: CustomerCreate, principal: WriterDep, service: CustomerServiceDep

@@ -46,7 +46,7 @@ from churn_prediction.training_jobs.schemas import (
     TrainingJobAccepted,
     TrainingJobRead,
 )
-from churn_shared.errors import PROBLEM_RESPONSES
+from churn_shared.errors import PROBLEM_RESPONSES, problem_doc
 from churn_shared.security import (
     Principal,
     forwarded_authorization,
@@ -190,7 +190,7 @@ async def shadow_report(
     response_model=AliasRead,
     operation_id="models_rollback",
     summary="Move the champion back to the previous one (admin or higher)",
-    responses=PROBLEM_RESPONSES,
+    responses={**PROBLEM_RESPONSES, 409: problem_doc("The tenant has no champion to roll back")},
 )
 async def rollback_model(
     principal: AdminDep,

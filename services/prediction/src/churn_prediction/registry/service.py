@@ -21,11 +21,13 @@ from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.exceptions import (
     CustomersUnavailableError,
+    CutoffNotUsableError,
     ModelNotEvaluableError,
     ModelSchemaMismatchError,
     ModelVersionNotFoundError,
     NothingToRollBackError,
     TrainingSetError,
+    TrainingSetRefusedError,
 )
 from churn_prediction.models import PRODUCER, AliasChange, ModelVersion, outbox
 from churn_prediction.registry.default_model import (
@@ -348,6 +350,8 @@ class ModelRegistryService:
             data = await training_sets.event_training_set(
                 body.cutoff.isoformat(), body.horizon_days, authorization=authorization
             )
+        except TrainingSetRefusedError as exc:
+            raise CutoffNotUsableError(str(exc), **exc.extra) from exc
         except TrainingSetError as exc:
             raise CustomersUnavailableError(str(exc)) from exc
         return await asyncio.to_thread(_evaluate_version, serving, data, body)

@@ -1,0 +1,61 @@
+"""The merged OpenAPI document as `churn openapi` builds it from the apps: what generated clients
+learn from it (statuses, operation ids, summaries, the rules the server enforces)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from churn_cli.spec import build_openapi
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return build_openapi()
+
+
+def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    operation: dict[str, Any] = document["paths"][path][method]
+    return operation
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/v1/customers"),
+        ("post", "/v1/events"),
+        ("post", "/v1/models/rollback"),
+        ("post", "/v1/alerts/{alert_id}/acknowledge"),
+        ("post", "/v1/alerts/{alert_id}/assign"),
+        ("post", "/v1/alerts/{alert_id}/snooze"),
+        ("post", "/v1/alerts/{alert_id}/resolve"),
+        ("post", "/v1/alerts/{alert_id}/reopen"),
+        ("post", "/v1/deliveries/{delivery_id}/retry"),
+        ("post", "/v1/auth/register"),
+    ],
+)
+def test_operations_that_can_conflict_declare_409(
+    document: dict[str, Any], method: str, path: str
+) -> None:
+    conflict = _operation(document, method, path)["responses"]["409"]
+    schema = conflict["content"]["application/problem+json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_every_operation_has_a_unique_id_a_summary_and_its_errors(
+    document: dict[str, Any],
+) -> None:
+    ids: list[str] = []
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method not in item:
+                continue
+            operation = item[method]
+            assert operation.get("summary"), (method, path)
+            ids.append(operation["operationId"])
+            errors = [code for code in operation["responses"] if code.startswith(("4", "5"))]
+            assert errors, (method, path)
+    assert len(ids) == len(set(ids))
