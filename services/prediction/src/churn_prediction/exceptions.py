@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from churn_shared.errors import (
     BadRequestError,
     ConflictError,
@@ -73,7 +75,7 @@ class TrainingSetRefusedError(TrainingSetError):
     (400/422: no events yet, a horizon that ends after the latest event …); the message is its
     ``detail``, and ``extra`` the other members of its problem (``latest_event_at``)."""
 
-    def __init__(self, detail: str, extra: dict[str, object] | None = None) -> None:
+    def __init__(self, detail: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.extra = extra or {}
 
