@@ -238,6 +238,32 @@ TABLE: list[Row] = [
     # prediction
     Row("predictions_create", "POST", "/v1/predictions", AN, body={"features": {}}),
     Row("predictions_create_batch", "POST", "/v1/predictions/batch", AN, body={"rows": [{}]}),
+    # A JSON body is not a file (415) once the role check passed.
+    Row("prediction_jobs_create", "POST", "/v1/predictions/jobs", AN, body={}, loose=True),
+    Row(
+        "prediction_jobs_get",
+        "GET",
+        "/v1/predictions/jobs/{job_id}",
+        AN,
+        prepare=fixed("/v1/predictions/jobs/no-such-job"),
+        loose=True,
+    ),
+    Row(
+        "prediction_jobs_result",
+        "GET",
+        "/v1/predictions/jobs/{job_id}/result",
+        AN,
+        prepare=fixed("/v1/predictions/jobs/no-such-job/result"),
+        loose=True,
+    ),
+    Row(
+        "prediction_jobs_errors",
+        "GET",
+        "/v1/predictions/jobs/{job_id}/errors",
+        AN,
+        prepare=fixed("/v1/predictions/jobs/no-such-job/errors"),
+        loose=True,
+    ),
     Row("models_list", "GET", "/v1/models", V),
     Row("models_get_current", "GET", "/v1/models/current", V),
     Row(

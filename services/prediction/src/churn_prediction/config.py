@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -46,6 +48,27 @@ class Settings(ServiceSettings):
     training_progress_interval_seconds: float = Field(default=0.5, gt=0)
     #: How long a tenant's recommendation rules are cached in memory (per replica).
     recommendation_rules_ttl_seconds: float = Field(default=5.0, ge=0)
+
+    #: Where file batch jobs keep their input, results and error report (one directory per
+    #: job; replicas that share jobs must share it).
+    prediction_jobs_dir: Path = Path("./data/prediction-jobs")
+    #: Largest file one ``POST /v1/predictions/jobs`` may upload (413 beyond), and most rows.
+    max_job_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_job_rows: int = Field(default=1_000_000, ge=1)
+    #: Rows scored at a time (memory stays bounded by one chunk).
+    job_chunk_rows: int = Field(default=100_000, ge=100)
+    #: Jobs one replica runs at once (each in a process of its own).
+    max_concurrent_jobs: int = Field(default=1, ge=1, le=16)
+    #: A running job whose runner has not written for this long is taken over (a crash).
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    #: How often a replica looks for jobs to take when nothing wakes it.
+    job_poll_seconds: float = Field(default=5.0, gt=0)
+    #: Least time between two progress writes (DB + ``prediction.jobs.v1``) of a job.
+    job_progress_interval_seconds: float = Field(default=1.0, gt=0)
+    #: A job the service stopped during this many times is failed instead of started again.
+    job_max_attempts: int = Field(default=3, ge=1)
+    #: Bad rows listed in a job's error report (all are counted).
+    job_max_error_rows: int = Field(default=10_000, ge=1)
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from churn_prediction.batch_jobs.runner import PredictionJobRunner
+from churn_prediction.batch_jobs.service import PredictionJobService
 from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.recommendations.service import RecommendationRuleService
@@ -35,6 +37,7 @@ class PredictionState(ProcessState):
     training_sets: TrainingSetClient
     serving_models: ServingModels
     job_runner: TrainingJobRunner
+    prediction_jobs: PredictionJobRunner
     rules_cache: dict[str, tuple[float, list[dict[str, Any]]]]
 
     def __init__(self, settings: Settings, *, customers_transport: Any = None) -> None:
@@ -116,3 +119,16 @@ async def get_training_sets(request: Request) -> TrainingSetClient:
 
 ServingModelsDep = Annotated[ServingModels, Depends(get_serving_models)]
 TrainingSetsDep = Annotated[TrainingSetClient, Depends(get_training_sets)]
+
+
+async def get_prediction_job_service(session: SessionDep) -> PredictionJobService:
+    return PredictionJobService(session)
+
+
+async def get_prediction_job_runner(request: Request) -> PredictionJobRunner:
+    runner: PredictionJobRunner = request.app.state.prediction_jobs
+    return runner
+
+
+PredictionJobServiceDep = Annotated[PredictionJobService, Depends(get_prediction_job_service)]
+PredictionJobRunnerDep = Annotated[PredictionJobRunner, Depends(get_prediction_job_runner)]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from churn_shared.errors import (
     BadRequestError,
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
+    ProblemError,
     ServiceUnavailableError,
     UnprocessableError,
 )
@@ -70,17 +69,23 @@ class TrainingSetError(RuntimeError):
     """The customers service could not give a usable training set (fails the job)."""
 
 
-class TrainingSetRefusedError(TrainingSetError):
-    """The customers service refused the request for a training set as the caller's mistake
-    (400/422: no events yet, a horizon that ends after the latest event …); the message is its
-    ``detail``, and ``extra`` the other members of its problem (``latest_event_at``)."""
-
-    def __init__(self, detail: str, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.extra = extra or {}
+class PredictionJobNotFoundError(NotFoundError):
+    type_slug = "prediction-job-not-found"
 
 
-class CutoffNotUsableError(UnprocessableError):
-    """A cutoff and horizon the tenant's event history cannot give a labelled set for."""
+class PredictionJobNotDoneError(ConflictError):
+    """The job's result is asked for before the job succeeded."""
 
-    type_slug = "cutoff-not-usable"
+    type_slug = "prediction-job-not-done"
+
+
+class JobFileTooLargeError(PayloadTooLargeError):
+    type_slug = "job-file-too-large"
+
+
+class UnsupportedJobFileError(ProblemError):
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-job-file"
+
+
+class InvalidJobFileError(UnprocessableError):
+    type_slug = "invalid-job-file"

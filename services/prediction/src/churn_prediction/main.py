@@ -15,8 +15,10 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
+from churn_prediction.api.job_routes import jobs_router
 from churn_prediction.api.protocol_routes import mlflow_router, oip_router
 from churn_prediction.api.routes import models_router, predictions_router, rules_router
+from churn_prediction.batch_jobs.runner import PredictionJobRunner
 from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.dependencies import PredictionState
@@ -26,6 +28,7 @@ from churn_prediction.worker import TOPICS, ScoringWorker
 from churn_shared.db import unit_of_work
 from churn_shared.http import service_client
 from churn_shared.logging import get_logger
+from churn_shared.middleware import STREAMED_BODIES
 from churn_shared.runtime import ServiceResources, ServiceRuntime
 from churn_shared.security import ApiKeyExchanger, TokenVerifier, api_key_verify_url
 
@@ -78,6 +81,11 @@ async def _open(state: PredictionState, stack: AsyncExitStack) -> None:
         notify=wake_relay,
     )
     stack.push_async_callback(state.job_runner.stop)
+    state.prediction_jobs = PredictionJobRunner(
+        settings=settings, session_factory=state.session_factory, notify=wake_relay
+    )
+    state.prediction_jobs.start()
+    stack.push_async_callback(state.prediction_jobs.stop)
 
 
 async def _model_ready(state: PredictionState) -> None:
@@ -115,11 +123,21 @@ def create_app(
     """Build the app. ``customers_transport`` replaces the HTTP transport to the customers
     service (tests fake it with ``httpx.MockTransport``)."""
     settings = settings or Settings()
+    state = PredictionState(settings, customers_transport=customers_transport)
+    # File uploads stream to disk instead of being held in memory.
+    setattr(state, STREAMED_BODIES, {"/v1/predictions/jobs": settings.max_job_bytes})
     return RUNTIME.create_app(
-        PredictionState(settings, customers_transport=customers_transport),
+        state,
         title="Churn prediction service",
         description="Model registry, churn scoring (single, batch, streaming) and explanations.",
-        routers=(predictions_router, models_router, rules_router, oip_router, mlflow_router),
+        routers=(
+            jobs_router,
+            predictions_router,
+            models_router,
+            rules_router,
+            oip_router,
+            mlflow_router,
+        ),
         token_verifier=token_verifier,
     )
 

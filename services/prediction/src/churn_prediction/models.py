@@ -140,6 +140,43 @@ class TrainingJob(Base, table=True):
     )
 
 
+class PredictionJob(Base, table=True):
+    """A file scored in the background (``POST /v1/predictions/jobs``): its files live in the
+    job directory; the row says who runs it (``heartbeat_at``) and how far it got."""
+
+    __tablename__ = "prediction_jobs"
+    __table_args__ = (sa.Index("ix_prediction_jobs_status_heartbeat", "status", "heartbeat_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(max_length=64, index=True)
+    #: ``queued`` → ``running`` → ``succeeded`` | ``failed``.
+    status: str = Field(max_length=16)
+    input_format: str = Field(max_length=16)
+    input_bytes: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    model_version: str = Field(max_length=64)
+    id_column: str | None = Field(default=None, max_length=200)
+    progress: int = 0
+    rows_total: int | None = None
+    rows_scored: int = 0
+    rows_failed: int = 0
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    #: How many times a runner claimed the job (a restart claims it again).
+    attempts: int = 0
+    #: Last sign of life of the runner that holds the job; ``None`` while queued.
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True)
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True)
+    )
+
+
 class ShadowScore(Base, table=True):
     """A challenger's score next to the champion's for the same snapshot (never alerted on)."""
 

@@ -17,7 +17,13 @@ from churn_prediction.events.handlers import (
 )
 from churn_prediction.models import outbox, processed_events
 from churn_prediction.scoring.serving import ServingModels
-from churn_shared.contracts import CustomerFeaturesUpdatedV1, ModelPromotedV1, ModelTopics, Topics
+from churn_shared.contracts import (
+    CustomerFeaturesUpdatedV1,
+    JobTopics,
+    ModelPromotedV1,
+    ModelTopics,
+    Topics,
+)
 from churn_shared.kafka import EventPublisher
 from churn_shared.workers import ServiceWorkers
 
@@ -26,6 +32,7 @@ TOPICS = (
     Topics.CHURN_SCORES,
     ModelTopics.MODEL_EVENTS,
     ModelTopics.TRAINING_PROGRESS,
+    JobTopics.PREDICTION_JOBS,
 )
 
 
