@@ -138,3 +138,39 @@ async def test_body_over_the_limit_is_refused_with_413(gateway, upstreams, beare
         response = await client.post("/v1/events", headers=bearer(), content=b"x" * 4096)
     assert response.status_code == 413
     assert upstreams.calls_to("customers") == []
+
+
+async def test_file_uploads_stream_through_past_the_body_limit(gateway, upstreams, bearer):
+    """``POST /v1/predictions/jobs`` is not read into memory first: its body goes to the
+    prediction service as it arrives, under its own limit (``max_upload_bytes``)."""
+
+    async def chunks(n: int):
+        for i in range(n):
+            yield bytes([65 + i % 26]) * 1000
+
+    async with gateway(upstreams, max_body_bytes=2048, max_upload_bytes=20_000) as client:
+        response = await client.post(
+            "/v1/predictions/jobs",
+            headers={**bearer(), "Content-Type": "text/csv"},
+            content=chunks(12),
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["body"] == "".join(chr(65 + i % 26) * 1000 for i in range(12))
+        [call] = upstreams.calls_to("prediction")
+        assert not isinstance(call.stream, httpx.ByteStream)  # an iterator, not one buffer
+        assert call.headers["content-type"] == "text/csv"
+
+        too_big = await client.post(
+            "/v1/predictions/jobs",
+            headers={**bearer(), "Content-Type": "text/csv"},
+            content=chunks(30),
+        )
+        assert too_big.status_code == 413
+        assert too_big.headers["content-type"].startswith("application/problem+json")
+        declared = await client.post(
+            "/v1/predictions/jobs", headers=bearer(), content=b"x" * 20_001
+        )
+        assert declared.status_code == 413
+        # Every other path keeps the ordinary limit.
+        other = await client.post("/v1/predictions/batch", headers=bearer(), content=b"x" * 4096)
+        assert other.status_code == 413

@@ -50,6 +50,9 @@ class Settings(ServiceSettings):
     #: Peers (addresses or networks) whose ``X-Forwarded-For`` is believed, e.g. an ingress.
     trusted_proxies: list[str] = Field(default_factory=list)
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: File uploads (``POST /v1/predictions/jobs``) are streamed to the service, not held in
+    #: memory, up to this size (413 beyond); keep it equal to the service's ``max_job_bytes``.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     #: How long a verified API key is trusted without asking auth again (≤ 60 s; a revoked key
     #: stops working within this time), and how long a refused key stays refused (≤ 5 s).
     api_key_cache_seconds: float = Field(default=60.0, ge=0, le=60)

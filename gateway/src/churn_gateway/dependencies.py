@@ -13,7 +13,7 @@ from churn_gateway.authentication import EdgeAuthenticator, check_api_key_scope,
 from churn_gateway.config import Settings
 from churn_gateway.exceptions import RouteNotFoundError
 from churn_gateway.openapi import PUBLIC_OPERATIONS, MergedOpenAPI
-from churn_gateway.proxy import resolve_upstream
+from churn_gateway.proxy import STREAMED_UPLOADS, resolve_upstream
 from churn_gateway.rate_limits import EdgeRateLimiter
 from churn_gateway.realtime import create_socket_server
 from churn_gateway.worker import LiveFeedWorker
@@ -40,6 +40,8 @@ class GatewayState(ProcessState):
     ) -> None:
         super().__init__(settings)
         self.upstream_transport = upstream_transport
+        #: Paths whose bodies stream through (``churn_shared.middleware.STREAMED_BODIES``).
+        self.streamed_bodies = dict.fromkeys(STREAMED_UPLOADS, settings.max_upload_bytes)
         self.authenticator = None
         self.rate_limiter = None
         self.live_feed = None

@@ -17,6 +17,7 @@ from churn_gateway.exceptions import (
     UpstreamUnavailableError,
 )
 from churn_shared.logging import get_logger
+from churn_shared.middleware import STREAMED_SCOPE_KEY
 
 _log = get_logger(__name__)
 
@@ -42,6 +43,10 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/health", "prediction"),
     ("/version", "prediction"),
 )
+
+#: ``POST`` paths whose bodies (files) stream through to the upstream instead of being read
+#: first; they are sent once, never retried (the body cannot be replayed).
+STREAMED_UPLOADS: tuple[str, ...] = ("/v1/predictions/jobs",)
 
 #: Request headers passed on to the upstream (everything else, e.g. ``X-API-Key``, stays at the
 #: edge).
@@ -226,12 +231,13 @@ async def _send(
     method: str,
     url: httpx.URL,
     headers: dict[str, str],
-    body: bytes,
+    body: bytes | AsyncIterator[bytes],
     *,
     upstream: str,
 ) -> httpx.Response:
-    """Send the request; once more on a fresh attempt when :func:`may_retry` allows it."""
-    for attempt in (1, 2):
+    """Send the request; once more on a fresh attempt when :func:`may_retry` allows it (a
+    streamed body: once only)."""
+    for attempt in (1, 2) if isinstance(body, bytes) else (2,):
         trace = ConnectionTrace()
         upstream_request = client.build_request(
             method, url, headers=headers, content=body, extensions={"trace": trace}
@@ -270,10 +276,17 @@ async def forward(
     base = httpx.URL(base_url)
     target = base.raw_path.rstrip(b"/") + raw_path + (b"?" + query if query else b"")
     url = base.copy_with(raw_path=target)
-    body = await request.body()
     headers = upstream_request_headers(
         request, request_id=request_id, forwarded_for=forwarded_for, authorization=authorization
     )
+    body: bytes | AsyncIterator[bytes]
+    if request.scope.get(STREAMED_SCOPE_KEY):
+        body = request.stream()
+        length = request.headers.get("content-length")
+        if length is not None:
+            headers["content-length"] = length
+    else:
+        body = await request.body()
     try:
         response = await _send(client, request.method, url, headers, body, upstream=upstream)
     except httpx.TimeoutException as exc:
