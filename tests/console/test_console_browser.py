@@ -146,7 +146,7 @@ def console(browser: Browser, stack: Stack) -> Iterator[Callable[..., Console]]:
     violation or dialog."""
     contexts = []
 
-    def open_console(width: int = 1280, height: int = 900) -> Console:
+    def open_console(width: int = 1280, height: int = 900, fake_clock: bool = False) -> Console:
         context = browser.new_context(
             viewport={"width": width, "height": height}, base_url=stack.gateway_url
         )
@@ -175,6 +175,8 @@ def console(browser: Browser, stack: Stack) -> Iterator[Callable[..., Console]]:
         page.on("response", on_response)
         page.on("pageerror", lambda error: opened.problems.append(str(error)))
         page.on("dialog", on_dialog)
+        if fake_clock:
+            page.clock.install()
         page.goto("/console/")
         return opened
 
@@ -243,6 +245,41 @@ def test_a_live_alert_arrives_and_is_worked_to_resolved(
     assert alert["status"] == "resolved"
     assert alert["outcome"] == "retained"
     assert alert["resolution_note"] == "called; offered a discount"
+    assert opened.problems == []
+
+
+def test_the_session_refreshes_itself_and_hands_the_feed_the_new_token(
+    console: Callable[..., Console], owner: Account
+) -> None:
+    """The browser's clock jumps to a minute before the access token expires: the console
+    refreshes it (a real call to auth) and the open socket accepts it with ``reauth``."""
+    opened = console(fake_clock=True)
+    page = opened.page
+    sockets: list[Any] = []
+    frames: list[str] = []
+
+    def on_websocket(socket: Any) -> None:
+        sockets.append(socket)
+        socket.on("framesent", lambda payload: frames.append(f"sent {payload}"))
+        socket.on("framereceived", lambda payload: frames.append(f"received {payload}"))
+
+    page.on("websocket", on_websocket)
+    _sign_in(page, owner)
+    with page.expect_request("**/v1/auth/refresh") as refreshed:
+        page.clock.run_for(15 * 60 * 1000 - 59_000)
+    assert refreshed.value.method == "POST"
+
+    def reauth_acknowledged() -> bool:
+        page.wait_for_timeout(100)
+        sent = [f for f in frames if f.startswith("sent 42") and '"reauth"' in f]
+        acks = [f for f in frames if f.startswith("received 43")]
+        return bool(sent) and any('"ok":true' in ack.replace(" ", "") for ack in acks)
+
+    _wait(reauth_acknowledged, timeout=15)
+    expect(page.locator("#live-status")).to_have_text("Live: connected")
+    assert len(sockets) == 1, "the socket was kept, not reopened"
+    page.get_by_role("link", name="Customers").click()
+    expect(page.get_by_role("heading", name="Customers")).to_be_visible()
     assert opened.problems == []
 
 
