@@ -192,23 +192,29 @@ async def test_consumer_dead_letters_garbage_and_poison_and_keeps_going(kafka_bo
         bootstrap_servers=kafka_bootstrap,
         dlq_publisher=dlq,
         name="test-consumer",
+        event_types={topic: ["Ping"]},
     )
     await consumer.start()
+    unknown = Envelope.wrap(event_type="Pong", tenant_id="t1", producer="test", payload=Ping(n=7))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()
     await producer.send_and_wait(topic, _envelope(1).to_bytes())
     await producer.send_and_wait(topic, b"{this is not json")
     await producer.send_and_wait(topic, _envelope(13).to_bytes())
+    await producer.send_and_wait(topic, unknown.to_bytes())
     await producer.send_and_wait(topic, _envelope(2).to_bytes())
     await producer.stop()
 
     await wait_for(lambda: 2 in seen, timeout=20)
     assert seen.count(1) == 1
     assert 13 not in seen
-    dead = await _consume(kafka_bootstrap, f"{topic}.dlq", 2)
-    reasons = sorted(dict(r.headers)["x-error"].decode()[:16] for r in dead)
+    assert 7 not in seen
+    dead = await _consume(kafka_bootstrap, f"{topic}.dlq", 3)
+    reasons = sorted(dict(r.headers)["x-error"].decode() for r in dead)
     assert reasons[0].startswith("ValueError")
     assert reasons[1].startswith("invalid envelope")
-    assert consumer.dead_lettered == 2
+    assert reasons[2] == f"unknown event type 'Pong' on {topic} (it carries Ping)"
+    assert {dict(r.headers)["x-consumer"] for r in dead} == {b"test-consumer"}
+    assert consumer.dead_lettered == 3
     await consumer.stop()
     await dlq.stop()

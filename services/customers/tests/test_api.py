@@ -311,11 +311,21 @@ class TestKafkaIngest:
         bad_payload = bad_payload.model_copy(
             update={"payload": {**bad_payload.payload, "properties": {"amount": -3}}}
         )
+        # A type this topic does not carry (a typo, a version not deployed yet): not applied,
+        # so dead-lettered with its reason rather than dropped.
+        unknown = event_envelope(tenant["id"], event("unknown-type", "login")).model_copy(
+            update={"event_type": "CustomerEventReceivedV9"}
+        )
         good = event_envelope(tenant["id"], event("after-bad", "login"))
         await produce(
             kafka_bootstrap,
             Topics.CUSTOMER_EVENTS,
-            [("bad", marker), ("bad", bad_payload.to_bytes()), ("after-bad", good.to_bytes())],
+            [
+                ("bad", marker),
+                ("bad", bad_payload.to_bytes()),
+                ("unknown-type", unknown.to_bytes()),
+                ("after-bad", good.to_bytes()),
+            ],
         )
 
         async def good_ingested() -> bool:
@@ -331,7 +341,17 @@ class TestKafkaIngest:
             )
 
         assert await read_topic(kafka_bootstrap, dlq, is_bad_payload)
-        assert "bad" not in await customer_ids(client, tenant)
+
+        def is_unknown_type(value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+            reason = dict(headers).get("x-error", b"").decode()
+            return unknown.event_id.encode() in value and reason.startswith(
+                "unknown event type 'CustomerEventReceivedV9' on customer.events.v1"
+            )
+
+        assert await read_topic(kafka_bootstrap, dlq, is_unknown_type)
+        ids = await customer_ids(client, tenant)
+        assert "bad" not in ids
+        assert "unknown-type" not in ids
 
 
 class TestScores:

@@ -1,21 +1,23 @@
 """An idempotent micro-batch consumer: getmany → one handler call (one transaction) → commit.
 
-A message that is not a valid envelope, or that keeps failing on its own, goes to
-``<topic>.dlq`` with the error in its headers; the consumer carries on.
+Every message that is not applied goes to ``<topic>.dlq`` with the reason in its ``x-error``
+header (and the consumer's name in ``x-consumer``): one that is not a valid envelope, one whose
+``event_type`` its topic does not carry, and one that keeps failing on its own. The consumer
+carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from tenacity import AsyncRetrying, stop_after_attempt, stop_after_delay, wait_exponential
 
-from churn_shared.contracts import Topics
+from churn_shared.contracts import Topics, contracts_on
 from churn_shared.kafka.envelope import Envelope, EnvelopeError
 from churn_shared.kafka.producer import EventPublisher
 from churn_shared.logging import get_logger, request_id_var
@@ -51,8 +53,17 @@ class BatchConsumer:
         auto_offset_reset: str = "earliest",
         name: str = "consumer",
         handler_attempts: int = 3,
+        event_types: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self._topics = list(topics)
+        #: The event types each topic may carry (default: the contract registry's); a topic
+        #: that is not listed is not checked.
+        self._event_types: dict[str, frozenset[str]] = {
+            topic: frozenset(c.event_type for c in contracts_on(topic)) for topic in self._topics
+        }
+        self._event_types.update(
+            {topic: frozenset(types) for topic, types in (event_types or {}).items()}
+        )
         self._handler = handler
         self._dlq = dlq_publisher
         self._max_records = max_records
@@ -127,6 +138,12 @@ class BatchConsumer:
                                 tp.topic, record.key, record.value, f"invalid envelope: {exc}", rid
                             )
                             continue
+                        unknown = self._unknown_event_type(tp.topic, env)
+                        if unknown:
+                            await self._dead_letter(
+                                tp.topic, record.key, record.value, unknown, rid
+                            )
+                            continue
                         deliveries.append(Delivery(env, tp.topic, tp.partition, record.offset, rid))
                 if deliveries:
                     await self._handle(deliveries)
@@ -137,6 +154,16 @@ class BatchConsumer:
             except Exception:
                 _log.exception("consumer_loop_failed", consumer=self._name)
                 await asyncio.sleep(1.0)
+
+    def _unknown_event_type(self, topic: str, envelope: Envelope) -> str | None:
+        """Why no handler of this topic could apply the envelope, or ``None``."""
+        known = self._event_types.get(topic)
+        if not known or envelope.event_type in known:
+            return None
+        return (
+            f"unknown event type {envelope.event_type!r} on {topic} "
+            f"(it carries {', '.join(sorted(known))})"
+        )
 
     async def _handle(self, deliveries: Sequence[Delivery]) -> None:
         token = request_id_var.set(deliveries[0].request_id)
@@ -182,7 +209,11 @@ class BatchConsumer:
     async def _dead_letter(
         self, topic: str, key: bytes | None, value: bytes | None, reason: str, rid: str | None
     ) -> None:
-        headers = [("x-error", reason[:1000].encode()), ("x-original-topic", topic.encode())]
+        headers = [
+            ("x-error", reason[:1000].encode()),
+            ("x-original-topic", topic.encode()),
+            ("x-consumer", self._name.encode()),
+        ]
         if rid:
             headers.append(("x-request-id", rid.encode()))
         fut = await self._dlq.send_raw(

@@ -56,10 +56,12 @@ class TransactionalHandler(Generic[ContractT, ResultT]):
     """A :class:`~churn_shared.kafka.BatchConsumer` handler for one event contract.
 
     Per batch: keep the deliveries whose ``event_type`` is ``contract``'s (others are left
-    alone; one the registry does not know is logged), parse each payload (an invalid one raises,
-    so the consumer isolates and dead-letters it), then in one transaction claim the event ids
-    in ``processed_events`` under ``name`` and call ``apply`` once with the events not seen
-    before (each id once, even when it repeats inside the batch). After the commit
+    alone: another handler's, or, when the registry does not know it, logged; the consumer
+    dead-letters event types its topics do not carry before they get here), parse each
+    payload (an invalid one raises, so the consumer isolates and dead-letters it), then in
+    one transaction claim the event ids in ``processed_events`` under ``name`` and call
+    ``apply`` once with the events not seen before (each id once, even when it repeats inside
+    the batch). After the commit
     ``on_committed`` gets what ``apply`` returned, typically to wake the outbox relay.
 
     ``processed_events=None`` claims nothing, for batches that are idempotent by themselves:
