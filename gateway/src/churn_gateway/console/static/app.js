@@ -9,6 +9,7 @@ import { customersPage } from "./pages/customers.js";
 import { customerPage } from "./pages/customer.js";
 import { modelsPage } from "./pages/models.js";
 import { dashboardPage } from "./pages/dashboard.js";
+import { settingsPage } from "./pages/settings.js";
 
 const ROUTES = [
   [/^#\/dashboard$/, dashboardPage, "Dashboard"],
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^#\/customers$/, customersPage, "Customers"],
   [/^#\/customers\/(.+)$/, customerPage, "Customer"],
   [/^#\/models$/, modelsPage, "Models"],
+  [/^#\/settings$/, settingsPage, "Settings"],
 ];
 const LIVE_LABELS = {
   live: "Live: connected",
