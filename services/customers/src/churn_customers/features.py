@@ -25,12 +25,44 @@ Definitions (only events with ``occurred_at <= as_of`` count; windows are inclus
 
 A customer without any event (up to ``as_of``) has counts, sums and rates of 0, and ``None``
 for ``days_since_last_order`` and ``account_age_days`` (unknown, not zero).
+
+Incremental features (the live path)
+------------------------------------
+
+Live ingest must not cost more for a customer with years of history, so it keeps a
+:class:`FeatureState` per customer: all-time counts and sums, first/last times, the loyalty
+ledger, and per-UTC-day sums of the windowed events (``_WINDOW_SUMS``) for the last 90 days.
+:meth:`FeatureState.advance` applies new events and moves the state to a later ``as_of`` in
+O(new events + days kept); :meth:`FeatureState.features` derives the vector. A window's first
+day is only partly inside it (``as_of - 90 days`` falls inside a day), so the events of that one
+day (:meth:`FeatureState.edge_ranges`) are read exactly; a day without windowed events needs
+no read. :func:`compute_features` stays the reference definition (point-in-time training sets
+use it), and Hypothesis proves ``state.features() == compute_features(all events)`` over random
+histories, arrival orders, batch splits and times (``tests/unit/test_incremental_features.py``).
+
+``advance`` returns ``False`` (the caller then rebuilds the state with
+:meth:`FeatureState.from_events` from the customer's whole history, for that customer only)
+when an increment cannot be exact:
+
+* a ``loyalty_points_changed`` event with ``balance`` arrives before the latest loyalty event
+  applied but not before the latest balance (it would reset the points and be followed by deltas
+  the state no longer has). Late deltas, late balances before the latest balance, and every
+  other late or out-of-order event are exact increments;
+* an event stored for the future (``occurred_at`` after the ``as_of`` it arrived at) falls due;
+* ``as_of`` goes back in time, or the stored state is from another :data:`STATE_VERSION`.
+
+Adding a feature (one place each, here): define it in :func:`compute_features`; give
+:class:`FeatureState` what it needs — an all-time aggregate (a field, updated in ``_apply``) or a
+windowed sum (a row in ``_WINDOW_SUMS``); derive it in :meth:`FeatureState.features`; bump
+:data:`STATE_VERSION` (stored states of older versions are rebuilt once from history); add it to
+the state's JSON (``to_json``/``from_json``). The property test then checks it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from churn_shared.contracts import FEATURE_NAMES
@@ -178,3 +210,279 @@ def point_in_time_rows(
         label = churned_after(ordered[len(known) :], cutoff, horizon)
         out.append((index, compute_features(known, cutoff), label))
     return out
+
+
+# --------------------------------------------------------------------------- incremental
+
+#: Version of :class:`FeatureState`'s stored form; a stored state of another one is rebuilt.
+STATE_VERSION = 1
+_DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _one(_: Mapping[str, Any]) -> float:
+    return 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSum:
+    """A sum over the events of one type in the last ``days`` days (inclusive)."""
+
+    name: str
+    event_type: str
+    days: int
+    value: Callable[[Mapping[str, Any]], float] = _one
+
+
+#: Every windowed sum the features use; slot ``i + 1`` of a day bucket holds sum ``i`` of that
+#: day (slot 0 counts the day's windowed events of any type).
+_WINDOW_SUMS: tuple[WindowSum, ...] = (
+    WindowSum("orders_90", "order_placed", 90),
+    WindowSum("spend_90", "order_placed", 90, lambda props: _number(props, "amount")),
+    WindowSum("logins_30", "login", 30),
+    WindowSum("tickets_90", "support_ticket_opened", 90),
+    WindowSum("payment_failures_90", "payment_failed", 90),
+)
+#: Event types any windowed sum reads, and the window lengths in days.
+WINDOWED_EVENT_TYPES: frozenset[str] = frozenset(w.event_type for w in _WINDOW_SUMS)
+_WINDOW_DAYS: tuple[int, ...] = tuple(sorted({w.days for w in _WINDOW_SUMS}))
+_LONGEST = timedelta(days=max(_WINDOW_DAYS))
+
+
+def _day(at: datetime) -> int:
+    return (at - _EPOCH) // _DAY
+
+
+def _day_start(day: int) -> datetime:
+    return _EPOCH + day * _DAY
+
+
+def _is_balance(props: Mapping[str, Any]) -> bool:
+    return "balance" in props and not isinstance(props["balance"], bool)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _parse(text: Any) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(str(text))
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime in a stored feature state")
+    return moment
+
+
+@dataclass(slots=True)
+class FeatureState:
+    """What a customer's features need of their history, kept up to date event by event.
+
+    Holds the events that occurred at or before :attr:`as_of` (stored later-dated ones are
+    *pending*, their earliest time in :attr:`pending_from`). See the module docstring for when
+    :meth:`advance` refuses and the caller rebuilds the state from history."""
+
+    as_of: datetime | None = None
+    pending_from: datetime | None = None
+    first_event_at: datetime | None = None
+    first_signup_at: datetime | None = None
+    total_orders: int = 0
+    total_spent: float = 0.0
+    discounted_orders: int = 0
+    last_order_at: datetime | None = None
+    emails_sent: int = 0
+    emails_opened: int = 0
+    returns: int = 0
+    loyalty_points: float = 0.0
+    #: Time of the latest loyalty event applied, and of the latest one that set a balance.
+    loyalty_last_at: datetime | None = None
+    loyalty_balance_at: datetime | None = None
+    #: UTC day number → ``[windowed events, *_WINDOW_SUMS]`` of that day, for the days that
+    #: can still be inside a window (from the longest window's first day on).
+    buckets: dict[int, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_events(cls, events: Iterable[EventLike], as_of: datetime) -> FeatureState:
+        """The state of a whole history (in stored order: ties keep it) as of ``as_of``."""
+        state = cls()
+        applied = state.advance(events, as_of)
+        assert applied, "a state built from nothing applies any history"
+        return state
+
+    def advance(self, new_events: Iterable[EventLike], as_of: datetime) -> bool:
+        """Apply events stored after every event already applied (in the order they were
+        stored), then move to ``as_of``. ``False``: the result would not be exact; the state
+        is then unusable and must be rebuilt with :meth:`from_events`."""
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        if self.as_of is not None and as_of < self.as_of:
+            return False
+        if self.pending_from is not None and self.pending_from <= as_of:
+            return False
+        keep_from = _day(as_of - _LONGEST)
+        # Stable: events at the same instant keep the stored order.
+        for event in sorted(new_events, key=lambda e: e.occurred_at):
+            at = event.occurred_at
+            if at > as_of:
+                if self.pending_from is None or at < self.pending_from:
+                    self.pending_from = at
+            elif not self._apply(event.type, at, event.properties or {}, keep_from):
+                return False
+        self.as_of = as_of
+        for day in [d for d in self.buckets if d < keep_from]:
+            del self.buckets[day]
+        return True
+
+    def _apply(self, kind: str, at: datetime, props: Mapping[str, Any], keep_from: int) -> bool:
+        if self.first_event_at is None or at < self.first_event_at:
+            self.first_event_at = at
+        if kind == "order_placed":
+            self.total_orders += 1
+            self.total_spent += _number(props, "amount")
+            if _number(props, "discount") > 0:
+                self.discounted_orders += 1
+            if self.last_order_at is None or at > self.last_order_at:
+                self.last_order_at = at
+        elif kind == "email_sent":
+            self.emails_sent += 1
+        elif kind == "email_opened":
+            self.emails_opened += 1
+        elif kind == "order_returned":
+            self.returns += 1
+        elif kind == "signup":
+            if self.first_signup_at is None or at < self.first_signup_at:
+                self.first_signup_at = at
+        elif kind == "loyalty_points_changed" and not self._apply_loyalty(at, props):
+            return False
+        if kind in WINDOWED_EVENT_TYPES and _day(at) >= keep_from:
+            bucket = self.buckets.setdefault(_day(at), [0.0] * (len(_WINDOW_SUMS) + 1))
+            bucket[0] += 1
+            for slot, window in enumerate(_WINDOW_SUMS, start=1):
+                if window.event_type == kind:
+                    bucket[slot] += window.value(props)
+        return True
+
+    def _apply_loyalty(self, at: datetime, props: Mapping[str, Any]) -> bool:
+        # The ledger in time order: a balance sets the points, a delta adds. An event stored
+        # later sorts after every stored event of the same instant.
+        balance = _is_balance(props)
+        if self.loyalty_last_at is None or at >= self.loyalty_last_at:
+            self.loyalty_last_at = at
+            if balance:
+                self.loyalty_points = _number(props, "balance")
+                self.loyalty_balance_at = at
+            else:
+                self.loyalty_points += _number(props, "delta")
+            return True
+        if self.loyalty_balance_at is not None and at < self.loyalty_balance_at:
+            return True  # a later balance overrides it
+        if balance:
+            return False  # resets the points before deltas this state no longer lists
+        self.loyalty_points += _number(props, "delta")  # after the latest balance: it adds
+        return True
+
+    def edge_ranges(self) -> list[tuple[datetime, datetime]]:
+        """``[start, end)`` of each window's first day (partly inside the window) on which this
+        customer has windowed events: :meth:`features` needs those days' events."""
+        if self.as_of is None:
+            return []
+        ranges = []
+        for days in _WINDOW_DAYS:
+            edge = _day(self.as_of - timedelta(days=days))
+            bucket = self.buckets.get(edge)
+            if bucket is not None and bucket[0] > 0:
+                ranges.append((_day_start(edge), _day_start(edge + 1)))
+        return ranges
+
+    def features(self, edge_events: Iterable[EventLike] = ()) -> dict[str, float | None]:
+        """The feature vector as of :attr:`as_of`, exactly :func:`compute_features` of every
+        event applied. ``edge_events``: the customer's stored events in :meth:`edge_ranges`
+        (any others given are ignored)."""
+        as_of = self.as_of
+        if as_of is None:
+            raise ValueError("the state has not been advanced to a time yet")
+        sums: dict[str, float] = {}
+        starts = {days: as_of - timedelta(days=days) for days in _WINDOW_DAYS}
+        edges = {days: _day(start) for days, start in starts.items()}
+        for slot, window in enumerate(_WINDOW_SUMS, start=1):
+            edge = edges[window.days]
+            sums[window.name] = sum(b[slot] for d, b in self.buckets.items() if d > edge)
+        for event in edge_events:
+            at = event.occurred_at
+            for window in _WINDOW_SUMS:
+                if (
+                    window.event_type == event.type
+                    and _day(at) == edges[window.days]
+                    and starts[window.days] <= at <= as_of
+                ):
+                    sums[window.name] += window.value(event.properties or {})
+
+        origin = self.first_signup_at or self.first_event_at
+        account_age = _days(as_of - origin) if origin is not None else None
+        last_order = self.last_order_at
+        orders = self.total_orders
+        features: dict[str, float | None] = {
+            "total_orders": float(orders),
+            "total_spent": self.total_spent,
+            "avg_order_value": self.total_spent / orders if orders else 0.0,
+            "days_since_last_order": (
+                _days(as_of - last_order) if last_order is not None else account_age
+            ),
+            "orders_last_90d": sums["orders_90"],
+            "spend_last_90d": sums["spend_90"],
+            "email_open_rate": (
+                min(self.emails_opened / self.emails_sent, 1.0) if self.emails_sent else 0.0
+            ),
+            "logins_last_30d": sums["logins_30"],
+            "support_tickets_last_90d": sums["tickets_90"],
+            "payment_failures_last_90d": sums["payment_failures_90"],
+            "discount_usage_rate": self.discounted_orders / orders if orders else 0.0,
+            "returns_count": float(self.returns),
+            "loyalty_points": self.loyalty_points,
+            "account_age_days": account_age,
+        }
+        return {name: features[name] for name in FEATURE_NAMES}
+
+    _TIMES = (
+        "as_of",
+        "pending_from",
+        "first_event_at",
+        "first_signup_at",
+        "last_order_at",
+        "loyalty_last_at",
+        "loyalty_balance_at",
+    )
+    _NUMBERS = (
+        "total_orders",
+        "total_spent",
+        "discounted_orders",
+        "emails_sent",
+        "emails_opened",
+        "returns",
+        "loyalty_points",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (see :meth:`from_json`)."""
+        out: dict[str, Any] = {"v": STATE_VERSION}
+        out.update({name: _iso(getattr(self, name)) for name in self._TIMES})
+        out.update({name: getattr(self, name) for name in self._NUMBERS})
+        out["buckets"] = {str(day): values for day, values in sorted(self.buckets.items())}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> FeatureState | None:
+        """The state stored by :meth:`to_json`, or ``None`` when there is none or it is of
+        another :data:`STATE_VERSION` (rebuild it from history)."""
+        if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
+            return None
+        state = cls()
+        for name in cls._TIMES:
+            setattr(state, name, _parse(data.get(name)))
+        for name in cls._NUMBERS:
+            kind = type(getattr(state, name))
+            setattr(state, name, kind(data[name]))
+        state.buckets = {
+            int(day): [float(v) for v in values] for day, values in data["buckets"].items()
+        }
+        return state

@@ -115,6 +115,11 @@ class CustomerFeatures(Base, table=True):
     #: since it was computed). Grows with the profile's age, so a profile that stays unscored
     #: (the prediction service is down) is re-sent ever more rarely, not every round.
     republish_after: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    #: What live ingest updates the features from (``churn_customers.features.FeatureState``
+    #: as JSON); null, or of another version, until it is next rebuilt from the history.
+    state: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON(), nullable=True)
+    )
 
 
 class CustomerImport(Base, table=True):

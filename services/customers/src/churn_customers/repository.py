@@ -16,7 +16,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from churn_customers.features import PROPERTY_EVENT_TYPES
+from churn_customers.features import PROPERTY_EVENT_TYPES, FeatureState
 from churn_customers.models import customer_features, customer_imports, customers, events
 from churn_customers.schemas import CustomerFilter
 from churn_shared.db import UTCDateTime
@@ -216,6 +216,49 @@ class EventRepository(_Repository):
                 grouped[cid].append(StoredEvent(cid, kind, occurred_at, properties or {}))
         return grouped
 
+    async def in_ranges(
+        self,
+        tenant_id: str,
+        wanted: Mapping[str, Sequence[tuple[datetime, datetime]]],
+        types: Iterable[str],
+    ) -> dict[str, list[StoredEvent]]:
+        """The stored events of ``types`` of each customer that fall in one of its
+        ``[start, end)`` ranges, in time order (an index range per customer and range: the cost
+        follows the events in the ranges, not the customer's history)."""
+        conn = await self._conn()
+        properties = sa.case(
+            (events.c.type.in_(sorted(PROPERTY_EVENT_TYPES)), events.c.properties),
+            else_=sa.null(),
+        )
+        by_ranges: dict[tuple[tuple[datetime, datetime], ...], list[str]] = {}
+        for cid, ranges in wanted.items():
+            if ranges:
+                by_ranges.setdefault(tuple(sorted(ranges)), []).append(cid)
+        found: dict[str, list[StoredEvent]] = {}
+        for ranges, customer_ids in by_ranges.items():
+            within = sa.or_(
+                *(
+                    sa.and_(events.c.occurred_at >= lo, events.c.occurred_at < hi)
+                    for lo, hi in ranges
+                )
+            )
+            for chunk in _chunks(sorted(customer_ids)):
+                result = await conn.execute(
+                    sa.select(events.c.customer_id, events.c.type, events.c.occurred_at, properties)
+                    .where(
+                        events.c.tenant_id == tenant_id,
+                        events.c.customer_id.in_(chunk),
+                        events.c.type.in_(sorted(types)),
+                        within,
+                    )
+                    .order_by(events.c.customer_id, events.c.occurred_at, events.c.id)
+                )
+                for cid, kind, occurred_at, props in result:
+                    found.setdefault(cid, []).append(
+                        StoredEvent(cid, kind, occurred_at, props or {})
+                    )
+        return found
+
     async def latest_occurred_at(self, tenant_id: str) -> datetime | None:
         conn = await self._conn()
         result = await conn.execute(
@@ -273,17 +316,20 @@ class FeatureRepository(_Repository):
         tenant_id: str,
         profiles: Mapping[str, Mapping[str, float | None]],
         as_of: datetime,
+        states: Mapping[str, FeatureState] | None = None,
     ) -> None:
-        """Insert or overwrite the feature profiles of these customers (one bulk statement)."""
+        """Insert or overwrite the feature profiles of these customers, with the state each was
+        computed from (none given: stored as none), in one bulk statement."""
         if not profiles:
             return
+        states = states or {}
         conn = await self._conn()
         statement = _upsert(
             conn,
             customer_features,
             ("tenant_id", "customer_id"),
             # A new profile has not been re-sent yet: the reconciler's backoff starts afresh.
-            ("features", "as_of", "updated_at", "republish_after"),
+            ("features", "as_of", "updated_at", "republish_after", "state"),
         )
         await conn.execute(
             statement,
@@ -295,10 +341,30 @@ class FeatureRepository(_Repository):
                     "as_of": as_of,
                     "updated_at": as_of,
                     "republish_after": None,
+                    "state": states[cid].to_json() if cid in states else None,
                 }
                 for cid, features in sorted(profiles.items())
             ],
         )
+
+    async def states(self, tenant_id: str, customer_ids: Sequence[str]) -> dict[str, FeatureState]:
+        """The usable stored feature states of these customers (none, or one of another
+        version, is left out: the caller rebuilds it). Lock the customers first, as an ingest
+        does, so no other transaction changes them before the caller writes them back."""
+        conn = await self._conn()
+        f = customer_features.c
+        found: dict[str, FeatureState] = {}
+        for chunk in _chunks(sorted(customer_ids)):
+            result = await conn.execute(
+                sa.select(f.customer_id, f.state).where(
+                    f.tenant_id == tenant_id, f.customer_id.in_(chunk), f.state.is_not(None)
+                )
+            )
+            for cid, data in result:
+                state = FeatureState.from_json(data)
+                if state is not None:
+                    found[cid] = state
+        return found
 
     async def stale(self, computed_before: datetime, limit: int) -> dict[str, list[str]]:
         """Up to ``limit`` profiles computed before ``computed_before``, oldest first, as

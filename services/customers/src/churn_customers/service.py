@@ -24,7 +24,13 @@ from churn_customers.exceptions import (
     TrainingSetError,
     UnsupportedMediaTypeError,
 )
-from churn_customers.features import compute_features, point_in_time_rows
+from churn_customers.features import (
+    WINDOWED_EVENT_TYPES,
+    EventLike,
+    FeatureState,
+    compute_features,
+    point_in_time_rows,
+)
 from churn_customers.importing import (
     CsvEncodingError,
     CsvFileError,
@@ -198,7 +204,9 @@ class EventIngestService:
         except IntegrityError as exc:
             raise ConcurrentIngestError() from exc
         await self._customers.mark_seen(tenant_id, affected, now)
-        await self._recompute_and_publish(tenant_id, affected, now, backfill=backfill)
+        await self._recompute_and_publish(
+            tenant_id, affected, now, backfill=backfill, new_events=fresh
+        )
         return result
 
     async def refresh_stale_profiles(
@@ -281,13 +289,21 @@ class EventIngestService:
         )
 
     async def _recompute_and_publish(
-        self, tenant_id: str, customer_ids: Sequence[str], now: datetime, *, backfill: bool
+        self,
+        tenant_id: str,
+        customer_ids: Sequence[str],
+        now: datetime,
+        *,
+        backfill: bool,
+        new_events: Sequence[EventIn] = (),
     ) -> None:
         if not customer_ids:
             return
-        history = await self._events.for_customers(tenant_id, customer_ids)
-        profiles = {cid: compute_features(history[cid], now) for cid in customer_ids}
-        await self._features.upsert_many(tenant_id, profiles, now)
+        advanced = await self._advance_states(tenant_id, customer_ids, now, new_events)
+        profiles = {cid: state.features(edge) for cid, (state, edge) in advanced.items()}
+        await self._features.upsert_many(
+            tenant_id, profiles, now, {cid: state for cid, (state, _) in advanced.items()}
+        )
         await enqueue(
             self._session,
             outbox,
@@ -297,6 +313,49 @@ class EventIngestService:
                 for cid, features in profiles.items()
             ],
         )
+
+    async def _advance_states(
+        self,
+        tenant_id: str,
+        customer_ids: Sequence[str],
+        now: datetime,
+        new_events: Sequence[EventIn],
+    ) -> dict[str, tuple[FeatureState, Sequence[EventLike]]]:
+        """Each customer's :class:`FeatureState` as of ``now`` with the events of its window
+        edges (what :meth:`FeatureState.features` needs).
+
+        The stored state advanced by the customer's new events: O(new events + days kept),
+        whatever the length of the history. A customer without a usable state, or whose state
+        refuses the increment (a late loyalty balance, a future-dated event falling due; see
+        ``churn_customers.features``), is rebuilt from their whole history, that customer only.
+        The caller has locked the customers."""
+        arriving: dict[str, list[EventIn]] = {}
+        for event in new_events:
+            arriving.setdefault(event.customer_id, []).append(event)
+        stored = await self._features.states(tenant_id, customer_ids)
+        advanced: dict[str, tuple[FeatureState, Sequence[EventLike]]] = {}
+        rebuild: list[str] = []
+        for cid in customer_ids:
+            state = stored.get(cid)
+            if state is not None and state.advance(arriving.get(cid, ()), now):
+                advanced[cid] = (state, ())
+            else:
+                rebuild.append(cid)
+        edges = await self._events.in_ranges(
+            tenant_id,
+            {cid: state.edge_ranges() for cid, (state, _) in advanced.items()},
+            WINDOWED_EVENT_TYPES,
+        )
+        for cid, edge in edges.items():
+            advanced[cid] = (advanced[cid][0], edge)
+        if rebuild:
+            history = await self._events.for_customers(tenant_id, rebuild)
+            for cid in rebuild:
+                advanced[cid] = (FeatureState.from_events(history[cid], now), history[cid])
+            refused = [cid for cid in rebuild if cid in stored]
+            if refused:
+                log.info("feature states rebuilt from history", customers=len(refused))
+        return {cid: advanced[cid] for cid in customer_ids}
 
     async def record_scores(self, scores: Sequence[TenantScore]) -> None:
         """Keep each customer's latest score (an older score than the stored one is ignored)."""

@@ -3,13 +3,14 @@ layer (no database, no broker)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from churn_customers.features import FeatureState
 from churn_customers.repository import StoredEvent
 from churn_customers.service import EventIngestService
 from testkit import FakeUnitOfWork
@@ -46,6 +47,26 @@ class FakeEventRepository:
                 )
         return grouped
 
+    async def in_ranges(
+        self,
+        tenant_id: str,
+        wanted: Mapping[str, Sequence[tuple[datetime, datetime]]],
+        types: Iterable[str],
+    ) -> dict[str, list[StoredEvent]]:
+        kinds = set(types)
+        found: dict[str, list[StoredEvent]] = {}
+        for r in sorted(self.rows, key=lambda r: r["occurred_at"]):
+            ranges = wanted.get(r["customer_id"], ())
+            if (
+                r["tenant_id"] == tenant_id
+                and r["type"] in kinds
+                and any(lo <= r["occurred_at"] < hi for lo, hi in ranges)
+            ):
+                found.setdefault(r["customer_id"], []).append(
+                    StoredEvent(r["customer_id"], r["type"], r["occurred_at"], r["properties"])
+                )
+        return found
+
 
 class FakeCustomerRepository:
     def __init__(self) -> None:
@@ -71,15 +92,28 @@ class FakeFeatureRepository:
     def __init__(self) -> None:
         #: (tenant, customer) → (features, as of)
         self.profiles: dict[tuple[str, str], tuple[dict[str, float | None], datetime]] = {}
+        #: (tenant, customer) → the feature state, as JSON (as the table stores it)
+        self.states_json: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     async def upsert_many(
         self,
         tenant_id: str,
         profiles: Mapping[str, Mapping[str, float | None]],
         as_of: datetime,
+        states: Mapping[str, FeatureState] | None = None,
     ) -> None:
         for cid, features in profiles.items():
             self.profiles[(tenant_id, cid)] = (dict(features), as_of)
+            state = (states or {}).get(cid)
+            self.states_json[(tenant_id, cid)] = state.to_json() if state else None
+
+    async def states(self, tenant_id: str, customer_ids: Sequence[str]) -> dict[str, FeatureState]:
+        found = {}
+        for cid in customer_ids:
+            state = FeatureState.from_json(self.states_json.get((tenant_id, cid)))
+            if state is not None:
+                found[cid] = state
+        return found
 
 
 @pytest.fixture

@@ -139,3 +139,45 @@ async def test_an_event_stored_concurrently_fails_the_batch_for_a_retry(ingest, 
 
     assert uow.session.outbox() == []
     assert uow.rollbacks == 1
+
+
+def loyalty(event_id: str, customer_id: str, days_ago: int, **props: float) -> EventIn:
+    return EventIn(
+        event_id=event_id,
+        customer_id=customer_id,
+        type="loyalty_points_changed",
+        occurred_at=datetime.now(UTC) - timedelta(days=days_ago),
+        properties=dict(props),
+    )
+
+
+async def test_later_batches_read_no_history_unless_a_late_balance_needs_it(ingest, uow):
+    """The first batch builds each customer's state from the history; later ones, even late
+    and out of order, update it without reading the history, except for the one customer whose
+    late loyalty balance precedes a stored delta."""
+    await ingest.record_events(
+        TENANT,
+        [order("e1", "c1", days_ago=40), loyalty("l1", "c1", 10, balance=100), order("e2", "c2")],
+    )
+    reads: list[list[str]] = []
+    read_history = uow.events.for_customers
+
+    async def spy(tenant_id, customer_ids):
+        reads.append(sorted(customer_ids))
+        return await read_history(tenant_id, customer_ids)
+
+    uow.events.for_customers = spy
+    await ingest.record_events(
+        TENANT,
+        [order("e3", "c1", days_ago=400), loyalty("l2", "c1", 5, delta=7), order("e4", "c2")],
+    )
+    assert reads == []
+    assert uow.features.profiles[(TENANT, "c1")][0]["loyalty_points"] == 107
+    assert uow.features.profiles[(TENANT, "c1")][0]["total_orders"] == 2
+
+    await ingest.record_events(
+        TENANT, [loyalty("l3", "c1", 7, balance=1), order("e5", "c2", days_ago=1)]
+    )
+    assert reads == [["c1"]]
+    assert uow.features.profiles[(TENANT, "c1")][0]["loyalty_points"] == 1 + 7
+    assert uow.features.profiles[(TENANT, "c2")][0]["total_orders"] == 3
