@@ -117,6 +117,7 @@ FOREIGN_ID_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("PATCH", "/v1/customers/{customer_id}", {"attributes": {"stolen": True}}),
     ("DELETE", "/v1/customers/{customer_id}", None),
     ("GET", "/v1/customers/{customer_id}/features", None),
+    ("GET", "/v1/customers/{customer_id}/scores", None),
     ("GET", "/v1/customers/{risky_customer_id}", None),
     ("GET", "/v1/alerts/{alert_id}", None),
     ("GET", "/v1/alerts/{alert_id}/history", None),

@@ -224,6 +224,13 @@ TABLE: list[Row] = [
         V,
         prepare=fixed("/v1/customers/{customer}/features"),
     ),
+    Row(
+        "customers_scores",
+        "GET",
+        "/v1/customers/{customer_id}/scores",
+        V,
+        prepare=fixed("/v1/customers/{customer}/scores"),
+    ),
     Row("customers_import", "POST", "/v1/customers/import", AN, loose=True),
     Row(
         "customers_import_get",

@@ -147,6 +147,35 @@ class CustomerImport(Base, table=True):
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
 
 
+class CustomerScore(Base, table=True):
+    """One score a customer received (``churn.scores.v1``), kept as their risk history; a
+    redelivered score (same customer, time and model) is stored once."""
+
+    __tablename__ = "customer_scores"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "tenant_id",
+            "customer_id",
+            "scored_at",
+            "model_version",
+            name="uq_customer_scores_tenant_customer_scored_model",
+        ),
+        sa.Index("ix_customer_scores_tenant_scored", "tenant_id", "scored_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=_bigint_id())
+    tenant_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64)
+    scored_at: datetime = Field(sa_column=_utc_column())
+    churn_probability: float = Field(sa_column=sa.Column(sa.Double(), nullable=False))
+    risk_level: str = Field(max_length=16)
+    model_version: str = Field(max_length=128)
+    #: The score's top drivers (``churn_shared.contracts.Driver`` as JSON).
+    drivers: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
+    )
+
+
 def _table(model: type[SQLModel]) -> sa.Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, sa.Table)
@@ -157,5 +186,6 @@ customers: sa.Table = _table(Customer)
 events: sa.Table = _table(CustomerEvent)
 customer_features: sa.Table = _table(CustomerFeatures)
 customer_imports: sa.Table = _table(CustomerImport)
+customer_scores: sa.Table = _table(CustomerScore)
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.features import PROPERTY_EVENT_TYPES, FeatureState
-from churn_customers.models import customer_features, customer_imports, customers, events
+from churn_customers.models import (
+    customer_features,
+    customer_imports,
+    customer_scores,
+    customers,
+    events,
+)
 from churn_customers.schemas import CustomerFilter
 from churn_shared.db import UTCDateTime
 
@@ -798,3 +804,76 @@ class ImportRepository(_Repository):
             .where(customer_imports.c.tenant_id == tenant_id, customer_imports.c.id == import_id)
             .values(**values)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """One score to keep in a customer's history."""
+
+    tenant_id: str
+    customer_id: str
+    scored_at: datetime
+    churn_probability: float
+    risk_level: str
+    model_version: str
+    drivers: list[dict[str, Any]]
+
+
+class ScoreHistoryRepository(_Repository):
+    async def add_many(self, records: Sequence[ScoreRecord]) -> None:
+        """Insert these scores; one already stored (same customer, time and model) is kept."""
+        if not records:
+            return
+        conn = await self._conn()
+        statement = _insert_or_ignore(
+            conn, customer_scores, ("tenant_id", "customer_id", "scored_at", "model_version")
+        )
+        for chunk in _chunks(
+            sorted(records, key=lambda r: (r.tenant_id, r.customer_id, r.scored_at)), 1_000
+        ):
+            await conn.execute(
+                statement,
+                [
+                    {
+                        "tenant_id": r.tenant_id,
+                        "customer_id": r.customer_id,
+                        "scored_at": r.scored_at,
+                        "churn_probability": r.churn_probability,
+                        "risk_level": r.risk_level,
+                        "model_version": r.model_version,
+                        "drivers": r.drivers,
+                    }
+                    for r in chunk
+                ],
+            )
+
+    async def page(
+        self, tenant_id: str, customer_id: str, limit: int, after: tuple[datetime, int] | None
+    ) -> Sequence[Any]:
+        """One keyset page, newest first (``limit + 1`` rows: whether another page follows)."""
+        s = customer_scores.c
+        query = (
+            sa.select(
+                s.id, s.scored_at, s.churn_probability, s.risk_level, s.model_version, s.drivers
+            )
+            .where(s.tenant_id == tenant_id, s.customer_id == customer_id)
+            .order_by(s.scored_at.desc(), s.id.desc())
+            .limit(limit + 1)
+        )
+        if after is not None:
+            scored_at, last_id = after
+            query = query.where(
+                sa.or_(s.scored_at < scored_at, sa.and_(s.scored_at == scored_at, s.id < last_id))
+            )
+        conn = await self._conn()
+        return (await conn.execute(query)).all()
+
+    async def delete_for_customers(self, tenant_id: str, customer_ids: Sequence[str]) -> None:
+        conn = await self._conn()
+        for chunk in _chunks(list(customer_ids)):
+            await conn.execute(
+                sa.delete(customer_scores).where(
+                    customer_scores.c.tenant_id == tenant_id,
+                    customer_scores.c.customer_id.in_(chunk),
+                )
+            )

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 # contracts, re-exported here beside the other response bodies.
 from churn_shared.contracts import CustomerFeaturesRead as CustomerFeaturesRead
 from churn_shared.contracts import CustomerTrainingSet as CustomerTrainingSet
+from churn_shared.contracts import Driver
 from churn_shared.contracts import EventTrainingSet as EventTrainingSet
 from churn_shared.contracts.events import CustomerEventType
 from churn_shared.fields import Timestamp
@@ -165,6 +166,46 @@ class CustomerDetail(CustomerRead):
 
 class CustomerPage(BaseModel):
     items: list[CustomerRead]
+    next_cursor: str | None = None
+
+
+class ScoreHistoryItem(BaseModel):
+    """One score the customer received, with the drivers behind it."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "scored_at": "2026-11-20T09:15:02Z",
+                    "churn_probability": 0.83,
+                    "risk_level": "high",
+                    "model_version": "acme-7",
+                    "drivers": [
+                        {
+                            "feature": "payment_failures_last_90d",
+                            "value": 3,
+                            "contribution": 1.42,
+                            "direction": "increases_risk",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    scored_at: datetime
+    churn_probability: float
+    risk_level: RiskLevel
+    model_version: str
+    #: The score's top drivers, largest contribution first.
+    drivers: list[Driver]
+
+
+class ScoreHistoryPage(BaseModel):
+    """A customer's scores, newest first; ``next_cursor`` fetches older ones."""
+
+    items: list[ScoreHistoryItem]
     next_cursor: str | None = None
 
 

@@ -50,6 +50,8 @@ from churn_customers.repository import (
     EventRepository,
     FeatureRepository,
     ImportRepository,
+    ScoreHistoryRepository,
+    ScoreRecord,
     ScoreUpdate,
     StoredEvent,
     StoredProfile,
@@ -67,6 +69,8 @@ from churn_customers.schemas import (
     EventIn,
     ImportAccepted,
     ImportRead,
+    ScoreHistoryItem,
+    ScoreHistoryPage,
 )
 from churn_shared.contracts import (
     FEATURE_NAMES,
@@ -358,7 +362,9 @@ class EventIngestService:
         return {cid: advanced[cid] for cid in customer_ids}
 
     async def record_scores(self, scores: Sequence[TenantScore]) -> None:
-        """Keep each customer's latest score (an older score than the stored one is ignored)."""
+        """Keep each customer's latest score (an older score than the stored one is ignored)
+        and add every score of a known customer to their history."""
+        await record_score_history(self._session, scores)
         await self._customers.apply_scores(
             ScoreUpdate(
                 tenant_id=s.tenant_id,
@@ -370,6 +376,34 @@ class EventIngestService:
             )
             for s in scores
         )
+
+
+async def record_score_history(session: AsyncSession, scores: Sequence[TenantScore]) -> None:
+    """Add these scores to their customers' histories (scores of unknown customers are
+    dropped). The customers are locked in id order first, as every writer locks them."""
+    customers = CustomerRepository(session)
+    by_tenant: dict[str, list[TenantScore]] = {}
+    for s in scores:
+        by_tenant.setdefault(s.tenant_id, []).append(s)
+    records: list[ScoreRecord] = []
+    for tenant_id, tenant_scores in sorted(by_tenant.items()):
+        known = set(
+            await customers.lock_existing(tenant_id, [s.score.customer_id for s in tenant_scores])
+        )
+        records.extend(
+            ScoreRecord(
+                tenant_id=tenant_id,
+                customer_id=s.score.customer_id,
+                scored_at=s.score.scored_at,
+                churn_probability=s.score.churn_probability,
+                risk_level=s.score.risk_level,
+                model_version=s.score.model_version,
+                drivers=[d.model_dump(mode="json") for d in s.score.drivers],
+            )
+            for s in tenant_scores
+            if s.score.customer_id in known
+        )
+    await ScoreHistoryRepository(session).add_many(records)
 
 
 def _cursor_values(sort: CustomerSort, row: Any) -> list[Any]:
@@ -477,11 +511,39 @@ class CustomerService:
         return await self._read(tenant_id, customer_id)
 
     async def delete_customer(self, tenant_id: str, customer_id: str) -> None:
-        """Delete the customer with their events and feature profile."""
+        """Delete the customer with their events, feature profile and score history."""
         if await self._customers.delete(tenant_id, customer_id) == 0:
             raise CustomerNotFoundError(customer_id)
         await self._events.delete_for_customer(tenant_id, customer_id)
         await self._features.delete_for_customer(tenant_id, customer_id)
+        await ScoreHistoryRepository(self._customers.session).delete_for_customers(
+            tenant_id, [customer_id]
+        )
+
+    async def score_history(
+        self, tenant_id: str, customer_id: str, *, limit: int, cursor: str | None
+    ) -> ScoreHistoryPage:
+        """The customer's scores, newest first, in keyset pages."""
+        if await self._customers.get(tenant_id, customer_id) is None:
+            raise CustomerNotFoundError(customer_id)
+        raw = decode_cursor(cursor, 2)
+        after: tuple[datetime, int] | None = None
+        if raw is not None:
+            try:
+                moment = datetime.fromisoformat(raw[0])
+                if moment.tzinfo is None or not isinstance(raw[1], int):
+                    raise ValueError(raw)
+            except (TypeError, ValueError):
+                raise BadRequestError("The cursor is not valid.") from None
+            after = (moment, raw[1])
+        rows = await ScoreHistoryRepository(self._customers.session).page(
+            tenant_id, customer_id, limit, after
+        )
+        last = rows[limit - 1] if len(rows) > limit else None
+        return ScoreHistoryPage(
+            items=[ScoreHistoryItem.model_validate(row) for row in rows[:limit]],
+            next_cursor=encode_cursor([last.scored_at.isoformat(), last.id]) if last else None,
+        )
 
     async def get_features(self, tenant_id: str, customer_id: str) -> CustomerFeaturesRead:
         """The stored profile; a customer without events gets the empty profile as of now."""

@@ -29,6 +29,7 @@ from churn_customers.schemas import (
     ImportAccepted,
     ImportRead,
     RiskLevel,
+    ScoreHistoryPage,
 )
 from churn_customers.service import parse_cutoff
 from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError, problem_doc
@@ -212,6 +213,23 @@ async def get_customer_features(
     customer_id: str, principal: PrincipalDep, service: CustomerServiceDep
 ) -> CustomerFeaturesRead:
     return await service.get_features(principal.tenant_id, customer_id)
+
+
+@customers_router.get(
+    "/{customer_id}/scores",
+    response_model=ScoreHistoryPage,
+    operation_id="customers_scores",
+)
+async def get_customer_scores(
+    customer_id: str,
+    principal: PrincipalDep,
+    service: CustomerServiceDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> ScoreHistoryPage:
+    """The customer's risk over time: every score they received (time, probability, risk
+    level, model version, top drivers), newest first, in keyset pages."""
+    return await service.score_history(principal.tenant_id, customer_id, limit=limit, cursor=cursor)
 
 
 imports_router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=PROBLEM_RESPONSES)
