@@ -308,6 +308,11 @@ def test_customers_table_shows_a_hostile_id_as_text(
     cell.get_by_role("link").click()
     expect(page.locator("h1 .customer-id")).to_have_text(HOSTILE_ID)
     expect(page.get_by_role("heading", name="Features")).to_be_visible()
+    if api.get(f"{path}/scores", headers=owner.headers).status_code == 200:
+        chart = page.get_by_role("img", name=f"Churn probability of {HOSTILE_ID} over time")
+        expect(chart).to_be_visible()
+    else:  # the score history endpoint is not in this API version
+        expect(page.get_by_text("Score history is not available")).to_be_visible()
     expect(page.get_by_role("heading", name="Recommended actions")).to_be_visible()
     assert page.locator("main img").count() == 0
     screenshots(page, "05-customer")

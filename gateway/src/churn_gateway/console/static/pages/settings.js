@@ -231,6 +231,7 @@ export async function settingsPage(container, { session }) {
       field("Name", name),
       h("fieldset", {}, h("legend", {}, "Scopes"), boxes),
       h("button", { type: "submit" }, "Create key"),
+      h("p", { class: "hint" }, "A revoked key stops working within a minute (the gateway caches keys that long)."),
     );
     form.addEventListener("submit", (event) => {
       event.preventDefault();
