@@ -93,6 +93,13 @@ class BatchConsumer:
             raise RuntimeError(f"the consumer {self._name} is not started")
         return self._client
 
+    def assignment(self) -> set[tuple[str, int]]:
+        """The ``(topic, partition)`` pairs this consumer holds now (none before it joined its
+        group, or while the group rebalances)."""
+        if self._client is None:
+            return set()
+        return {(tp.topic, tp.partition) for tp in self._client.assignment()}
+
     async def start(self) -> None:
         self._client = AIOKafkaConsumer(*self._topics, **self._options)
         try:
