@@ -4,9 +4,10 @@ Starts the stack exactly as ``churn up`` does, registers a tenant, connects to t
 then for ``--seconds`` posts batches of simulated events at ``--rate`` events/s. Each second one
 "trigger" customer (a history that scores as high risk) is included; its latency is the time from
 the POST that carried it to the ``churn_alert`` on the socket. Finally the same broker is driven
-with raw aiokafka produce → consume to put the pipeline's throughput in proportion.
+with raw aiokafka produce → consume, to put the pipeline in proportion: its throughput, and its
+send→receive latency (one hop, p50/p99) at the same rate with the services' client settings.
 
-    uv run python bench/event_to_alert.py --rate 500 --seconds 20
+    uv run python bench/event_to_alert.py --rate 1000 --seconds 20
 """
 
 from __future__ import annotations
@@ -96,6 +97,50 @@ async def pipeline(gateway: str, rate: int, seconds: int) -> dict[str, float]:
     }
 
 
+async def raw_latency(bootstrap: str, rate: int, seconds: int) -> dict[str, float]:
+    """Produce ``rate`` 300-byte messages/s for ``seconds`` with the services' client settings
+    (``linger_ms=5``, ``fetch_max_wait_ms=10``) while a consumer reads them; the latency
+    from ``send`` to ``getmany`` of each message, in ms. One broker hop: the pipeline from
+    event to alert takes three (features, scores, alerts) plus the database work between."""
+    topic = f"bench-lat-{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=topic,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+    )
+    await producer.start()
+    await producer.send_and_wait(topic, b"warm-up")
+    await consumer.start()
+    latencies: list[float] = []
+    expected = rate * seconds
+    padding = b"x" * 280
+
+    async def consume() -> None:
+        while len(latencies) < expected:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    if record.value != b"warm-up":
+                        latencies.append((now - float(record.value[:20])) * 1000)
+
+    reader = asyncio.create_task(consume())
+    tick = 0.01  # send in 10 ms slices, as a steady stream
+    started = time.perf_counter()
+    for step in range(int(seconds / tick)):
+        for i in range(rate // 100):
+            stamp = f"{time.perf_counter():<20.6f}".encode()
+            await producer.send(topic, stamp + padding, key=str((step + i) % 100).encode())
+        await asyncio.sleep(max(0.0, started + (step + 1) * tick - time.perf_counter()))
+    await asyncio.wait_for(reader, 60)
+    await consumer.stop()
+    await producer.stop()
+    return {"p50_ms": statistics.median(latencies), "p99_ms": pct(latencies, 0.99)}
+
+
 async def raw_broker(bootstrap: str, n: int = 20_000) -> float:
     """Produce then consume ``n`` 300-byte messages; messages/s end to end."""
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
@@ -134,6 +179,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Stack(StackConfig(data_dir=Path(tmp))) as stack:
         result = asyncio.run(pipeline(stack.gateway_url, args.rate, args.seconds))
         raw = asyncio.run(raw_broker(stack.kafka_bootstrap))
+        hop = asyncio.run(raw_latency(stack.kafka_bootstrap, args.rate, min(args.seconds, 10)))
     print(f"target rate                 {args.rate} events/s for {args.seconds} s")
     print(f"events posted               {result['events_posted']:.0f}")
     print(f"sustained ingest            {result['ingest_events_per_s']:.0f} events/s")
@@ -146,6 +192,11 @@ def main() -> None:
     print(f"score updates on the feed   {result['score_updates_seen']:.0f}")
     print(f"raw broker produce→consume  {raw:.0f} msg/s")
     print(f"pipeline / raw broker       {result['ingest_events_per_s'] / raw:.3f}")
+    print(
+        f"raw broker send→receive     p50 {hop['p50_ms']:.0f} ms, p99 {hop['p99_ms']:.0f} ms "
+        f"at {args.rate} msg/s"
+    )
+    print(f"event→alert p99 / raw p99   {result['p99_ms'] / hop['p99_ms']:.1f} (goal <= 7)")
 
 
 if __name__ == "__main__":
