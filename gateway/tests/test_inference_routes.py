@@ -124,4 +124,12 @@ async def test_edge_errors_take_each_protocols_form(gateway, upstreams, recorded
         )
         assert mlflow.status_code == 403
         assert mlflow.json()["error_code"] == "PERMISSION_DENIED"
+        # A model name with a line break matches no route: still the protocol's 404, as
+        # documented, not a problem document.
+        unmatched = await client.get("/v2/models/a%0Ab/ready", headers={"X-API-Key": "ck_predict"})
+        assert unmatched.status_code == 404
+        assert unmatched.headers["content-type"] == "application/json"
+        assert set(unmatched.json()) == {"error"}
+        elsewhere = await client.get("/v1/nowhere%0A/x", headers={"X-API-Key": "ck_predict"})
+        assert elsewhere.headers["content-type"] == "application/problem+json"
     assert recorded == []

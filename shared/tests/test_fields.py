@@ -25,8 +25,12 @@ CASES: list[tuple[Any, list[Any], list[Any]]] = [
     (StrictBool, [True, False], [0, 1, "true", "false", None]),
     (StrictInt, [0, 7, -3], [False, True, 7.0, "7", None]),
     (StrictFloat, [0, 0.5, 3], [False, True, "0.5", None]),
-    (Timestamp, ["2026-11-01T10:00:00Z", datetime(2026, 1, 1, tzinfo=UTC)], [0, 1.5e9, True]),
-    (DateString, ["2026-11-01", date(2026, 1, 1)], [0, 20261101, False]),
+    (
+        Timestamp,
+        ["2026-11-01T10:00:00Z", datetime(2026, 1, 1, tzinfo=UTC)],
+        [0, 1.5e9, True, "0", "0.5", "1717236000", " -1e3 "],
+    ),
+    (DateString, ["2026-11-01", date(2026, 1, 1)], [0, 20261101, False, "20261101", "0.5"]),
     (TimeString, ["22:00", time(22, 0)], [79200, 0, True]),
 ]
 

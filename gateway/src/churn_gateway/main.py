@@ -6,15 +6,17 @@ serves the REST proxy and, mounted at ``/socket.io/``, the Socket.IO live feed.
 
 from __future__ import annotations
 
+import inspect
 from contextlib import AsyncExitStack
 
 import httpx
 import socketio
 from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
-from churn_gateway.api.routes import router
+from churn_gateway.api.routes import is_protocol_path, protocol_error, router
 from churn_gateway.authentication import EdgeAuthenticator, pooled_jwks_source
 from churn_gateway.config import Settings
 from churn_gateway.console import install_console
@@ -25,7 +27,7 @@ from churn_gateway.openapi import MergedOpenAPI
 from churn_gateway.rate_limits import ClientAddressMiddleware, EdgeRateLimiter
 from churn_gateway.realtime import SOCKETIO_MOUNT_PATH
 from churn_gateway.worker import LiveFeedWorker
-from churn_shared.errors import UnauthorizedError, problem_response
+from churn_shared.errors import NotFoundError, UnauthorizedError, problem_response
 from churn_shared.http import service_client
 from churn_shared.logging import get_logger
 from churn_shared.middleware import RequestContextMiddleware
@@ -131,6 +133,23 @@ def _install_header_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnauthorizedError, on_unauthorized)
 
 
+def _install_protocol_not_found(app: FastAPI) -> None:
+    """A path under an inference protocol that no route matches (a model name with a line
+    break: the ``path`` convertor stops at one) is a 404 in that protocol's error form, as the
+    documented 404 of every protocol operation is; elsewhere the shared problem handler."""
+    shared = app.exception_handlers[StarletteHTTPException]
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if exc.status_code == 404 and is_protocol_path(path):
+            return protocol_error(path, NotFoundError("No such resource in this protocol."))
+        response = shared(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
 def _insert_inside_request_context(app: FastAPI, middleware: Middleware) -> None:
     """Place ``middleware`` right inside the request-id middleware (so its answers carry the id)
     and before the body-size limit (so a limited client's body is never read)."""
@@ -165,6 +184,7 @@ def create_app(
         if getattr(route, "path", None) not in _FRAMEWORK_DOC_PATHS
     ]
     _install_header_problem_handlers(app)
+    _install_protocol_not_found(app)
     _insert_inside_request_context(app, Middleware(ClientAddressMiddleware, settings=settings))
     # Outermost: preflights are answered before rate limits, body limits and authentication.
     app.add_middleware(GatewayCORSMiddleware, settings=settings)

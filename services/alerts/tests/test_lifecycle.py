@@ -360,10 +360,16 @@ class TestBulkAndFilters:
         future = await client.get("/v1/alerts", headers=h, params={"created_from": soon})
         past = await client.get("/v1/alerts", headers=h, params={"created_to": soon})
         bad = await client.get("/v1/alerts", headers=h, params={"status": "closed"})
+        # A number is not a time (pydantic would read it as seconds since 1970).
+        epoch = [
+            await client.get(path, headers=h, params={name: "0.5"})
+            for path, name in (("/v1/alerts", "created_to"), ("/v1/alerts/outcomes", "resolved_to"))
+        ]
         assert [a["customer_id"] for a in medium.json()["items"]] == ["c-medium"]
         assert future.json()["items"] == []
         assert len(past.json()["items"]) == 2
         assert bad.status_code == 422
+        assert [r.status_code for r in epoch] == [422, 422]
 
     async def test_outcomes_export_as_json_and_csv(self, app, client, owner):
         ids = await _raise(app, owner["id"], ["c1", "c2"])

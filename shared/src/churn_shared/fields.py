@@ -4,12 +4,14 @@ Pydantic's lax mode turns ``0`` into 1970-01-01, ``false`` into ``0`` and ``"5"`
 a client's mistake is stored instead of refused. These types take a value only in its own JSON
 type: booleans only as ``true``/``false``, integers only as integers, numbers as integers or
 floats (never booleans or strings), and dates, times and timestamps only as ISO 8601 strings
-(or, from Python callers, the matching objects). Their JSON schemas are the usual ones, so the
-published documents do not change.
+(or, from Python callers, the matching objects; a string of digits, which pydantic reads as
+seconds since 1970, is refused too, so query parameters are as strict). Their JSON schemas
+are the usual ones, so the published documents do not change.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time
 from typing import Annotated, Any
 
@@ -34,11 +36,16 @@ def _integer_only(value: Any) -> Any:
 IntegerOnly = BeforeValidator(_integer_only)
 
 
+#: A string pydantic would read as seconds since 1970 (``"0"``, ``"1717236000.5"``).
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
 def _iso_string(kind: type, description: str) -> BeforeValidator:
     def check(value: Any) -> Any:
-        if isinstance(value, str | kind):
+        if isinstance(value, kind) or (isinstance(value, str) and not _NUMBER.fullmatch(value)):
             return value
-        raise ValueError(f"must be {description}, not {type(value).__name__}")
+        shown = "a number" if isinstance(value, str) else type(value).__name__
+        raise ValueError(f"must be {description}, not {shown}")
 
     return BeforeValidator(check)
 

@@ -47,7 +47,15 @@ async def proxy(request: Request, target: ProxyTargetDep, client: HttpClientDep)
     )
 
 
-def _protocol_error(path: str, exc: ProblemError) -> Response:
+#: Paths of the inference protocols: their errors take each protocol's own form.
+PROTOCOL_PREFIXES = ("/v2", "/invocations", "/ping", "/health", "/version")
+
+
+def is_protocol_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PROTOCOL_PREFIXES)
+
+
+def protocol_error(path: str, exc: ProblemError) -> Response:
     """An edge error in the caller's protocol: Open Inference Protocol ``{"error": …}`` under
     ``/v2``, MLflow's ``{"error_code": …, "message": …}`` elsewhere."""
     if path == "/v2" or path.startswith("/v2/"):
@@ -80,7 +88,7 @@ async def _inference(request: Request, settings: SettingsDep, client: HttpClient
             authorization=target.authorization,
         )
     except ProblemError as exc:
-        return _protocol_error(path, exc)
+        return protocol_error(path, exc)
 
 
 for _path in ("/v2", "/v2/{path:path}", "/invocations", "/ping", "/health", "/version"):

@@ -153,7 +153,11 @@ async def test_oip_metadata_health_and_errors(
     app = create_app(make_settings(), token_verifier=token_signer.verifier())
     async with in_process(app) as client:
         for probe in ("/v2/health/live", "/v2/health/ready", "/ping", "/health"):
-            assert (await client.get(probe)).status_code == 200, probe
+            answer = await client.get(probe)
+            assert answer.status_code == 200, probe
+            # The body is what its content type says (MLflow's own server sends a bare newline).
+            assert answer.headers["content-type"] == "application/json", probe
+            assert isinstance(answer.json(), dict), probe
         headers = auth(token_signer, tenant, role="viewer")
         server = await client.get("/v2", headers=headers)
         assert server.status_code == 200

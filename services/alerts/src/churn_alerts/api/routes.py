@@ -7,7 +7,6 @@ import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime
 
 from churn_alerts.dependencies import (
     AdminDep,
@@ -48,6 +47,7 @@ from churn_alerts.schemas import (
 )
 from churn_alerts.service import Change
 from churn_shared.errors import PROBLEM_RESPONSES, problem_doc
+from churn_shared.fields import Timestamp
 from churn_shared.security import PrincipalDep
 
 alerts_router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=PROBLEM_RESPONSES)
@@ -83,8 +83,8 @@ async def list_alerts(
             description="A user id, `me` (the caller) or `none` (nobody assigned).",
         ),
     ] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
 ) -> AlertPage:
     """The tenant's alerts, newest first, filtered."""
     filters = AlertFilters(
@@ -116,8 +116,8 @@ async def export_outcomes(
     principal: PrincipalDep,
     service: AlertServiceDep,
     format: Literal["json", "csv"] = "json",
-    resolved_from: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
-    resolved_to: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
+    resolved_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    resolved_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
 ) -> AlertOutcomes | Response:
     """Resolved alerts and their outcome (retained, churned, false alarm): labels for model
     evaluation, as JSON or CSV."""

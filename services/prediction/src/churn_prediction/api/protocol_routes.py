@@ -137,6 +137,8 @@ _MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
+_NOT_READY: dict[str, Any] = {"description": "Not ready", "content": {"application/json": {}}}
+
 oip_router = APIRouter(prefix="/v2", tags=["inference"], route_class=OipRoute)
 mlflow_router = APIRouter(tags=["inference"], route_class=MlflowRoute)
 
@@ -358,18 +360,20 @@ async def v2_infer_version(
     "/ping",
     operation_id="inference_mlflow_ping",
     summary="MLflow probe: 200 once a model is loaded (no credentials)",
-    responses={200: {"content": {"application/json": {}}}, 503: {"description": "Not ready"}},
+    responses={200: {"content": {"application/json": {}}}, 503: _NOT_READY},
 )
 async def ping(request: Request) -> Response:
+    # MLflow's server sends a bare newline labelled JSON; clients read only the status, so an
+    # empty JSON object keeps them working and the body true to its content type.
     ready = _loaded(request)
-    return Response("\n", status_code=200 if ready else 503, media_type="application/json")
+    return JSONResponse({}, status_code=200 if ready else 503)
 
 
 @mlflow_router.get(
     "/health",
     operation_id="inference_mlflow_health",
     summary="MLflow probe: 200 once a model is loaded (no credentials)",
-    responses={200: {"content": {"application/json": {}}}, 503: {"description": "Not ready"}},
+    responses={200: {"content": {"application/json": {}}}, 503: _NOT_READY},
 )
 async def health(request: Request) -> Response:
     return await ping(request)
