@@ -10,6 +10,7 @@ installs it).
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -41,6 +42,11 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery staple"
 HOSTILE_ID = "<img src=x onerror=alert(1)>"
+#: The screenshots the README shows (viewport-sized; see the screenshots fixture).
+README_SCREENSHOTS = {
+    "02b-alert-details": "console-alerts.png",
+    "08-dashboard": "console-dashboard.png",
+}
 
 if not CHROMIUM.exists():
     pytest.skip(
@@ -114,11 +120,18 @@ def screenshots(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Callable[[Page, str], None]:
     directory = tmp_path_factory.mktemp("console-screenshots")
+    # CHURN_CONSOLE_SCREENSHOTS=docs/screenshots writes the README's screenshots there too.
+    keep_to = os.environ.get("CHURN_CONSOLE_SCREENSHOTS")
+    keep = Path(keep_to) if keep_to else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"console screenshots: {directory}")
 
     def take(page: Page, name: str) -> None:
+        if keep is not None and name in README_SCREENSHOTS:
+            page.screenshot(path=keep / README_SCREENSHOTS[name])
         page.screenshot(path=directory / f"{name}.png", full_page=True)
 
     return take
@@ -234,6 +247,9 @@ def test_a_live_alert_arrives_and_is_worked_to_resolved(
 
     row.get_by_role("button", name=re.compile("Details")).click()
     detail = page.locator("section.detail")
+    expect(detail.get_by_role("heading", name=f"Alert for {customer}")).to_be_visible()
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshots(page, "02b-alert-details")
     detail.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#alert-status")).to_have_text("Acknowledged")
     detail.get_by_label("Outcome").select_option("retained")
@@ -351,7 +367,13 @@ def test_a_viewer_sees_no_actions_and_signing_out_revokes_the_session(
 ) -> None:
     opened = console()
     page = opened.page
-    _sign_in(page, viewer)
+    # By keyboard alone: the e-mail field has the focus, Tab moves on, Enter submits.
+    expect(page.get_by_label("E-mail")).to_be_focused()
+    page.keyboard.type(viewer.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(viewer.password)
+    page.keyboard.press("Enter")
+    expect(page.locator("#live-status")).to_have_text("Live: connected")
     page.get_by_label("Status").select_option("")
     page.locator("#alerts-table tbody tr", has_text=raised_alert).get_by_role(
         "button", name=re.compile("Details")

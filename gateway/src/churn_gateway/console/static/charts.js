@@ -5,7 +5,7 @@ import { s } from "./dom.js";
 
 const WIDTH = 600;
 const HEIGHT = 220;
-const PAD = { left: 40, right: 10, top: 10, bottom: 30 };
+const PAD = { left: 52, right: 12, top: 12, bottom: 30 };
 
 function frame(label) {
   return s("svg", {
@@ -86,7 +86,13 @@ export function lineChart(points, label) {
     PAD.left + ((point.at.getTime() - first) / span) * plotWidth,
     PAD.top + (1 - point.value) * plotHeight,
   ]);
-  svg.append(s("polyline", { class: "line", points: xy.map((p) => p.join(",")).join(" ") }));
+  const day = (time) => new Date(time).toLocaleDateString(undefined, { dateStyle: "medium" });
+  svg.append(
+    s("text", { class: "tick", x: PAD.left, y: HEIGHT - 8, "text-anchor": "start" }, day(first)),
+    s("text", { class: "tick", x: WIDTH - PAD.right, y: HEIGHT - 8, "text-anchor": "end" },
+      day(first + span)),
+    s("polyline", { class: "line", points: xy.map((p) => p.join(",")).join(" ") }),
+  );
   xy.forEach(([x, y], index) => {
     svg.append(s("circle", { class: "dot", cx: x, cy: y, r: 3 },
       s("title", {}, `${points[index].at.toLocaleString()}: ${(points[index].value * 100).toFixed(1)} %`)));
