@@ -434,7 +434,7 @@ def test_the_dashboard_counts_match_the_api(
     assert opened.problems == []
 
 
-def test_train_a_model_watch_it_and_promote_it(
+def test_import_a_file_then_train_a_model_watch_it_and_promote_it(
     console: Callable[..., Console],
     api: httpx.Client,
     owner: Account,
@@ -445,18 +445,23 @@ def test_train_a_model_watch_it_and_promote_it(
         f"{'Yes' if (i % 2 == 0 and i % 5 < 3) or i % 7 == 0 else 'No'}"
         for i in range(160)
     ]
-    imported = api.post(
-        "/v1/customers/import",
-        headers=owner.headers,
-        files={"file": ("labelled.csv", ("\n".join(rows) + "\n").encode(), "text/csv")},
-    )
-    assert imported.status_code == 202, imported.text
-    url = f"/v1/customers/imports/{imported.json()['import_id']}"
-    _wait(lambda: api.get(url, headers=owner.headers).json()["status"] == "succeeded")
+    rows.insert(11, ",12,monthly,No")  # line 12: no customer id
+    labelled = ("\n".join(rows) + "\n").encode()
 
     opened = console()
     page = opened.page
     _sign_in(page, owner)
+    page.get_by_role("link", name="Imports").click()
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "labelled.csv", "mimeType": "text/csv", "buffer": labelled}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#import-status")).to_contain_text("succeeded", timeout=60_000)
+    expect(page.locator("#import-progress")).to_have_attribute("value", "100")
+    expect(page.locator("#import-status")).to_contain_text("160 imported, 1 rejected")
+    expect(page.locator("#import-errors tbody tr")).to_have_text(["12blank 'customer_id'"])
+    screenshots(page, "09-imports")
+
     page.get_by_role("link", name="Models").click()
     page.get_by_label("Training data").select_option("customers")
     page.get_by_label("Label column").fill("Churn")
@@ -471,7 +476,7 @@ def test_train_a_model_watch_it_and_promote_it(
     expect(page.locator("#current-model")).to_have_text(f"Serving {new_version}.")
     expect(row.locator("td.aliases")).to_contain_text("champion")
     expect(row.get_by_role("button", name=f"Make {new_version} the champion")).to_have_count(0)
-    screenshots(page, "09-models")
+    screenshots(page, "10-models")
     current = api.get("/v1/models/current", headers=owner.headers).json()
     assert current["version"] == new_version
     assert opened.problems == []
@@ -547,7 +552,7 @@ def test_settings_rules_channels_users_and_api_keys(
     assert key.startswith("ck_")
     with_key = api.get("/v1/customers", headers={"X-API-Key": key})
     assert with_key.status_code == 200, with_key.text
-    screenshots(page, "10-settings")
+    screenshots(page, "11-settings")
     keys.get_by_role("button", name="Revoke console key").click()
     expect(page.locator("#toast")).to_contain_text("Key console key revoked")
     expect(page.locator("#keys-table")).to_have_count(0)

@@ -4,8 +4,9 @@
 
 const REFRESH_KEY = "churn.console.refresh";
 const ROLE_RANK = { viewer: 0, analyst: 1, admin: 2, owner: 3 };
-//: Refresh this long before the access token expires.
+// Refresh this long before the access token expires.
 const REFRESH_MARGIN_SECONDS = 60;
+const RETRY_REFRESH_MS = 15_000;
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -102,9 +103,18 @@ export class Session {
     sessionStorage.setItem(REFRESH_KEY, tokens.refresh_token);
     clearTimeout(this.timer);
     const delay = Math.max(5, tokens.expires_in - REFRESH_MARGIN_SECONDS) * 1000;
-    this.timer = setTimeout(() => this.refresh().catch(() => this.#signedOut()), delay);
+    this.timer = setTimeout(() => this.#refreshOnTime(), delay);
     if (!this.user) this.user = await this.get("/v1/users/me");
     for (const listener of this.listeners) listener(this.accessToken);
+  }
+
+  /** A failed refresh that did not sign the user out (the network, a 5xx) is retried. */
+  #refreshOnTime() {
+    this.refresh().catch(() => {
+      if (sessionStorage.getItem(REFRESH_KEY)) {
+        this.timer = setTimeout(() => this.#refreshOnTime(), RETRY_REFRESH_MS);
+      }
+    });
   }
 
   /** Revoke the refresh token's family at the server, then forget everything. */
@@ -135,12 +145,8 @@ export class Session {
     if (wasSignedIn) for (const listener of this.listeners) listener(null);
   }
 
-  #signedOut() {
-    this.#forget();
-  }
-
   /** A JSON request to the gateway; one refresh and retry on a 401. Throws ApiError. */
-  async request(method, path, { body, query, raw = false } = {}) {
+  async request(method, path, { body, form, query, raw = false } = {}) {
     const url = new URL(path, location.origin);
     for (const [key, value] of Object.entries(query || {})) {
       if (value === undefined || value === null || value === "") continue;
@@ -155,7 +161,8 @@ export class Session {
           ...(body !== undefined ? { "content-type": "application/json" } : {}),
           accept: "application/json",
         },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        // A FormData body sets its own multipart content type.
+        body: form !== undefined ? form : body !== undefined ? JSON.stringify(body) : undefined,
       });
     let response = await send();
     if (response.status === 401 && sessionStorage.getItem(REFRESH_KEY)) {

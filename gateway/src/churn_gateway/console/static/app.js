@@ -10,6 +10,7 @@ import { customerPage } from "./pages/customer.js";
 import { modelsPage } from "./pages/models.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { settingsPage } from "./pages/settings.js";
+import { importsPage } from "./pages/imports.js";
 
 const ROUTES = [
   [/^#\/dashboard$/, dashboardPage, "Dashboard"],
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^#\/customers$/, customersPage, "Customers"],
   [/^#\/customers\/(.+)$/, customerPage, "Customer"],
   [/^#\/models$/, modelsPage, "Models"],
+  [/^#\/imports$/, importsPage, "Imports"],
   [/^#\/settings$/, settingsPage, "Settings"],
 ];
 const LIVE_LABELS = {
@@ -42,7 +44,9 @@ function showShell(signedIn) {
     : "";
 }
 
-async function render() {
+/** ``focus``: after a navigation, move the focus to the new page's heading (screen readers
+ * announce it; keyboard users continue from there). */
+async function render({ focus = false } = {}) {
   for (const undo of context.cleanup.splice(0)) undo();
   const hash = location.hash || "#/alerts";
   if (!session.signedIn) {
@@ -67,6 +71,11 @@ async function render() {
     const container = clear(main());
     try {
       await page(container, context, ...match.slice(1).map(decodeURIComponent));
+      const heading = container.querySelector("h1");
+      if (focus && heading) {
+        heading.tabIndex = -1;
+        heading.focus();
+      }
     } catch (error) {
       container.append(h("p", { class: "error", role: "alert" }, `Could not load: ${error.message}`));
     }
@@ -94,7 +103,7 @@ function boot() {
     if (token === null) render();
   });
   window.addEventListener("hashchange", () => {
-    if (location.hash.startsWith("#/")) render();
+    if (location.hash.startsWith("#/")) render({ focus: true });
   });
   session.restore().then((restored) => {
     if (restored) live.start();
