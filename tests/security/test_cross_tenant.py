@@ -178,6 +178,8 @@ async def test_foreign_ids_are_404(world, method, path, body):
         # Filters narrow the caller's own customers only: A's ids as search terms match nothing.
         "/v1/customers?q={customer_id}",
         "/v1/customers?q={risky_customer_id}&risk_level=high&risk_level=medium&min_probability=0",
+        "/v1/customers/export",
+        "/v1/customers/export?format=csv&q={customer_id}",
         "/v1/alerts",
         "/v1/alerts?customer_id={risky_customer_id}",
         "/v1/alerts/outcomes",

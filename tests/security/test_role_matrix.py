@@ -224,6 +224,7 @@ TABLE: list[Row] = [
         V,
         prepare=fixed("/v1/customers/{customer}/features"),
     ),
+    Row("customers_export", "GET", "/v1/customers/export", AN),
     Row(
         "customers_scores",
         "GET",

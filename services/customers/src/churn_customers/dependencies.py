@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from churn_customers.config import Settings
+from churn_customers.exporting import ExportService
 from churn_customers.service import (
     CustomerService,
     EventIngestService,
@@ -59,5 +60,11 @@ def get_training_set_service(session: SessionDep) -> TrainingSetService:
     return TrainingSetService(session)
 
 
+def get_export_service(request: Request) -> ExportService:
+    """The export reads in its own short transactions while the response streams."""
+    return ExportService(request.app.state.session_factory)
+
+
 ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
+ExportServiceDep = Annotated[ExportService, Depends(get_export_service)]
 TrainingSetServiceDep = Annotated[TrainingSetService, Depends(get_training_set_service)]

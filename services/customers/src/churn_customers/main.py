@@ -9,6 +9,7 @@ from churn_customers.api.routes import (
     events_router,
     imports_router,
     training_sets_router,
+    workspace_router,
 )
 from churn_customers.config import Settings
 from churn_customers.worker import RUNTIME
@@ -24,8 +25,15 @@ def create_app(
         ProcessState(settings),
         title="churn customers",
         description="Customers, raw events and live feature profiles.",
-        # Before the customers router: /v1/customers/imports/... must not match /{customer_id}.
-        routers=(events_router, imports_router, customers_router, training_sets_router),
+        # Before the customers router: /v1/customers/imports/... and /v1/customers/export must
+        # not match /{customer_id}.
+        routers=(
+            events_router,
+            imports_router,
+            workspace_router,
+            customers_router,
+            training_sets_router,
+        ),
         token_verifier=token_verifier,
         # Customer files may be larger than other bodies; the import route enforces its own limit.
         max_body_bytes=max(settings.max_body_bytes, settings.max_import_bytes + 64 * 1024),

@@ -877,3 +877,71 @@ class ScoreHistoryRepository(_Repository):
                     customer_scores.c.customer_id.in_(chunk),
                 )
             )
+
+
+class ExportRepository(_Repository):
+    """Reads for the customer export: keyset pages by customer id of a filtered selection."""
+
+    async def count_up_to(self, tenant_id: str, where: CustomerFilter, cap: int) -> int:
+        """How many customers match, counting at most ``cap``."""
+        conn = await self._conn()
+        matching = (
+            sa.select(customers.c.id)
+            .where(*customer_conditions(conn, tenant_id, where))
+            .limit(cap)
+            .subquery()
+        )
+        result = await conn.execute(sa.select(sa.func.count()).select_from(matching))
+        return int(result.scalar_one())
+
+    async def attribute_names_page(
+        self, tenant_id: str, where: CustomerFilter, after: str | None, limit: int
+    ) -> list[tuple[str, list[str]]]:
+        """``(customer_id, attribute names)`` of up to ``limit`` matching customers after
+        ``after``, by customer id."""
+        conn = await self._conn()
+        c = customers.c
+        query = (
+            sa.select(c.customer_id, c.attributes)
+            .where(*customer_conditions(conn, tenant_id, where))
+            .order_by(c.customer_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.customer_id > after)
+        result = await conn.execute(query)
+        return [(cid, list(attributes or {})) for cid, attributes in result]
+
+    async def page(
+        self, tenant_id: str, where: CustomerFilter, after: str | None, limit: int
+    ) -> Sequence[Any]:
+        """Up to ``limit`` matching customers after ``after`` (by id), each with the drivers
+        of their latest score (from the score history; null when it holds none)."""
+        conn = await self._conn()
+        c, s = customers.c, customer_scores.c
+        latest = sa.and_(
+            s.tenant_id == c.tenant_id,
+            s.customer_id == c.customer_id,
+            s.scored_at == c.scored_at,
+            s.model_version == c.model_version,
+        )
+        query = (
+            sa.select(
+                c.customer_id,
+                c.churn_probability,
+                c.risk_level,
+                c.model_version,
+                c.scored_at,
+                c.first_seen_at,
+                c.updated_at,
+                c.attributes,
+                s.drivers,
+            )
+            .select_from(customers.outerjoin(customer_scores, latest))
+            .where(*customer_conditions(conn, tenant_id, where))
+            .order_by(c.customer_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.customer_id > after)
+        return (await conn.execute(query)).all()

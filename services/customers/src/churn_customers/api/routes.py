@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from churn_customers.dependencies import (
     CustomerServiceDep,
     EventIngestServiceDep,
+    ExportServiceDep,
     ImportServiceDep,
     TrainingSetServiceDep,
 )
+from churn_customers.exporting import ExportFormat
 from churn_customers.schemas import (
     CustomerCreate,
     CustomerDetail,
@@ -65,6 +68,16 @@ async def ingest_events(
 
 #: Query parameters ``attr.<name>=<value>``: equality on an imported attribute.
 ATTRIBUTE_PARAMETER_PREFIX = "attr."
+#: The ``attr.<name>`` parameters in the OpenAPI document (a name pattern, not a name).
+_ATTRIBUTE_FILTER_PARAMETER = {
+    "name": "attr.{name}",
+    "in": "query",
+    "required": False,
+    "description": "Equality on an imported attribute, compared as text: `attr.plan=gold`, "
+    "`attr.seats=3`, `attr.vip=true`. At most 10; combined with every other filter.",
+    "schema": {"type": "string", "maxLength": 255},
+    "example": "gold",
+}
 
 
 def customer_filter(
@@ -127,20 +140,7 @@ CustomerFilterDep = Annotated[CustomerFilter, Depends(customer_filter)]
     "",
     response_model=CustomerPage,
     operation_id="customers_list",
-    openapi_extra={
-        "parameters": [
-            {
-                "name": "attr.{name}",
-                "in": "query",
-                "required": False,
-                "description": "Equality on an imported attribute, compared as text: "
-                "`attr.plan=gold`, `attr.seats=3`, `attr.vip=true`. At most 10; each may be "
-                "combined with every other filter.",
-                "schema": {"type": "string", "maxLength": 255},
-                "example": "gold",
-            }
-        ]
-    },
+    openapi_extra={"parameters": [_ATTRIBUTE_FILTER_PARAMETER]},
 )
 async def list_customers(
     principal: PrincipalDep,
@@ -230,6 +230,60 @@ async def get_customer_scores(
     """The customer's risk over time: every score they received (time, probability, risk
     level, model version, top drivers), newest first, in keyset pages."""
     return await service.score_history(principal.tenant_id, customer_id, limit=limit, cursor=cursor)
+
+
+#: Routes under /v1/customers with a fixed second segment, included before ``customers_router``.
+workspace_router = APIRouter(
+    prefix="/v1/customers", tags=["customers"], responses=PROBLEM_RESPONSES
+)
+
+
+@workspace_router.get(
+    "/export",
+    operation_id="customers_export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The file, streamed: one row per customer (id order), then the "
+            "columns customer_id, churn_probability, risk_level, model_version, scored_at, "
+            "driver_1..3 (`feature=value (+contribution)`), first_seen_at, updated_at and one "
+            "column per imported attribute.",
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "customer_id,churn_probability,risk_level,model_version,"
+                    "scored_at,driver_1,driver_2,driver_3,first_seen_at,updated_at,plan\r\n"
+                    "c-42,0.83,high,acme-7,2026-11-20T09:15:02+00:00,"
+                    "payment_failures_last_90d=3 (+1.420),,,2026-01-05T10:00:00+00:00,"
+                    "2026-11-20T09:15:00+00:00,gold\r\n",
+                },
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+        }
+    },
+    openapi_extra={"parameters": [_ATTRIBUTE_FILTER_PARAMETER]},
+)
+async def export_customers(
+    principal: WriterDep,
+    service: ExportServiceDep,
+    where: CustomerFilterDep,
+    format: Annotated[ExportFormat, Query(description="csv (UTF-8 with BOM) or xlsx")] = "csv",
+) -> StreamingResponse:
+    """Every customer matching the filters (those of `GET /v1/customers`), with their latest
+    score, risk level, top drivers and imported attributes, streamed as CSV or XLSX.
+
+    Read page by page while it is sent, so memory stays flat however many customers match (at
+    most 1,000,000 and 1,000 distinct attributes, else 422 before anything is sent). Text that
+    a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage
+    return) is prefixed with `'` (OWASP). Analysts and above."""
+    prepared = await service.prepare(principal.tenant_id, where, format)
+    return StreamingResponse(
+        prepared.body,
+        media_type=prepared.media_type,
+        headers={"content-disposition": f'attachment; filename="{prepared.filename}"'},
+    )
 
 
 imports_router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=PROBLEM_RESPONSES)
