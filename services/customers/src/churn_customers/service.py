@@ -163,9 +163,10 @@ class EventIngestService:
         self, tenant_id: str, batch: Sequence[EventIn], *, backfill: bool = False
     ) -> EventBatchAccepted:
         """Store new events (an id already stored, or repeated in the batch, is a duplicate),
-        create unknown customers, recompute the affected customers' features from all their
-        stored events and enqueue one ``CustomerFeaturesUpdatedV1`` per affected customer —
-        all in the caller's transaction."""
+        create unknown customers, bring the affected customers' features up to date (their
+        stored feature states advanced by the new events: see :meth:`_advance_states`) and
+        enqueue one ``CustomerFeaturesUpdatedV1`` per affected customer — all in the caller's
+        transaction."""
         if self._max_batch is not None and len(batch) > self._max_batch:
             raise EventBatchTooLargeError(len(batch), self._max_batch)
         unique: list[EventIn] = []
