@@ -65,6 +65,8 @@ class Settings(ServiceSettings):
     job_poll_seconds: float = Field(default=5.0, gt=0)
     #: Least time between two progress writes (DB + ``prediction.jobs.v1``) of a job.
     job_progress_interval_seconds: float = Field(default=1.0, gt=0)
+    #: A job worker process (its imports take seconds) is kept this long after its last job.
+    job_worker_idle_seconds: float = Field(default=300.0, ge=0)
     #: A job the service stopped during this many times is failed instead of started again.
     job_max_attempts: int = Field(default=3, ge=1)
     #: Bad rows listed in a job's error report (all are counted).

@@ -257,7 +257,8 @@ async def test_limits_and_bad_files_answer_problems(
         assert missing.status_code == 404
 
         # Nothing of the refused uploads stayed on disk; the accepted ones did.
-        assert len(list(app.state.settings.prediction_jobs_dir.iterdir())) == 1
+        jobs_dir = app.state.settings.prediction_jobs_dir
+        assert [p.name for p in jobs_dir.iterdir() if p.is_dir()] == [job["job_id"]]
 
 
 async def test_a_job_survives_a_stop_and_a_crash_and_is_given_up_after_too_many(

@@ -123,15 +123,19 @@ async def get_prediction_job_result(
     job_id: str,
     principal: ScorerDep,
     jobs: PredictionJobServiceDep,
+    runner: PredictionJobRunnerDep,
     settings: SettingsDep,
     format: FileFormat = Query(default="csv", description="csv or parquet"),
 ) -> Response:
     """One row per scored input row: `line` (the input's line, header = 1, for CSV; the row
     number from 1 for Parquet), the id column when the file had it, `churn_probability` and
-    `risk_level`. Bad rows are left out and listed at `.../errors`."""
+    `risk_level`. Bad rows are left out and listed at `.../errors`. The CSV is made from the
+    Parquet result on the first request for it (seconds for a million rows)."""
     path = await jobs.result_file(
         principal.tenant_id, job_id, settings.prediction_jobs_dir, RESULTS[format]
     )
+    if format == "csv":
+        await runner.csv_result(path.parent)
     return _file(path, MEDIA_TYPES[format], f"predictions-{job_id}.{format}")
 
 

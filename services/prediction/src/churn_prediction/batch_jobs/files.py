@@ -1,12 +1,16 @@
-"""Scoring a job's input file in chunks: the job's child process.
+"""Scoring a job's input file in chunks: the job worker process.
 
-``python -m churn_prediction.batch_jobs.files <job directory>`` reads the job's spec, its
-pickled model and its input (``input.csv`` or ``input.parquet``), scores it ``chunk_rows`` rows
-at a time and writes ``result.csv``, ``result.parquet`` and ``errors.csv`` (bad rows, by line).
-It reports progress as one JSON line per chunk on stdout (``{"rows_total", "rows_scored",
-"rows_failed"}``) and ends with ``{"done": true, ...}``; a file it cannot score ends with
-``{"error": "..."}`` and exit code 2. fastparquet is imported here only, so the API process
-never loads it.
+``python -m churn_prediction.batch_jobs.files`` reads commands from stdin, one per line (see
+:func:`serve`), and carries them out in turn. Scoring a job reads its spec, its pickled model
+and its input (``input.csv`` or ``input.parquet``), ``chunk_rows`` rows at a time, into
+``result.parquet`` and ``errors.csv`` (bad rows, by line); ``result.csv`` is made from the
+Parquet result when it is first asked for (formatting a million floats as text takes seconds
+that a Parquet user should not wait for). It reports progress as one JSON line per chunk on
+stdout (``{"rows_total", "rows_scored", "rows_failed"}``) and ends every job with a line that
+has ``"done": true`` or ``"error": "..."`` (a file it cannot score). The process stays up
+between jobs, so its imports (LightGBM, scikit-learn, fastparquet: seconds) are paid once;
+``python -m churn_prediction.batch_jobs.files <job directory>`` scores one job and exits.
+fastparquet is imported here only, so the API process never loads it.
 
 Memory stays bounded: the CSV is parsed ``chunk_rows`` rows at a time by pandas' C parser, the
 Parquet file one row group at a time, and the outputs are appended chunk by chunk.
@@ -20,6 +24,7 @@ import json
 import pickle
 import re
 import sys
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,19 +141,13 @@ class ChunkScorer:
     def _write(self, result: pd.DataFrame) -> None:
         first = not self.started
         if first or len(result):
-            result.to_csv(
-                self.directory / RESULTS["csv"],
-                mode="w" if first else "a",
-                header=first,
-                index=False,
-                lineterminator="\n",
-            )
             fastparquet.write(
                 str(self.directory / RESULTS["parquet"]),
                 result,
                 append=not first,
                 write_index=False,
                 compression="SNAPPY",
+                object_encoding="utf8",
             )
         self.started = True
 
@@ -356,5 +355,43 @@ def run(directory: Path, out: TextIO) -> int:
     return 0
 
 
+def write_csv(directory: Path, out: TextIO) -> None:
+    """The job's Parquet result as CSV (``result.csv``), one row group at a time; written to a
+    temporary name and renamed, so a reader never sees half a file."""
+    target = directory / RESULTS["csv"]
+    if not target.exists():
+        partial = directory / f"{RESULTS['csv']}.{uuid.uuid4().hex}.partial"
+        result = fastparquet.ParquetFile(str(directory / RESULTS["parquet"]))
+        header = True
+        with partial.open("w", newline="") as handle:
+            for group in result.iter_row_groups():
+                group.to_csv(handle, header=header, index=False, lineterminator="\n")
+                header = False
+            if header:  # no row group at all
+                handle.write(",".join(result.columns) + "\n")
+        partial.replace(target)
+    out.write(json.dumps({"done": True}) + "\n")
+    out.flush()
+
+
+def serve(commands: TextIO, out: TextIO) -> None:
+    """Carry out the commands read from ``commands`` (one JSON object per line) one after
+    another, until it closes: ``{"score": "<job directory>"}`` or ``{"csv": "<job
+    directory>"}`` (the result as CSV, made on the first request for it)."""
+    for line in commands:
+        if not line.strip():
+            continue
+        try:
+            command = json.loads(line)
+            if "csv" in command:
+                write_csv(Path(command["csv"]), out)
+            else:
+                run(Path(command["score"]), out)
+        except Exception as exc:  # one broken job must not end the worker
+            _report(out, Counts(rows_total=None), error=f"The job could not be done: {exc!r}")
+
+
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1]), sys.stdout))
+    if len(sys.argv) > 1:
+        sys.exit(run(Path(sys.argv[1]), sys.stdout))
+    serve(sys.stdin, sys.stdout)

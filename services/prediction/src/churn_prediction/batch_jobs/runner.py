@@ -1,15 +1,17 @@
-"""Running file batch jobs: the upload onto disk, the queue in the database, a child process
+"""Running file batch jobs: the upload onto disk, the queue in the database, worker processes
 per job.
 
 The API process only streams the upload into the job's directory (counting bytes and, for CSV,
 lines: the limits answer 413 before anything is stored), pickles the tenant's model next to it
 and records a ``queued`` row. A claim loop takes queued jobs, and running jobs whose runner has
 been silent for ``job_lease_seconds`` (a replica that died), with one conditional UPDATE, and
-runs each in ``python -m churn_prediction.batch_jobs.files``: pyarrow and the data never enter
-the API process. The child's progress lines become the job's row and ``PredictionJobProgressV1``
-events (at most every ``job_progress_interval_seconds``), which also renew the lease.
+hands each to a worker process (``python -m churn_prediction.batch_jobs.files``, kept for
+``job_worker_idle_seconds`` after its last job, so that its imports are paid once): fastparquet
+and the data never enter the API process. The worker's progress lines become the job's row and
+``PredictionJobProgressV1`` events (at most every ``job_progress_interval_seconds``), which also
+renew the lease.
 
-A stop (shutdown, SIGTERM) ends the children and puts their jobs back to ``queued``: the next
+A stop (shutdown, SIGTERM) ends the workers and puts their jobs back to ``queued``: the next
 start of any replica runs them again from the start. A job the service stopped during
 ``job_max_attempts`` times is failed with that reason instead of looping for ever.
 """
@@ -35,9 +37,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.batch_jobs.schemas import (
     INPUTS,
-    LOG,
     MODEL,
+    RESULTS,
     SPEC,
+    WORKER_LOG,
     FileFormat,
     JobSpec,
     PredictionJobRead,
@@ -58,7 +61,7 @@ PARQUET_MAGIC = b"PAR1"
 
 
 class PredictionJobRunner:
-    """Owns the jobs directory, the claim loop and the child processes of one replica."""
+    """Owns the jobs directory, the claim loop and the worker processes of one replica."""
 
     def __init__(
         self,
@@ -72,6 +75,8 @@ class PredictionJobRunner:
         self.notify = notify
         self.jobs_dir = settings.prediction_jobs_dir
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        #: Worker processes waiting for a job, with the loop time they became idle.
+        self.idle: list[tuple[asyncio.subprocess.Process, float]] = []
         self.loop = PeriodicLoop(
             "prediction-jobs",
             self.claim_jobs,
@@ -84,7 +89,7 @@ class PredictionJobRunner:
         self.loop.start()
 
     async def stop(self) -> None:
-        """End the claim loop and every child; their jobs go back to ``queued``."""
+        """End the claim loop and every worker; their jobs go back to ``queued``."""
         await self.loop.stop()
         tasks = list(self.tasks.values())
         for task in tasks:
@@ -92,6 +97,7 @@ class PredictionJobRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._reap_idle(older_than=0)
 
     # -- upload -----------------------------------------------------------------------------
 
@@ -206,7 +212,8 @@ class PredictionJobRunner:
         self.loop.notify()
 
     async def claim_jobs(self) -> None:
-        """Take free jobs up to this replica's share and start them."""
+        """Take free jobs up to this replica's share and start them; end workers left idle."""
+        await self._reap_idle(older_than=self.settings.job_worker_idle_seconds)
         free = self.settings.max_concurrent_jobs - len(self.tasks)
         if free <= 0:
             return
@@ -257,7 +264,7 @@ class PredictionJobRunner:
             )
             return
         try:
-            await self._child(job_id, directory)
+            await self._score(job_id, directory)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(
@@ -268,61 +275,122 @@ class PredictionJobRunner:
             _log.warning("prediction_job_failed", job_id=job_id, error=repr(exc))
             await self._update(job_id, status="failed", error=f"The job failed: {exc!r}")
 
-    async def _child(self, job_id: str, directory: Path) -> None:
-        log = await anyio.open_file(directory / LOG, "ab")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "churn_prediction.batch_jobs.files",
-            str(directory),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=log.wrapped,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        assert process.stdout is not None
+    async def _score(self, job_id: str, directory: Path) -> None:
+        worker = await self._acquire()
+        assert worker.stdin is not None
+        assert worker.stdout is not None
         interval = self.settings.job_progress_interval_seconds
         latest: dict[str, Any] = {}
         loop = asyncio.get_running_loop()
         next_write = loop.time()
+        ended = False
         try:
+            worker.stdin.write(json.dumps({"score": str(directory)}).encode() + b"\n")
+            await worker.stdin.drain()
             while True:
                 try:
-                    line = await asyncio.wait_for(process.stdout.readline(), timeout=interval)
+                    line = await asyncio.wait_for(worker.stdout.readline(), timeout=interval)
                 except TimeoutError:
                     line = None
                 if line == b"":
-                    break
+                    break  # the worker died
                 if line:
                     with contextlib.suppress(ValueError):
                         latest = json.loads(line)
+                    if "done" in latest or "error" in latest:
+                        ended = True
+                        break
                 if loop.time() >= next_write:
                     # Written even without news: it renews the lease (heartbeat).
                     await self._update(job_id, status="running", **_counts(latest))
                     next_write = loop.time() + interval
-            code = await process.wait()
         except BaseException:
-            if process.returncode is None:
-                process.terminate()
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(process.wait())
+            await _terminate(worker)
             raise
-        finally:
-            await log.aclose()
-        if code == 0 and latest.get("done"):
-            await self._update(job_id, status="succeeded", **{**_counts(latest), "progress": 100})
-            _log.info("prediction_job_succeeded", job_id=job_id, **_counts(latest))
-        elif "error" in latest:
-            await self._update(
-                job_id, status="failed", error=str(latest["error"]), **_counts(latest)
-            )
+        if ended:
+            self._release(worker)
         else:
-            tail = await _tail(directory / LOG)
+            code = await worker.wait()
+            tail = await _tail(self.jobs_dir / WORKER_LOG)
             await self._update(
                 job_id,
                 status="failed",
                 error=f"The scoring process ended with code {code}: {tail}",
                 **_counts(latest),
             )
+            return
+        if latest.get("done"):
+            await self._update(job_id, status="succeeded", **{**_counts(latest), "progress": 100})
+            _log.info("prediction_job_succeeded", job_id=job_id, **_counts(latest))
+        else:
+            await self._update(
+                job_id, status="failed", error=str(latest["error"]), **_counts(latest)
+            )
+
+    async def csv_result(self, directory: Path) -> None:
+        """Make the job's ``result.csv`` from its Parquet result (once; in a worker)."""
+        if await anyio.Path(directory / RESULTS["csv"]).exists():
+            return
+        worker = await self._acquire()
+        assert worker.stdin is not None
+        assert worker.stdout is not None
+        try:
+            worker.stdin.write(json.dumps({"csv": str(directory)}).encode() + b"\n")
+            await worker.stdin.drain()
+            line = await worker.stdout.readline()
+        except BaseException:
+            await _terminate(worker)
+            raise
+        if not line:
+            await worker.wait()
+            raise RuntimeError("The job worker process ended while writing the CSV result.")
+        self._release(worker)
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(str(answer["error"]))
+
+    # -- job worker processes -------------------------------------------------------------
+
+    async def _acquire(self) -> asyncio.subprocess.Process:
+        """An idle worker process, or a new one (its imports take seconds, once)."""
+        while self.idle:
+            worker, _since = self.idle.pop()
+            if worker.returncode is None:
+                return worker
+        log = await asyncio.to_thread((self.jobs_dir / WORKER_LOG).open, "ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "churn_prediction.batch_jobs.files",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+        finally:
+            log.close()
+
+    def _release(self, worker: asyncio.subprocess.Process) -> None:
+        self.idle.append((worker, asyncio.get_running_loop().time()))
+
+    async def _reap_idle(self, *, older_than: float) -> None:
+        """End the workers idle for longer than ``older_than`` seconds (0: all of them)."""
+        now = asyncio.get_running_loop().time()
+        keep: list[tuple[asyncio.subprocess.Process, float]] = []
+        for worker, since in self.idle:
+            if now - since >= older_than:
+                await _terminate(worker)
+            else:
+                keep.append((worker, since))
+        self.idle = keep
+
+
+async def _terminate(worker: asyncio.subprocess.Process) -> None:
+    if worker.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            worker.terminate()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(worker.wait())
 
 
 def _counts(line: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,8 @@ MODEL = "model.pkl"
 SPEC = "spec.json"
 RESULTS: dict[FileFormat, str] = {"csv": "result.csv", "parquet": "result.parquet"}
 ERRORS = "errors.csv"
-LOG = "process.log"
+#: In the jobs directory itself: what the worker processes write to stderr.
+WORKER_LOG = "workers.log"
 
 
 @dataclass(frozen=True, slots=True)
