@@ -472,17 +472,20 @@ class FeatureState:
 
     @classmethod
     def from_json(cls, data: Any) -> FeatureState | None:
-        """The state stored by :meth:`to_json`, or ``None`` when there is none or it is of
-        another :data:`STATE_VERSION` (rebuild it from history)."""
+        """The state stored by :meth:`to_json`, or ``None`` when there is none, it is of
+        another :data:`STATE_VERSION` or it cannot be read (rebuild it from history)."""
         if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
             return None
         state = cls()
-        for name in cls._TIMES:
-            setattr(state, name, _parse(data.get(name)))
-        for name in cls._NUMBERS:
-            kind = type(getattr(state, name))
-            setattr(state, name, kind(data[name]))
-        state.buckets = {
-            int(day): [float(v) for v in values] for day, values in data["buckets"].items()
-        }
+        try:
+            for name in cls._TIMES:
+                setattr(state, name, _parse(data.get(name)))
+            for name in cls._NUMBERS:
+                kind = type(getattr(state, name))
+                setattr(state, name, kind(data[name]))
+            state.buckets = {
+                int(day): [float(v) for v in values] for day, values in data["buckets"].items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
         return state
