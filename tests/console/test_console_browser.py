@@ -9,6 +9,7 @@ installs it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from churn_cli.launcher import Stack, StackConfig
+from churn_cli.launcher import SERVICES, Stack, StackConfig
 from churn_cli.simulator import at_risk_story, loyal_story
 
 pytestmark = pytest.mark.e2e
@@ -71,9 +73,35 @@ class Account:
     headers: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(StackConfig(data_dir=tmp_path_factory.mktemp("console-stack")))
+MYSQL_TEMPLATE = os.environ.get("CHURN_TEST_MYSQL_URL", "")
+REDIS_URL = os.environ.get("CHURN_TEST_REDIS_URL", "")
+MODES = ["embedded"] + (["mysql"] if MYSQL_TEMPLATE and REDIS_URL else [])
+
+
+@pytest.fixture(scope="module", params=MODES)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The launcher's stack: embedded (SQLite, its own broker), and on MariaDB + Redis + the
+    session's broker when the test databases are configured (as tests/e2e does)."""
+    data_dir = tmp_path_factory.mktemp(f"console-stack-{request.param}")
+    if request.param == "embedded":
+        config = StackConfig(data_dir=data_dir)
+    else:
+        from testkit import reset_mysql
+
+        # In a thread: the browser's sync Playwright already runs an event loop in this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for service in SERVICES:
+                url = MYSQL_TEMPLATE.format(service=service)
+                pool.submit(asyncio.run, reset_mysql(url)).result()
+        config = StackConfig(
+            data_dir=data_dir,
+            kafka_bootstrap=request.getfixturevalue("kafka_bootstrap"),
+            mysql_url_template=MYSQL_TEMPLATE,
+            cache_url=REDIS_URL,
+        )
+    running = Stack(config)
     running.start()
     yield running
     running.stop()
