@@ -13,6 +13,7 @@ from churn_shared.contracts import (
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
+    CustomerDeletedV1,
     CustomerEventReceivedV1,
     CustomerFeaturesUpdatedV1,
     EventContract,
@@ -39,6 +40,7 @@ WIRE = {
     ModelPromotedV1: ("ModelPromotedV1", "model.events.v1"),
     TrainingProgressV1: ("TrainingProgressV1", "model.training.v1"),
     PredictionJobProgressV1: ("PredictionJobProgressV1", "prediction.jobs.v1"),
+    CustomerDeletedV1: ("CustomerDeletedV1", "customer.deleted.v1"),
 }
 
 

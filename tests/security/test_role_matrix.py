@@ -216,7 +216,7 @@ TABLE: list[Row] = [
         prepare=fixed("/v1/customers/{customer}"),
     ),
     Row("customers_update", "PATCH", "/v1/customers/{customer_id}", AN, prepare=_patch_customer),
-    Row("customers_delete", "DELETE", "/v1/customers/{customer_id}", AN, prepare=_new_customer),
+    Row("customers_delete", "DELETE", "/v1/customers/{customer_id}", AD, prepare=_new_customer),
     Row(
         "customers_features",
         "GET",
@@ -225,6 +225,13 @@ TABLE: list[Row] = [
         prepare=fixed("/v1/customers/{customer}/features"),
     ),
     Row("customers_export", "GET", "/v1/customers/export", AN),
+    Row(
+        "customers_bulk",
+        "POST",
+        "/v1/customers/bulk",
+        AN,
+        body={"action": "tag", "tag": "matrix", "customer_ids": ["nobody"]},
+    ),
     Row(
         "customers_scores",
         "GET",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from churn_customers.bulk import BulkService
 from churn_customers.config import Settings
 from churn_customers.exporting import ExportService
 from churn_customers.service import (
@@ -67,4 +68,11 @@ def get_export_service(request: Request) -> ExportService:
 
 ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
 ExportServiceDep = Annotated[ExportService, Depends(get_export_service)]
+
+
+def get_bulk_service(session: SessionDep) -> BulkService:
+    return BulkService(session)
+
+
+BulkServiceDep = Annotated[BulkService, Depends(get_bulk_service)]
 TrainingSetServiceDep = Annotated[TrainingSetService, Depends(get_training_set_service)]

@@ -176,6 +176,18 @@ class CustomerScore(Base, table=True):
     )
 
 
+class CustomerTag(Base, table=True):
+    """A tag the retention team put on a customer (bulk tag/untag; the list's ``tag`` filter)."""
+
+    __tablename__ = "customer_tags"
+    __table_args__ = (sa.Index("ix_customer_tags_tenant_tag", "tenant_id", "tag", "customer_id"),)
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(primary_key=True, max_length=64)
+    tag: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+
+
 def _table(model: type[SQLModel]) -> sa.Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, sa.Table)
@@ -187,5 +199,6 @@ events: sa.Table = _table(CustomerEvent)
 customer_features: sa.Table = _table(CustomerFeatures)
 customer_imports: sa.Table = _table(CustomerImport)
 customer_scores: sa.Table = _table(CustomerScore)
+customer_tags: sa.Table = _table(CustomerTag)
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)

@@ -21,6 +21,7 @@ from churn_customers.models import (
     customer_features,
     customer_imports,
     customer_scores,
+    customer_tags,
     customers,
     events,
 )
@@ -134,6 +135,13 @@ def customer_conditions(
         conditions.append(c.updated_at >= where.seen_after)
     if where.seen_before is not None:
         conditions.append(c.updated_at < where.seen_before)
+    if where.tag is not None:
+        t = customer_tags.c
+        conditions.append(
+            sa.exists().where(
+                t.tenant_id == c.tenant_id, t.customer_id == c.customer_id, t.tag == where.tag
+            )
+        )
     for name, value in sorted(where.attributes.items()):
         text = c.attributes[name].as_string()
         if value in ("true", "false") and not _is_mysql(conn):
@@ -945,3 +953,100 @@ class ExportRepository(_Repository):
         if after is not None:
             query = query.where(c.customer_id > after)
         return (await conn.execute(query)).all()
+
+
+class BulkRepository(_Repository):
+    """Bulk actions on customers: selection, tags, deletion with everything kept about them."""
+
+    async def matching_ids(self, tenant_id: str, where: CustomerFilter, cap: int) -> list[str]:
+        """Up to ``cap`` ids of the tenant's customers matching ``where``, in id order."""
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customers.c.customer_id)
+            .where(*customer_conditions(conn, tenant_id, where))
+            .order_by(customers.c.customer_id)
+            .limit(cap)
+        )
+        return list(result.scalars())
+
+    async def existing_ids(self, tenant_id: str, customer_ids: Sequence[str]) -> list[str]:
+        """Those of these customers that exist, in id order (no locks: for counting)."""
+        conn = await self._conn()
+        found: list[str] = []
+        for chunk in _chunks(sorted(set(customer_ids))):
+            result = await conn.execute(
+                sa.select(customers.c.customer_id).where(
+                    customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk)
+                )
+            )
+            found.extend(result.scalars())
+        return sorted(found)
+
+    async def tagged(self, tenant_id: str, customer_ids: Sequence[str], tag: str) -> set[str]:
+        conn = await self._conn()
+        t = customer_tags.c
+        found: set[str] = set()
+        for chunk in _chunks(list(customer_ids)):
+            result = await conn.execute(
+                sa.select(t.customer_id).where(
+                    t.tenant_id == tenant_id, t.tag == tag, t.customer_id.in_(chunk)
+                )
+            )
+            found.update(result.scalars())
+        return found
+
+    async def add_tag(
+        self, tenant_id: str, customer_ids: Sequence[str], tag: str, now: datetime
+    ) -> None:
+        if not customer_ids:
+            return
+        conn = await self._conn()
+        statement = _insert_or_ignore(conn, customer_tags, ("tenant_id", "customer_id", "tag"))
+        for chunk in _chunks(sorted(customer_ids), 1_000):
+            await conn.execute(
+                statement,
+                [
+                    {"tenant_id": tenant_id, "customer_id": cid, "tag": tag, "created_at": now}
+                    for cid in chunk
+                ],
+            )
+
+    async def remove_tag(self, tenant_id: str, customer_ids: Sequence[str], tag: str) -> None:
+        conn = await self._conn()
+        t = customer_tags.c
+        for chunk in _chunks(sorted(customer_ids)):
+            await conn.execute(
+                sa.delete(customer_tags).where(
+                    t.tenant_id == tenant_id, t.tag == tag, t.customer_id.in_(chunk)
+                )
+            )
+
+    async def tags_of(self, tenant_id: str, customer_id: str) -> list[str]:
+        conn = await self._conn()
+        t = customer_tags.c
+        result = await conn.execute(
+            sa.select(t.tag)
+            .where(t.tenant_id == tenant_id, t.customer_id == customer_id)
+            .order_by(t.tag)
+        )
+        return list(result.scalars())
+
+    async def delete_customers(self, tenant_id: str, customer_ids: Sequence[str]) -> int:
+        """Delete these customers (lock them first, in id order) with their events, feature
+        profiles, score histories and tags; how many customers were deleted."""
+        conn = await self._conn()
+        deleted = 0
+        for chunk in _chunks(sorted(customer_ids)):
+            for table in (events, customer_features, customer_scores, customer_tags):
+                await conn.execute(
+                    sa.delete(table).where(
+                        table.c.tenant_id == tenant_id, table.c.customer_id.in_(chunk)
+                    )
+                )
+            result = await conn.execute(
+                sa.delete(customers).where(
+                    customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(chunk)
+                )
+            )
+            deleted += int(result.rowcount)
+        return deleted

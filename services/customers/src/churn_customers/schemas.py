@@ -24,6 +24,7 @@ MAX_ATTRIBUTE_FILTERS = 10
 #: An imported attribute's name in a filter: no quotes or backslashes (it becomes a JSON path).
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r'^[^"\\]+$')]
 AttributeValue = Annotated[str, StringConstraints(max_length=255)]
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
 
 class CustomerFilter(BaseModel):
@@ -61,6 +62,8 @@ class CustomerFilter(BaseModel):
     attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict, max_length=MAX_ATTRIBUTE_FILTERS
     )
+    #: Customers carrying this tag (``POST /v1/customers/bulk`` tags them).
+    tag: TagName | None = None
 
     @model_validator(mode="after")
     def _check_ranges(self) -> CustomerFilter:
@@ -158,7 +161,9 @@ class CustomerRead(CustomerBase):
 
 
 class CustomerDetail(CustomerRead):
-    """A customer with their current feature profile."""
+    """A customer with their current feature profile and tags."""
+
+    tags: list[str] = Field(default_factory=list)
 
     features: dict[str, float | None] | None = None
     features_as_of: datetime | None = None
@@ -241,3 +246,56 @@ class ImportRead(BaseModel):
     failure: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
+
+
+#: Customers one bulk action may touch (more: narrow the filter or split the id list).
+MAX_BULK_CUSTOMERS = 10_000
+BulkAction = Literal["tag", "untag", "delete"]
+
+
+class BulkActionIn(BaseModel):
+    """``POST /v1/customers/bulk``: one action on a list of ids or on every customer matching
+    a filter (exactly one of the two). ``dry_run`` only counts the customers it would touch."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"action": "tag", "tag": "win-back-q4", "filter": {"risk_level": ["high"]}},
+                {"action": "delete", "customer_ids": ["c-41", "c-42"], "dry_run": True},
+            ]
+        },
+    )
+
+    action: BulkAction
+    #: The tag to add or remove (``tag`` and ``untag`` only).
+    tag: TagName | None = None
+    customer_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = (
+        Field(default=None, min_length=1, max_length=MAX_BULK_CUSTOMERS)
+    )
+    filter: CustomerFilter | None = None
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> BulkActionIn:
+        if (self.customer_ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of customer_ids and filter")
+        if (self.action in ("tag", "untag")) != (self.tag is not None):
+            raise ValueError("tag and untag need a tag; delete takes none")
+        return self
+
+
+class BulkActionResult(BaseModel):
+    """What a bulk action touched: ``matched`` customers (existing ids, or the filter's
+    matches), ``changed`` of them (0 for a dry run; for tag/untag those whose tags changed)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"action": "tag", "dry_run": False, "matched": 120, "changed": 118}]
+        }
+    )
+
+    action: BulkAction
+    dry_run: bool
+    matched: int
+    changed: int

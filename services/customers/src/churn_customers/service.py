@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.bulk import delete_customers
 from churn_customers.exceptions import (
     ConcurrentIngestError,
     CustomerAlreadyExistsError,
@@ -46,6 +47,7 @@ from churn_customers.importing import (
 )
 from churn_customers.models import outbox
 from churn_customers.repository import (
+    BulkRepository,
     CustomerRepository,
     EventRepository,
     FeatureRepository,
@@ -490,6 +492,7 @@ class CustomerService:
         if row is None:
             raise CustomerNotFoundError(customer_id)
         detail = CustomerDetail.model_validate(row)
+        detail.tags = await BulkRepository(self._customers.session).tags_of(tenant_id, customer_id)
         profile = await self._features.get(tenant_id, customer_id)
         if profile is not None:
             detail.features = profile.features
@@ -512,14 +515,10 @@ class CustomerService:
         return await self._read(tenant_id, customer_id)
 
     async def delete_customer(self, tenant_id: str, customer_id: str) -> None:
-        """Delete the customer with their events, feature profile and score history."""
-        if await self._customers.delete(tenant_id, customer_id) == 0:
+        """Delete the customer with their events, feature profile, score history and tags, and
+        tell the other services (``CustomerDeletedV1`` through the outbox)."""
+        if not await delete_customers(self._customers.session, tenant_id, [customer_id]):
             raise CustomerNotFoundError(customer_id)
-        await self._events.delete_for_customer(tenant_id, customer_id)
-        await self._features.delete_for_customer(tenant_id, customer_id)
-        await ScoreHistoryRepository(self._customers.session).delete_for_customers(
-            tenant_id, [customer_id]
-        )
 
     async def score_history(
         self, tenant_id: str, customer_id: str, *, limit: int, cursor: str | None

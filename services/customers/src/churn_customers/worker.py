@@ -17,7 +17,12 @@ from churn_customers.config import Settings
 from churn_customers.events.handlers import churn_scores_handler, customer_events_handler
 from churn_customers.models import outbox, processed_events
 from churn_customers.service import EventIngestService, RepublishedBatch
-from churn_shared.contracts import ChurnScoreComputedV1, CustomerEventReceivedV1, Topics
+from churn_shared.contracts import (
+    ChurnScoreComputedV1,
+    CustomerEventReceivedV1,
+    CustomerTopics,
+    Topics,
+)
 from churn_shared.db import (
     is_transient,
     unit_of_work,
@@ -30,7 +35,12 @@ from churn_shared.runtime import ServiceResources, ServiceRuntime
 from churn_shared.workers import ServiceWorkers
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
-TOPICS = (Topics.CUSTOMER_EVENTS, Topics.CUSTOMER_FEATURES, Topics.CHURN_SCORES)
+TOPICS = (
+    Topics.CUSTOMER_EVENTS,
+    Topics.CUSTOMER_FEATURES,
+    Topics.CHURN_SCORES,
+    CustomerTopics.CUSTOMER_DELETED,
+)
 _log = get_logger(__name__)
 
 

@@ -6,6 +6,7 @@ A breaking change is a new class and a new topic version, never an edit of an ex
 """
 
 from churn_shared.contracts.base import Contract, EventContract
+from churn_shared.contracts.customers import CustomerDeletedV1, CustomerTopics
 from churn_shared.contracts.events import (
     CUSTOMER_EVENT_TYPES,
     FEATURE_NAMES,
@@ -50,9 +51,11 @@ __all__ = [
     "ChurnAlertUpdatedV1",
     "ChurnScoreComputedV1",
     "Contract",
+    "CustomerDeletedV1",
     "CustomerEventReceivedV1",
     "CustomerFeaturesRead",
     "CustomerFeaturesUpdatedV1",
+    "CustomerTopics",
     "CustomerTrainingSet",
     "Driver",
     "EventContract",

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from churn_shared.contracts.base import EventContract
+from churn_shared.contracts.customers import CustomerDeletedV1
 from churn_shared.contracts.events import (
     AlertChannelDisabledV1,
     ChurnAlertRaisedV1,
@@ -32,6 +33,7 @@ EVENT_CONTRACTS: tuple[type[EventContract], ...] = (
     ModelPromotedV1,
     TrainingProgressV1,
     PredictionJobProgressV1,
+    CustomerDeletedV1,
 )
 
 

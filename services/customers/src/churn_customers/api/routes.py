@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from churn_customers.dependencies import (
+    BulkServiceDep,
     CustomerServiceDep,
     EventIngestServiceDep,
     ExportServiceDep,
@@ -17,6 +18,8 @@ from churn_customers.dependencies import (
 )
 from churn_customers.exporting import ExportFormat
 from churn_customers.schemas import (
+    BulkActionIn,
+    BulkActionResult,
     CustomerCreate,
     CustomerDetail,
     CustomerFeaturesRead,
@@ -40,6 +43,8 @@ from churn_shared.security import Principal, PrincipalDep, require_role
 
 #: Changing data needs the analyst role or higher; reading needs any role.
 WriterDep = Annotated[Principal, Depends(require_role("analyst"))]
+#: Deleting customers needs the admin role.
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 
 events_router = APIRouter(prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES)
 customers_router = APIRouter(
@@ -107,6 +112,9 @@ def customer_filter(
     seen_before: Annotated[
         AwareDatetime | None, Query(description="Last activity (updated_at) before this")
     ] = None,
+    tag: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Customers with this tag")
+    ] = None,
 ) -> CustomerFilter:
     """The customer filter of a request's query, ``attr.<name>=<value>`` parameters included
     (at most 10; each is an equality on an imported attribute, compared as text)."""
@@ -124,6 +132,7 @@ def customer_filter(
             seen_after=seen_after,
             seen_before=seen_before,
             attributes=attributes,
+            tag=tag,
         )
     except ValidationError as exc:
         reasons = "; ".join(
@@ -198,8 +207,10 @@ async def update_customer(
     operation_id="customers_delete",
 )
 async def delete_customer(
-    customer_id: str, principal: WriterDep, service: CustomerServiceDep
+    customer_id: str, principal: AdminDep, service: CustomerServiceDep
 ) -> Response:
+    """Delete the customer with their events, profile, score history and tags; the prediction
+    and alerts services drop their scores and alerts (`CustomerDeletedV1`). Admins only."""
     await service.delete_customer(principal.tenant_id, customer_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -284,6 +295,21 @@ async def export_customers(
         media_type=prepared.media_type,
         headers={"content-disposition": f'attachment; filename="{prepared.filename}"'},
     )
+
+
+@workspace_router.post("/bulk", response_model=BulkActionResult, operation_id="customers_bulk")
+async def bulk_action(
+    body: BulkActionIn, principal: WriterDep, service: BulkServiceDep
+) -> BulkActionResult:
+    """Tag, untag or delete the customers of an id list or of a filter (the list's filters,
+    as JSON), at most 10,000 at a time (else 422); `dry_run` counts them and changes nothing.
+
+    Analysts tag and untag; deleting needs the admin role (403 otherwise). A deletion removes
+    the customers' events, feature profiles, score histories and tags and publishes one
+    `CustomerDeletedV1` per customer on `customer.deleted.v1`, on which the prediction and
+    alerts services drop that customer's scores and alerts. Ids that do not exist (or belong to
+    another tenant) are not counted."""
+    return await service.apply(principal, body)
 
 
 imports_router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=PROBLEM_RESPONSES)
