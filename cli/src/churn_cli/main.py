@@ -76,9 +76,9 @@ def up(
         if port and stack.ports["gateway"] != port:
             console.print(f"[yellow]port {port} is taken; using a free one[/yellow]")
         console.print(f"[bold green]churn platform is up[/bold green]: gateway {stack.gateway_url}")
+        console.print(f"  console: {stack.gateway_url}/console/")
         console.print(
-            f"  console: {stack.gateway_url}/console/   API docs: {stack.gateway_url}/docs   "
-            f"live feed: {stack.gateway_url}/socket.io/"
+            f"  API docs: {stack.gateway_url}/docs   live feed: {stack.gateway_url}/socket.io/"
         )
         console.print(f"  logs: {stack.log_dir}   broker: {stack.kafka_bootstrap}")
         if demo:
