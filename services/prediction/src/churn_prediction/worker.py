@@ -10,14 +10,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.config import Settings
 from churn_prediction.events.handlers import (
+    CUSTOMER_DELETIONS,
     MODEL_EVENTS,
     SCORER,
+    customer_deleted_handler,
     feature_snapshots_handler,
     model_promoted_handler,
 )
 from churn_prediction.models import outbox, processed_events
 from churn_prediction.scoring.serving import ServingModels
 from churn_shared.contracts import (
+    CustomerDeletedV1,
     CustomerFeaturesUpdatedV1,
     JobTopics,
     ModelPromotedV1,
@@ -33,6 +36,7 @@ TOPICS = (
     ModelTopics.MODEL_EVENTS,
     ModelTopics.TRAINING_PROGRESS,
     JobTopics.PREDICTION_JOBS,
+    CustomerDeletedV1.topic,
 )
 
 
@@ -79,4 +83,10 @@ class ScoringWorker(ServiceWorkers):
             topics=[CustomerFeaturesUpdatedV1.topic],
             group_id=settings.scorer_group_id,
             handler=self.handler,
+        )
+        self.deletions = self.add_consumer(
+            name=CUSTOMER_DELETIONS,
+            topics=[CustomerDeletedV1.topic],
+            group_id=f"{settings.scorer_group_id}-deletions",
+            handler=customer_deleted_handler(session_factory=session_factory),
         )

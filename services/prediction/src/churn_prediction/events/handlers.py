@@ -12,9 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_prediction.config import Settings
 from churn_prediction.models import processed_events
 from churn_prediction.registry.service import ModelRegistryService
-from churn_prediction.scoring.service import FeatureSnapshot, PredictionService
+from churn_prediction.scoring.service import FeatureSnapshot, PredictionService, forget_customers
 from churn_prediction.scoring.serving import ServingModels
-from churn_shared.contracts import CustomerFeaturesUpdatedV1, ModelPromotedV1
+from churn_shared.contracts import CustomerDeletedV1, CustomerFeaturesUpdatedV1, ModelPromotedV1
 from churn_shared.kafka import Received, TransactionalHandler
 from churn_shared.logging import get_logger
 
@@ -23,6 +23,31 @@ _log = get_logger(__name__)
 #: Consumer names (the scorer's is also the ``processed_events.consumer`` of its claims).
 SCORER = "prediction-scorer"
 MODEL_EVENTS = "prediction-model-events"
+CUSTOMER_DELETIONS = "prediction-customer-deletions"
+
+
+def customer_deleted_handler(
+    *, session_factory: async_sessionmaker[AsyncSession]
+) -> TransactionalHandler[CustomerDeletedV1, int]:
+    """Consumes ``customer.deleted.v1``: drops the deleted customers' scores and shadow scores
+    (each event once; doing it again would be harmless)."""
+
+    async def forget(session: AsyncSession, received: list[Received[CustomerDeletedV1]]) -> int:
+        return await forget_customers(
+            session, [(r.tenant_id, r.payload.customer_id) for r in received]
+        )
+
+    def committed(removed: int) -> None:
+        _log.info("deleted_customers_scores_dropped", scores=removed)
+
+    return TransactionalHandler(
+        name=CUSTOMER_DELETIONS,
+        contract=CustomerDeletedV1,
+        session_factory=session_factory,
+        processed_events=processed_events,
+        apply=forget,
+        on_committed=committed,
+    )
 
 
 def feature_snapshots_handler(

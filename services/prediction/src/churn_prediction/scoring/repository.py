@@ -63,6 +63,23 @@ class ScoreRepository:
         return [dict(row._mapping) for row in (await execute_core(self.session, statement)).all()]
 
 
+async def delete_scores_of(
+    session: AsyncSession, tenant_id: str, customer_ids: Sequence[str]
+) -> int:
+    """Delete every score and shadow score of these customers; how many scores went."""
+    deleted = 0
+    for table in (scores_table, shadow_scores_table):
+        result = await execute_core(
+            session,
+            sa.delete(table).where(
+                table.c.tenant_id == tenant_id, table.c.customer_id.in_(list(customer_ids))
+            ),
+        )
+        if table is scores_table:
+            deleted = int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
 class ShadowScoreRepository:
     """Champion and challenger probabilities of the same snapshots (never published)."""
 

@@ -25,7 +25,11 @@ from churn_prediction.config import Settings
 from churn_prediction.exceptions import CustomersUnavailableError, InvalidPredictionInputError
 from churn_prediction.models import PRODUCER, outbox
 from churn_prediction.recommendations.rules import default_rules, recommend
-from churn_prediction.scoring.repository import ScoreRepository, ShadowScoreRepository
+from churn_prediction.scoring.repository import (
+    ScoreRepository,
+    ShadowScoreRepository,
+    delete_scores_of,
+)
 from churn_prediction.scoring.schemas import ModelRead, PredictionCreate, PredictionRead
 from churn_prediction.scoring.scorer import (
     DriverRow,
@@ -108,6 +112,18 @@ def _predict(model: Scorer[Any], columns: FeatureColumns) -> FloatArray:
 def _explain(model: Scorer[Any], columns: FeatureColumns, top_k: int) -> Explained:
     """Probabilities and each row's top drivers (blocking: run it in a thread)."""
     return model.explain(_parse(model, columns), top_k)
+
+
+async def forget_customers(session: AsyncSession, deleted: Sequence[tuple[str, str]]) -> int:
+    """Drop every score and shadow score of these ``(tenant_id, customer_id)`` (customers the
+    customers service deleted); how many scores went. Idempotent."""
+    by_tenant: dict[str, list[str]] = {}
+    for tenant_id, customer_id in deleted:
+        by_tenant.setdefault(tenant_id, []).append(customer_id)
+    removed = 0
+    for tenant_id, customer_ids in sorted(by_tenant.items()):
+        removed += await delete_scores_of(session, tenant_id, sorted(set(customer_ids)))
+    return removed
 
 
 class PredictionService:
