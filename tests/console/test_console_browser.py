@@ -364,6 +364,34 @@ def test_customers_table_shows_a_hostile_id_as_text(
     assert opened.problems == []
 
 
+def test_customers_search_filter_and_export(
+    console: Callable[..., Console], api: httpx.Client, owner: Account
+) -> None:
+    prefix = f"exp-{uuid.uuid4().hex[:6]}"
+    _post_events(api, owner, at_risk_story(f"{prefix}-a") + loyal_story(f"{prefix}-b"))
+    for suffix in ("a", "b"):
+        path = f"/v1/customers/{prefix}-{suffix}"
+        _wait(lambda path=path: api.get(path, headers=owner.headers).json().get("scored_at"))
+    opened = console()
+    page = opened.page
+    _sign_in(page, owner)
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("Search").fill(prefix)
+    page.get_by_role("button", name="Apply").click()
+    rows = page.locator("#customers-table tbody th")
+    expect(rows).to_have_text([f"{prefix}-a", f"{prefix}-b"])
+    page.get_by_label("Risk").select_option("high")
+    expect(rows).to_have_text([f"{prefix}-a"])
+
+    with page.expect_download() as downloaded:
+        page.get_by_role("button", name="Export CSV").click()
+    exported = Path(downloaded.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert downloaded.value.suggested_filename.endswith(".csv")
+    assert exported[0].startswith("customer_id,churn_probability,risk_level")
+    assert [line.split(",")[0] for line in exported[1:]] == [f"{prefix}-a"]
+    assert opened.problems == []
+
+
 def test_the_console_fits_a_narrow_phone(
     console: Callable[..., Console], owner: Account, screenshots: Callable[[Page, str], None]
 ) -> None:

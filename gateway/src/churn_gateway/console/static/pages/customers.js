@@ -1,6 +1,7 @@
-// The customers table: sort, page (cursor), search and risk filters (when the API offers them).
+// The customers table: search, risk filter, sort, pages (cursor); export of what the filters
+// match (analysts and above).
 
-import { clear, field, formatNumber, formatTime, h, riskBadge, select } from "../dom.js";
+import { clear, field, formatNumber, formatTime, h, notify, riskBadge, select } from "../dom.js";
 
 const SORT_OPTIONS = [
   ["-churn_probability", "Highest risk first"],
@@ -30,9 +31,15 @@ export async function customersPage(container, { session, live, cleanup }) {
     field("Per page", size),
     h("button", { type: "submit" }, "Apply"),
   );
+  const exports = session.can("analyst")
+    ? h("div", { class: "actions" }, ["csv", "xlsx"].map((format) => h("button", {
+      type: "button", class: "secondary", on: { click: () => download(format) },
+    }, `Export ${format.toUpperCase()}`)))
+    : null;
   container.append(
     h("h1", {}, "Customers"),
     form,
+    exports,
     summary,
     h("div", { class: "table-wrap" },
       h("table", { class: "data", id: "customers-table" },
@@ -46,13 +53,37 @@ export async function customersPage(container, { session, live, cleanup }) {
     h("nav", { class: "pager", "aria-label": "Pages" }, previous, next),
   );
 
+  function filters() {
+    return { q: search.value.trim(), risk_level: risk.value };
+  }
+
+  /** The export streams from the API with the token in a header, so it is fetched here and
+   * handed to the browser as a file (it is held in memory while it downloads). */
+  async function download(format) {
+    try {
+      notify(`Preparing the ${format.toUpperCase()} export…`);
+      const response = await session.request("GET", "/v1/customers/export", {
+        query: { ...filters(), format }, raw: true,
+      });
+      const disposition = response.headers.get("content-disposition") || "";
+      const name = /filename="([^"]+)"/.exec(disposition);
+      const url = URL.createObjectURL(await response.blob());
+      const link = h("a", { href: url, download: name ? name[1] : `customers.${format}`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (error) {
+      notify(`Export failed: ${error.message}`, "error");
+    }
+  }
+
   async function load() {
     const page = await session.get("/v1/customers", {
       sort: sort.value,
       limit: size.value,
       cursor: cursors[pageIndex],
-      q: search.value.trim(),
-      risk_level: risk.value,
+      ...filters(),
     });
     clear(body, page.items.map((customer) => h("tr", { dataset: { customerId: customer.customer_id } },
       h("th", { scope: "row" },

@@ -19,9 +19,10 @@ function keyMetrics(metrics) {
 
 export async function modelsPage(container, { session, live, cleanup }) {
   const current = h("p", { class: "summary", id: "current-model" });
+  const shadow = h("p", { class: "summary", id: "shadow-report" });
   const body = h("tbody");
   const card = h("section", { class: "card", "aria-labelledby": "card-title", hidden: true });
-  container.append(h("h1", {}, "Models"), current);
+  container.append(h("h1", {}, "Models"), current, shadow);
   if (session.can("admin")) {
     container.append(h("div", { class: "actions" }, h("button", {
       type: "button", class: "secondary", on: { click: rollback },
@@ -38,8 +39,16 @@ export async function modelsPage(container, { session, live, cleanup }) {
   );
 
   async function load() {
-    const [model, list] = await Promise.all([session.get("/v1/models/current"), session.get("/v1/models")]);
+    const [model, list, shadowReport] = await Promise.all([
+      session.get("/v1/models/current"),
+      session.get("/v1/models"),
+      session.get("/v1/models/shadow").catch(() => null),
+    ]);
     current.textContent = `Serving ${model.version}${model.is_default ? " (the global default model)" : ""}.`;
+    shadow.textContent = shadowReport && shadowReport.challenger && shadowReport.n > 0
+      ? `Challenger ${shadowReport.challenger} shadow-scored ${shadowReport.n} snapshots beside ${shadowReport.champion}: ` +
+        `same risk level on ${(shadowReport.agreement * 100).toFixed(1)} %, mean probability difference ${shadowReport.mean_abs_diff.toFixed(3)}.`
+      : "No challenger has been shadow-scored yet.";
     clear(body, list.items.map((item) => {
       const buttons = [h("button", {
         type: "button", class: "link", on: { click: () => showCard(item.version) },
