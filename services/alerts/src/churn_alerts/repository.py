@@ -545,3 +545,34 @@ class EventRepository:
 
     async def enqueue(self, topic: str, envelopes: Sequence[Envelope]) -> None:
         await enqueue(self.session, outbox, topic, envelopes)
+
+
+async def delete_customer_alerts(session: AsyncSession, tenant_id: str, customer_id: str) -> int:
+    """Delete a customer's alerts with their history, digest entries, deliveries and delivery
+    attempts, and the customer's risk band; how many alerts went. (A digest already sent keeps
+    its text: it is a record of what was delivered.)"""
+    conn = await session.connection()
+    alerts = Alert.__table__  # type: ignore[attr-defined]
+    ids = list(
+        (
+            await conn.execute(
+                sa.select(alerts.c.id).where(
+                    alerts.c.tenant_id == tenant_id, alerts.c.customer_id == customer_id
+                )
+            )
+        ).scalars()
+    )
+    if ids:
+        deliveries = Delivery.__table__  # type: ignore[attr-defined]
+        attempts = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+        delivery_ids = sa.select(deliveries.c.id).where(deliveries.c.alert_id.in_(ids))
+        await conn.execute(sa.delete(attempts).where(attempts.c.delivery_id.in_(delivery_ids)))
+        for model in (Delivery, DigestItem, AlertHistory):
+            table: Any = model.__table__  # type: ignore[union-attr]
+            await conn.execute(sa.delete(table).where(table.c.alert_id.in_(ids)))
+        await conn.execute(sa.delete(alerts).where(alerts.c.id.in_(ids)))
+    bands = RiskBand.__table__  # type: ignore[attr-defined]
+    await conn.execute(
+        sa.delete(bands).where(bands.c.tenant_id == tenant_id, bands.c.customer_id == customer_id)
+    )
+    return len(ids)

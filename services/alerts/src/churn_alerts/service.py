@@ -61,6 +61,7 @@ from churn_alerts.repository import (
     EventRepository,
     HistoryRepository,
     RuleRepository,
+    delete_customer_alerts,
 )
 from churn_alerts.rules import DEFAULT_RULES, AlertRules, TenantScore, plan
 from churn_alerts.schedule import DeliveryMode, QuietHours, next_digest_at
@@ -234,6 +235,15 @@ class Change:
     until: datetime | None = None
     outcome: AlertOutcome | None = None
     note: str | None = None
+
+
+async def forget_customers(session: AsyncSession, deleted: Sequence[tuple[str, str]]) -> int:
+    """Drop every alert (with its history and deliveries) and the risk band of these
+    ``(tenant_id, customer_id)``: customers the customers service deleted. Idempotent."""
+    removed = 0
+    for tenant_id, customer_id in sorted(set(deleted)):
+        removed += await delete_customer_alerts(session, tenant_id, customer_id)
+    return removed
 
 
 class AlertService:

@@ -18,13 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.config import Settings
 from churn_alerts.delivery import DeliveryResult, Pace, RetryPolicy, WebhookJob
-from churn_alerts.events.handlers import churn_scores_handler
+from churn_alerts.events.handlers import churn_scores_handler, customer_deleted_handler
 from churn_alerts.models import outbox, processed_events
 from churn_alerts.sending import MessageSender
 from churn_alerts.service import AlertService, DeliveryService, DigestService, ScoresOutcome
 from churn_alerts.users import HttpUserDirectory
 from churn_alerts.webhook_transport import Resolver
-from churn_shared.contracts import ChurnScoreComputedV1, Topics
+from churn_shared.contracts import ChurnScoreComputedV1, CustomerDeletedV1, Topics
 from churn_shared.db import unit_of_work, utcnow
 from churn_shared.http import service_client
 from churn_shared.kafka import EventPublisher
@@ -300,6 +300,12 @@ class AlertWorkers(ServiceWorkers):
             group_id=settings.consumer_group,
             handler=churn_scores_handler(session_factory, self._committed),
         )
+        self.deletions = self.add_consumer(
+            name="alerts-customer-deletions",
+            topics=[CustomerDeletedV1.topic],
+            group_id=f"{settings.consumer_group}-deletions",
+            handler=customer_deleted_handler(session_factory),
+        )
 
     async def _wake_snoozed(self) -> None:
         """Reopen snoozed alerts whose time has come (their events leave through the relay)."""
@@ -347,7 +353,7 @@ async def _open(state: Any, stack: AsyncExitStack) -> None:
 #: ``python -m churn_alerts.worker`` (workers alone, no HTTP) share it.
 RUNTIME = ServiceRuntime(
     migrations=MIGRATIONS,
-    topics=(Topics.CHURN_SCORES, Topics.CHURN_ALERTS),
+    topics=(Topics.CHURN_SCORES, Topics.CHURN_ALERTS, CustomerDeletedV1.topic),
     client_id="churn-alerts",
     make_workers=_workers,
     setup=_open,

@@ -11,8 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_alerts.models import processed_events
 from churn_alerts.rules import TenantScore
-from churn_alerts.service import AlertService, ScoresOutcome
-from churn_shared.contracts import ChurnScoreComputedV1
+from churn_alerts.service import AlertService, ScoresOutcome, forget_customers
+from churn_shared.contracts import ChurnScoreComputedV1, CustomerDeletedV1
 from churn_shared.kafka import Received, TransactionalHandler
 
 #: The consumer name under which score event ids are claimed (kept: existing claims use it).
@@ -39,4 +39,27 @@ def churn_scores_handler(
         processed_events=processed_events,
         apply=raise_alerts,
         on_committed=on_committed,
+    )
+
+
+#: Consumer name (also the ``processed_events.consumer`` of the ids it claims).
+CUSTOMER_DELETIONS_CONSUMER = "alerts-customer-deletions"
+
+
+def customer_deleted_handler(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> TransactionalHandler[CustomerDeletedV1, int]:
+    """Consumes ``customer.deleted.v1``: drops the deleted customers' alerts and risk bands."""
+
+    async def forget(session: AsyncSession, received: list[Received[CustomerDeletedV1]]) -> int:
+        return await forget_customers(
+            session, [(r.tenant_id, r.payload.customer_id) for r in received]
+        )
+
+    return TransactionalHandler(
+        name=CUSTOMER_DELETIONS_CONSUMER,
+        contract=CustomerDeletedV1,
+        session_factory=session_factory,
+        processed_events=processed_events,
+        apply=forget,
     )
