@@ -65,3 +65,25 @@ def test_help_says_what_no_dev_mode_changes() -> None:
     assert "--no-dev-mode" in text
     assert "webhook" in text
     assert "CHURN_<SERVICE>_DEV_MODE" in text
+
+
+@pytest.mark.parametrize("command", ["up", "train", "openapi"])
+def test_help_shows_flags_without_a_value(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    text = _plain(result.output)
+    assert "--help" in text
+    assert "<bool>" not in text  # a flag takes no value: `--json`, not `--json <bool>`
+
+
+def test_the_start_up_lines_keep_each_url_whole(
+    tmp_path: Path, fake_stack: list[launcher.StackConfig]
+) -> None:
+    long_dir = tmp_path / ("d" * 60)
+    result = CliRunner().invoke(
+        app, ["up", "--port", "0", "--data-dir", str(long_dir)], env={"COLUMNS": "60"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = _plain(result.output).splitlines()
+    for url in ("http://127.0.0.1:1/docs", "http://127.0.0.1:1/socket.io/", str(long_dir)):
+        assert any(url in line for line in lines), (url, lines)

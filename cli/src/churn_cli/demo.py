@@ -98,7 +98,7 @@ def run_demo(
     client = DemoClient(gateway_url)
     try:
         login = client.register_and_login()
-        on_status(f"demo login: {login.email} / {login.password}")
+        on_status(f"login: {login.email} / {login.password}")  # shown as "demo login: …"
         sim = CustomerSimulator(customers)
         history = sim.history()
         accepted, _ = client.post_events(history, backfill=True)

@@ -12,8 +12,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="Customer churn early-warning platform.", no_args_is_help=True)
-console = Console()
+# Plain click help: typer's rich help labels every flag with a type (`--json <bool>`), as if it
+# took a value.
+app = typer.Typer(
+    help="Customer churn early-warning platform.", no_args_is_help=True, rich_markup_mode=None
+)
+# URLs and paths are printed whole: a narrow terminal (or a pipe, 80 columns) must not split one.
+console = Console(soft_wrap=True)
 
 
 DEV_MODE_HELP = (
@@ -76,11 +81,11 @@ def up(
         if port and stack.ports["gateway"] != port:
             console.print(f"[yellow]port {port} is taken; using a free one[/yellow]")
         console.print(f"[bold green]churn platform is up[/bold green]: gateway {stack.gateway_url}")
-        console.print(f"  console: {stack.gateway_url}/console/")
-        console.print(
-            f"  API docs: {stack.gateway_url}/docs   live feed: {stack.gateway_url}/socket.io/"
-        )
-        console.print(f"  logs: {stack.log_dir}   broker: {stack.kafka_bootstrap}")
+        console.print(f"  console:   {stack.gateway_url}/console/")
+        console.print(f"  API docs:  {stack.gateway_url}/docs")
+        console.print(f"  live feed: {stack.gateway_url}/socket.io/")
+        console.print(f"  logs:      {stack.log_dir}")
+        console.print(f"  broker:    {stack.kafka_bootstrap}")
         if demo:
             from churn_cli.demo import run_demo
 
