@@ -155,6 +155,7 @@ INVALID: list[list[tuple[str, Any]]] = [
     [("risk_level", "extreme")],
     [("seen_after", "2026-10-02T00:00:00Z"), ("seen_before", "2026-10-01T00:00:00Z")],
     [("seen_after", "2026-10-02T00:00:00")],  # no time zone
+    [("seen_before", "0.5")],  # a number is not a time (pydantic: seconds since 1970)
     [('attr.pl"an', "gold")],
     [(f"attr.a{i}", "x") for i in range(11)],
     [("attr.plan", "x" * 256)],

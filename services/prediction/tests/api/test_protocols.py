@@ -251,6 +251,10 @@ async def test_mlflow_errors_take_mlflows_form(
             {"rows": []},
             {"dataframe_split": {"columns": ["nope"], "data": [[1]]}},
             {"dataframe_records": [{"email_open_rate": "high"}]},
+            # params is an object in MLflow's schema: anything else is refused, not ignored.
+            {"dataframe_records": [{"email_open_rate": 0.5}], "params": [None]},
+            {"dataframe_records": [{"email_open_rate": 0.5}], "params": None},
+            {"dataframe_split": {"columns": ["email_open_rate"], "data": [[0.5]], "index": {}}},
         ):
             response = await client.post("/invocations", json=body, headers=headers)
             assert response.status_code == 400, response.text

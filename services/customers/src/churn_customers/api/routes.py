@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from churn_customers.dependencies import (
     BulkServiceDep,
@@ -39,6 +39,7 @@ from churn_customers.schemas import (
 )
 from churn_customers.service import parse_cutoff
 from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError, problem_doc
+from churn_shared.fields import Timestamp
 from churn_shared.security import Principal, PrincipalDep, require_role
 
 #: Changing data needs the analyst role or higher; reading needs any role.
@@ -107,10 +108,10 @@ def customer_filter(
         ),
     ] = None,
     seen_after: Annotated[
-        AwareDatetime | None, Query(description="Last activity (updated_at) at or after this")
+        Timestamp | None, Query(description="Last activity (updated_at) at or after this")
     ] = None,
     seen_before: Annotated[
-        AwareDatetime | None, Query(description="Last activity (updated_at) before this")
+        Timestamp | None, Query(description="Last activity (updated_at) before this")
     ] = None,
     tag: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Customers with this tag")

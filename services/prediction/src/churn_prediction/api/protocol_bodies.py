@@ -348,17 +348,17 @@ _MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs"
 class _NumericSplit(msgspec.Struct):
     data: list[list[float | None]]
     columns: list[str] | None = None
-    index: list[Any] | None = None
+    index: list[Any] = msgspec.field(default_factory=list)  # an array when given, never null
 
 
 class _NumericSplitBody(msgspec.Struct, forbid_unknown_fields=True):
     dataframe_split: _NumericSplit
-    params: dict[str, Any] | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)  # an object, never null
 
 
 class _NumericRecordsBody(msgspec.Struct, forbid_unknown_fields=True):
     dataframe_records: list[dict[str, float | None]]
-    params: dict[str, Any] | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)  # an object, never null
 
 
 #: Typed decoders for the two pandas formats when every value is a number or null: checked in C
@@ -456,11 +456,15 @@ class MlflowBody:
             raise InvalidPredictionInputError(
                 f"Give exactly one of {', '.join(_MLFLOW_FORMATS)} (and optionally params)."
             )
+        if "params" in body and type(body["params"]) is not dict:
+            raise InvalidPredictionInputError("params must be an object (the model takes none).")
         fmt = given[0]
         value = body[fmt]
         if fmt == "dataframe_split":
             if type(value) is not dict or type(value.get("data")) is not list:
                 raise InvalidPredictionInputError("dataframe_split needs columns and data.")
+            if "index" in value and type(value["index"]) is not list:
+                raise InvalidPredictionInputError("dataframe_split index must be an array.")
             names = value.get("columns")
             data = value["data"]
             if names is None:
@@ -633,6 +637,8 @@ MLFLOW_REQUEST_SCHEMA: dict[str, Any] = {
         "inputs": {"type": ["array", "object"]},
         "params": {"type": "object"},
     },
+    # Exactly one format (what the server enforces), said so that generated clients know.
+    "oneOf": [{"required": [name]} for name in _MLFLOW_FORMATS],
     "examples": [
         {
             "dataframe_split": {
