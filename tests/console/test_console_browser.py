@@ -364,7 +364,7 @@ def test_customers_table_shows_a_hostile_id_as_text(
     assert opened.problems == []
 
 
-def test_customers_search_filter_and_export(
+def test_customers_search_filter_tag_and_export(
     console: Callable[..., Console], api: httpx.Client, owner: Account
 ) -> None:
     prefix = f"exp-{uuid.uuid4().hex[:6]}"
@@ -380,6 +380,18 @@ def test_customers_search_filter_and_export(
     page.get_by_role("button", name="Apply").click()
     rows = page.locator("#customers-table tbody th")
     expect(rows).to_have_text([f"{prefix}-a", f"{prefix}-b"])
+    page.get_by_label(f"Select {prefix}-a").check()
+    page.get_by_label("Tag name").fill(f"{prefix}-win-back")
+    page.get_by_role("button", name="Tag selected", exact=True).click()
+    expect(page.locator("#toast")).to_contain_text("tag: 1 of 1 customers changed")
+    detail = api.get(f"/v1/customers/{prefix}-a", headers=owner.headers).json()
+    assert detail["tags"] == [f"{prefix}-win-back"]
+    page.get_by_label("Search").fill("")
+    page.get_by_label("Tag", exact=True).fill(f"{prefix}-win-back")
+    page.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_text([f"{prefix}-a"])
+    page.get_by_label("Tag", exact=True).fill("")
+    page.get_by_label("Search").fill(prefix)
     page.get_by_label("Risk").select_option("high")
     expect(rows).to_have_text([f"{prefix}-a"])
 

@@ -24,6 +24,7 @@ export async function customerPage(container, { session }, customerId) {
       h("dt", {}, "Model"), h("dd", {}, customer.model_version || "—"),
       h("dt", {}, "First seen"), h("dd", {}, formatTime(customer.first_seen_at)),
       h("dt", {}, "Features as of"), h("dd", {}, formatTime(customer.features_as_of)),
+      h("dt", {}, "Tags"), h("dd", { id: "customer-tags" }, (customer.tags || []).length ? customer.tags.join(", ") : "—"),
     ),
   );
 

@@ -13,6 +13,7 @@ const SIZE_OPTIONS = [["25", "25"], ["50", "50"], ["100", "100"]];
 
 export async function customersPage(container, { session, live, cleanup }) {
   const search = h("input", { type: "search", name: "q", maxlength: 64, autocomplete: "off" });
+  const tagFilter = h("input", { type: "text", name: "tag", maxlength: 64, autocomplete: "off" });
   const risk = select("risk_level", RISK_OPTIONS, "");
   const sort = select("sort", SORT_OPTIONS, "-churn_probability");
   const size = select("limit", SIZE_OPTIONS, "50");
@@ -27,6 +28,7 @@ export async function customersPage(container, { session, live, cleanup }) {
   const form = h("form", { class: "filters", role: "search", "aria-label": "Find customers" },
     field("Search", search, "Prefix of the id, e-mail or name"),
     field("Risk", risk),
+    field("Tag", tagFilter),
     field("Sort", sort),
     field("Per page", size),
     h("button", { type: "submit" }, "Apply"),
@@ -36,26 +38,60 @@ export async function customersPage(container, { session, live, cleanup }) {
       type: "button", class: "secondary", on: { click: () => download(format) },
     }, `Export ${format.toUpperCase()}`)))
     : null;
-  container.append(
-    h("h1", {}, "Customers"),
-    form,
-    exports,
-    summary,
-    h("div", { class: "table-wrap" },
-      h("table", { class: "data", id: "customers-table" },
-        h("caption", { class: "visually-hidden" }, "Customers"),
-        h("thead", {}, h("tr", {},
-          ["Customer", "Risk", "Probability", "Scored", "Last activity"].map(
-            (label) => h("th", { scope: "col" }, label)))),
-        body,
-      ),
-    ),
-    h("nav", { class: "pager", "aria-label": "Pages" }, previous, next),
-  );
-
   function filters() {
-    return { q: search.value.trim(), risk_level: risk.value };
+    return { q: search.value.trim(), risk_level: risk.value, tag: tagFilter.value.trim() };
   }
+
+  // Bulk actions on the rows ticked on this page (analysts tag and untag; admins delete).
+  const writer = session.can("analyst");
+  const selectAll = h("input", { type: "checkbox", "aria-label": "Select every customer on this page" });
+  const tagName = h("input", { type: "text", name: "bulk_tag", maxlength: 64, required: true });
+  const selectedCount = h("span", { class: "summary", "aria-live": "polite" }, "0 selected");
+  function selectedIds() {
+    return [...body.querySelectorAll("input[data-customer-id]:checked")].map((box) => box.dataset.customerId);
+  }
+  function updateSelection() {
+    const count = selectedIds().length;
+    selectedCount.textContent = `${count} selected`;
+  }
+  async function bulk(action, payload) {
+    const ids = selectedIds();
+    if (ids.length === 0) {
+      notify("Select customers first", "error");
+      return;
+    }
+    try {
+      const result = await session.post("/v1/customers/bulk", { action, customer_ids: ids, ...payload });
+      notify(`${action}: ${result.changed} of ${result.matched} customers changed`);
+      await load();
+    } catch (error) {
+      notify(`${action} failed: ${error.message}`, "error");
+    }
+  }
+  const bulkBar = writer
+    ? h("form", { class: "inline bulk", "aria-label": "Act on the selected customers", on: { submit: (event) => {
+      event.preventDefault();
+      bulk("tag", { tag: tagName.value.trim() });
+    } } },
+    selectedCount,
+    field("Tag name", tagName),
+    h("button", { type: "submit", class: "secondary" }, "Tag selected"),
+    h("button", { type: "button", class: "secondary", on: { click: () => {
+      if (tagName.reportValidity()) bulk("untag", { tag: tagName.value.trim() });
+    } } }, "Untag selected"),
+    session.can("admin")
+      ? h("button", { type: "button", class: "danger", on: { click: () => {
+        const ids = selectedIds();
+        if (ids.length && confirm(`Delete ${ids.length} customers with their events and scores? This cannot be undone.`)) {
+          bulk("delete", {});
+        }
+      } } }, "Delete selected")
+      : null)
+    : null;
+  selectAll.addEventListener("change", () => {
+    for (const box of body.querySelectorAll("input[data-customer-id]")) box.checked = selectAll.checked;
+    updateSelection();
+  });
 
   /** The export streams from the API with the token in a header, so it is fetched here and
    * handed to the browser as a file (it is held in memory while it downloads). */
@@ -85,7 +121,12 @@ export async function customersPage(container, { session, live, cleanup }) {
       cursor: cursors[pageIndex],
       ...filters(),
     });
+    selectAll.checked = false;
     clear(body, page.items.map((customer) => h("tr", { dataset: { customerId: customer.customer_id } },
+      writer ? h("td", {}, h("input", {
+        type: "checkbox", dataset: { customerId: customer.customer_id },
+        "aria-label": `Select ${customer.customer_id}`, on: { change: updateSelection },
+      })) : null,
       h("th", { scope: "row" },
         h("a", { href: `#/customers/${encodeURIComponent(customer.customer_id)}` }, customer.customer_id)),
       h("td", {}, riskBadge(customer.risk_level, customer.churn_probability)),
@@ -93,13 +134,33 @@ export async function customersPage(container, { session, live, cleanup }) {
       h("td", {}, formatTime(customer.scored_at)),
       h("td", {}, formatTime(customer.updated_at)),
     )));
-    if (page.items.length === 0) body.append(h("tr", {}, h("td", { colspan: 5 }, "No customers match.")));
+    if (page.items.length === 0) body.append(h("tr", {}, h("td", { colspan: 6 }, "No customers match.")));
+    updateSelection();
     cursors = cursors.slice(0, pageIndex + 1);
     if (page.next_cursor) cursors.push(page.next_cursor);
     previous.disabled = pageIndex === 0;
     next.disabled = !page.next_cursor;
     summary.textContent = `Page ${pageIndex + 1}: ${page.items.length} customer${page.items.length === 1 ? "" : "s"}`;
   }
+
+  container.append(
+    h("h1", {}, "Customers"),
+    form,
+    exports,
+    bulkBar,
+    summary,
+    h("div", { class: "table-wrap" },
+      h("table", { class: "data", id: "customers-table" },
+        h("caption", { class: "visually-hidden" }, "Customers"),
+        h("thead", {}, h("tr", {},
+          writer ? h("th", { scope: "col" }, selectAll) : null,
+          ["Customer", "Risk", "Probability", "Scored", "Last activity"].map(
+            (label) => h("th", { scope: "col" }, label)))),
+        body,
+      ),
+    ),
+    h("nav", { class: "pager", "aria-label": "Pages" }, previous, next),
+  );
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
