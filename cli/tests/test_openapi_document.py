@@ -59,3 +59,30 @@ def test_every_operation_has_a_unique_id_a_summary_and_its_errors(
             errors = [code for code in operation["responses"] if code.startswith(("4", "5"))]
             assert errors, (method, path)
     assert len(ids) == len(set(ids))
+
+
+def test_rules_the_server_enforces_are_declared(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    # Exactly one way to name what is scored (null counts as not given, as on the server).
+    assert schemas["PredictionCreate"]["oneOf"] == [
+        {"required": ["customer_id"], "properties": {"customer_id": {"type": "string"}}},
+        {"required": ["features"], "properties": {"features": {"type": "object"}}},
+    ]
+    mlflow = _operation(document, "post", "/invocations")["requestBody"]["content"]
+    one_format = mlflow["application/json"]["schema"]["oneOf"]
+    assert [f["required"] for f in one_format] == [
+        ["dataframe_split"],
+        ["dataframe_records"],
+        ["instances"],
+        ["inputs"],
+    ]
+    # The horizons point-in-time sets are built for, as an enum.
+    for name in ("EvaluationCreate", "TrainingCreate"):
+        horizon = schemas[name]["properties"]["horizon_days"]
+        assert horizon["enum"] == [30, 60, 90, 180], name
+    # Password rules: the length in the schema, the rest in words.
+    password = schemas["RegistrationCreate"]["properties"]["password"]
+    assert password["minLength"] == 10
+    assert "common passwords" in password["description"]
+    # Batch bounds and non-empty id lists.
+    assert schemas["AlertIds"]["properties"]["alert_ids"]["minItems"] == 1

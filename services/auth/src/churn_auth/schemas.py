@@ -32,7 +32,12 @@ def _acceptable_password(value: str) -> str:
 TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 NewPassword = Annotated[
     str,
-    Field(min_length=MIN_PASSWORD_LENGTH, max_length=256),
+    Field(
+        min_length=MIN_PASSWORD_LENGTH,
+        max_length=256,
+        description=f"At least {MIN_PASSWORD_LENGTH} characters and 3 distinct ones, and not on "
+        "the server's list of common passwords (422 says which rule failed).",
+    ),
     AfterValidator(_acceptable_password),
 ]
 

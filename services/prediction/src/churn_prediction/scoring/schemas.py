@@ -29,7 +29,12 @@ class PredictionCreate(BaseModel):
             "examples": [
                 {"customer_id": "c-42"},
                 {"features": {"days_since_last_order": 120, "email_open_rate": 0.05}},
-            ]
+            ],
+            # What ``_exactly_one`` enforces, declared for generated clients (null = not given).
+            "oneOf": [
+                {"required": ["customer_id"], "properties": {"customer_id": {"type": "string"}}},
+                {"required": ["features"], "properties": {"features": {"type": "object"}}},
+            ],
         },
     )
 
