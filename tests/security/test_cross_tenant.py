@@ -40,6 +40,12 @@ async def world(stack: Any) -> AsyncIterator[dict[str, Any]]:
             user = await add_user(client, a, "analyst")
             key = await create_api_key(client, a, ["read", "predictions", "events:write"])
             import_id, job_id, model_version = await _train_a_model(client, a)
+            cohort = await client.post(
+                "/v1/cohorts",
+                headers=a.headers,
+                json={"name": "A's at-risk", "filter": {"risk_level": ["high"]}},
+            )
+            assert cohort.status_code == 201, cohort.text
             # A's live feed saw its alert: the feed works, so B's silence below means something.
             await wait_for(
                 lambda: any(event == "churn_alert" for event, _ in a_feed.received), timeout=30
@@ -62,6 +68,7 @@ async def world(stack: Any) -> AsyncIterator[dict[str, Any]]:
                     "import_id": import_id,
                     "job_id": job_id,
                     "model_version": model_version,
+                    "cohort_id": cohort.json()["id"],
                 },
                 "a_user": user,
                 "a_key": key,
@@ -118,6 +125,12 @@ FOREIGN_ID_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("DELETE", "/v1/customers/{customer_id}", None),
     ("GET", "/v1/customers/{customer_id}/features", None),
     ("GET", "/v1/customers/{customer_id}/scores", None),
+    ("GET", "/v1/cohorts/{cohort_id}", None),
+    ("GET", "/v1/cohorts/{cohort_id}/stats", None),
+    ("PATCH", "/v1/cohorts/{cohort_id}", {"name": "stolen"}),
+    ("DELETE", "/v1/cohorts/{cohort_id}", None),
+    ("GET", "/v1/customers?segment={cohort_id}", None),
+    ("GET", "/v1/customers/export?segment={cohort_id}", None),
     ("GET", "/v1/customers/{risky_customer_id}", None),
     ("GET", "/v1/alerts/{alert_id}", None),
     ("GET", "/v1/alerts/{alert_id}/history", None),
@@ -180,6 +193,7 @@ async def test_foreign_ids_are_404(world, method, path, body):
         "/v1/customers?q={risky_customer_id}&risk_level=high&risk_level=medium&min_probability=0",
         "/v1/customers/export",
         "/v1/customers/export?format=csv&q={customer_id}",
+        "/v1/cohorts",
         "/v1/alerts",
         "/v1/alerts?customer_id={risky_customer_id}",
         "/v1/alerts/outcomes",

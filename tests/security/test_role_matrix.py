@@ -83,6 +83,25 @@ async def _create_customer(ctx: Ctx, actor: Account) -> Prepared:
     return "/v1/customers", {"customer_id": unique("created"), "attributes": {}}, None
 
 
+async def _new_cohort_body(ctx: Ctx, actor: Account) -> Prepared:
+    return "/v1/cohorts", {"name": unique("cohort"), "filter": {"risk_level": ["high"]}}, None
+
+
+def _cohort_path(suffix: str) -> Prepare:
+    """A new cohort of the owner's, then its path (``suffix`` appended)."""
+
+    async def prepare(ctx: Ctx, actor: Account) -> Prepared:
+        created = await ctx.client.post(
+            "/v1/cohorts",
+            headers=ctx.owner.headers,
+            json={"name": unique("cohort"), "filter": {"min_probability": 0.5}},
+        )
+        assert created.status_code == 201, created.text
+        return f"/v1/cohorts/{created.json()['id']}{suffix}", None, None
+
+    return prepare
+
+
 async def _events(ctx: Ctx, actor: Account) -> Prepared:
     return "/v1/events", {"events": [login_event(unique("evc"))]}, None
 
@@ -225,6 +244,19 @@ TABLE: list[Row] = [
         prepare=fixed("/v1/customers/{customer}/features"),
     ),
     Row("customers_export", "GET", "/v1/customers/export", AN),
+    Row("cohorts_create", "POST", "/v1/cohorts", AN, prepare=_new_cohort_body),
+    Row("cohorts_list", "GET", "/v1/cohorts", V),
+    Row("cohorts_get", "GET", "/v1/cohorts/{cohort_id}", V, prepare=_cohort_path("")),
+    Row("cohorts_stats", "GET", "/v1/cohorts/{cohort_id}/stats", V, prepare=_cohort_path("/stats")),
+    Row(
+        "cohorts_update",
+        "PATCH",
+        "/v1/cohorts/{cohort_id}",
+        AN,
+        body={"filter": {"risk_level": ["high"]}},
+        prepare=_cohort_path(""),
+    ),
+    Row("cohorts_delete", "DELETE", "/v1/cohorts/{cohort_id}", AN, prepare=_cohort_path("")),
     Row(
         "customers_bulk",
         "POST",

@@ -28,6 +28,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/v1/api-keys", "auth"),
     ("/v1/events", "customers"),
     ("/v1/customers", "customers"),
+    ("/v1/cohorts", "customers"),
     ("/v1/training-sets", "customers"),
     ("/v1/predictions", "prediction"),
     ("/v1/models", "prediction"),

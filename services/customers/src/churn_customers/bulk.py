@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.cohorts import resolve_segment
 from churn_customers.models import outbox
 from churn_customers.repository import BulkRepository, CustomerRepository
 from churn_customers.schemas import MAX_BULK_CUSTOMERS, BulkActionIn, BulkActionResult
@@ -69,6 +70,7 @@ class BulkService:
             raise ForbiddenError(f"Deleting customers needs the {DELETE_ROLE} role or higher.")
         tenant_id = principal.tenant_id
         if body.filter is not None:
+            await resolve_segment(self._session, tenant_id, body.filter)
             ids = await self._bulk.matching_ids(tenant_id, body.filter, MAX_BULK_CUSTOMERS + 1)
             if len(ids) > MAX_BULK_CUSTOMERS:
                 raise UnprocessableError(

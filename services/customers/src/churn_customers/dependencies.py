@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from churn_customers.bulk import BulkService
+from churn_customers.cohorts import CohortService
 from churn_customers.config import Settings
 from churn_customers.exporting import ExportService
 from churn_customers.service import (
@@ -75,4 +76,11 @@ def get_bulk_service(session: SessionDep) -> BulkService:
 
 
 BulkServiceDep = Annotated[BulkService, Depends(get_bulk_service)]
+
+
+def get_cohort_service(session: SessionDep) -> CohortService:
+    return CohortService(session)
+
+
+CohortServiceDep = Annotated[CohortService, Depends(get_cohort_service)]
 TrainingSetServiceDep = Annotated[TrainingSetService, Depends(get_training_set_service)]

@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.cohorts import resolve_segment
 from churn_customers.repository import ExportRepository
 from churn_customers.schemas import CustomerFilter
 from churn_shared.db import unit_of_work
@@ -272,6 +273,7 @@ class ExportService:
         :data:`MAX_ATTRIBUTE_COLUMNS` attribute names, else 422) and find its attribute
         columns, before anything is sent; then hand back the body to stream."""
         async with unit_of_work(self._session_factory) as session:
+            await resolve_segment(session, tenant_id, where)
             repository = ExportRepository(session)
             if await repository.count_up_to(tenant_id, where, MAX_EXPORT_ROWS + 1) > (
                 MAX_EXPORT_ROWS

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from churn_customers.api.routes import (
+    cohorts_router,
     customers_router,
     events_router,
     imports_router,
@@ -33,6 +34,7 @@ def create_app(
             workspace_router,
             customers_router,
             training_sets_router,
+            cohorts_router,
         ),
         token_verifier=token_verifier,
         # Customer files may be larger than other bodies; the import route enforces its own limit.

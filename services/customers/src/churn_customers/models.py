@@ -188,6 +188,23 @@ class CustomerTag(Base, table=True):
     created_at: datetime = Field(sa_column=_utc_column())
 
 
+class CustomerCohort(Base, table=True):
+    """A saved segment: a name and a customer filter (``CustomerFilter`` as JSON)."""
+
+    __tablename__ = "customer_cohorts"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "name", name="uq_customer_cohorts_tenant_name"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    tenant_id: str = Field(max_length=64)
+    name: str = Field(max_length=100)
+    filter: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    created_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+    updated_at: datetime = Field(sa_column=_utc_column())
+
+
 def _table(model: type[SQLModel]) -> sa.Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, sa.Table)
@@ -200,5 +217,6 @@ customer_features: sa.Table = _table(CustomerFeatures)
 customer_imports: sa.Table = _table(CustomerImport)
 customer_scores: sa.Table = _table(CustomerScore)
 customer_tags: sa.Table = _table(CustomerTag)
+customer_cohorts: sa.Table = _table(CustomerCohort)
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.features import PROPERTY_EVENT_TYPES, FeatureState
 from churn_customers.models import (
+    customer_cohorts,
     customer_features,
     customer_imports,
     customer_scores,
@@ -135,6 +136,11 @@ def customer_conditions(
         conditions.append(c.updated_at >= where.seen_after)
     if where.seen_before is not None:
         conditions.append(c.updated_at < where.seen_before)
+    if where.segment is not None:
+        saved = where.segment_filter
+        if saved is None:  # pragma: no cover - the services resolve segments first
+            raise RuntimeError("resolve the segment (cohorts.resolve_segment) before querying")
+        conditions.extend(customer_conditions(conn, tenant_id, saved)[1:])
     if where.tag is not None:
         t = customer_tags.c
         conditions.append(
@@ -1050,3 +1056,91 @@ class BulkRepository(_Repository):
             )
             deleted += int(result.rowcount)
         return deleted
+
+
+class CohortRepository(_Repository):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        conn = await self._conn()
+        await conn.execute(sa.insert(customer_cohorts), [dict(row)])
+
+    async def get(self, tenant_id: str, cohort_id: str) -> Any:
+        conn = await self._conn()
+        k = customer_cohorts.c
+        result = await conn.execute(
+            sa.select(customer_cohorts).where(k.tenant_id == tenant_id, k.id == cohort_id)
+        )
+        return result.first()
+
+    async def by_name(self, tenant_id: str, name: str) -> Any:
+        conn = await self._conn()
+        k = customer_cohorts.c
+        result = await conn.execute(sa.select(k.id).where(k.tenant_id == tenant_id, k.name == name))
+        return result.first()
+
+    async def all(self, tenant_id: str) -> Sequence[Any]:
+        conn = await self._conn()
+        k = customer_cohorts.c
+        result = await conn.execute(
+            sa.select(customer_cohorts).where(k.tenant_id == tenant_id).order_by(k.name)
+        )
+        return result.all()
+
+    async def count(self, tenant_id: str) -> int:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(sa.func.count())
+            .select_from(customer_cohorts)
+            .where(customer_cohorts.c.tenant_id == tenant_id)
+        )
+        return int(result.scalar_one())
+
+    async def update(self, tenant_id: str, cohort_id: str, values: Mapping[str, Any]) -> None:
+        conn = await self._conn()
+        k = customer_cohorts.c
+        await conn.execute(
+            sa.update(customer_cohorts)
+            .where(k.tenant_id == tenant_id, k.id == cohort_id)
+            .values(**values)
+        )
+
+    async def delete(self, tenant_id: str, cohort_id: str) -> bool:
+        conn = await self._conn()
+        k = customer_cohorts.c
+        result = await conn.execute(
+            sa.delete(customer_cohorts).where(k.tenant_id == tenant_id, k.id == cohort_id)
+        )
+        return bool(result.rowcount)
+
+    async def stats(self, tenant_id: str, where: CustomerFilter) -> dict[str, Any]:
+        """Size, members per risk level, mean probability and Σ probability * 90-day spend of
+        the tenant's customers matching ``where`` (one grouped query)."""
+        conn = await self._conn()
+        c, f = customers.c, customer_features.c
+        spend = sa.func.coalesce(f.features["spend_last_90d"].as_float(), 0.0)
+        query = (
+            sa.select(
+                c.risk_level,
+                sa.func.count(),
+                sa.func.sum(c.churn_probability),
+                sa.func.count(c.churn_probability),
+                sa.func.sum(c.churn_probability * spend),
+            )
+            .select_from(customers.outerjoin(customer_features, _same_customer()))
+            .where(*customer_conditions(conn, tenant_id, where))
+            .group_by(c.risk_level)
+        )
+        size = scored = 0
+        total_p = revenue = 0.0
+        levels: dict[str, int] = {}
+        for level, members, sum_p, n_scored, at_risk in await conn.execute(query):
+            levels[level or "unscored"] = int(members)
+            size += int(members)
+            scored += int(n_scored or 0)
+            total_p += float(sum_p or 0.0)
+            revenue += float(at_risk or 0.0)
+        return {
+            "size": size,
+            "risk_levels": levels,
+            "mean_probability": total_p / scored if scored else None,
+            "revenue_at_risk": round(revenue, 2),
+        }

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 # The prediction service reads feature profiles and training sets: their shapes are shared
 # contracts, re-exported here beside the other response bodies.
@@ -64,6 +72,18 @@ class CustomerFilter(BaseModel):
     )
     #: Customers carrying this tag (``POST /v1/customers/bulk`` tags them).
     tag: TagName | None = None
+    #: Members of this saved cohort (its id): its filter applies too.
+    segment: str | None = Field(default=None, min_length=1, max_length=36)
+
+    _segment_filter: CustomerFilter | None = PrivateAttr(default=None)
+
+    def attach_segment(self, saved: CustomerFilter) -> None:
+        """The saved filter of ``segment``, looked up by the service before any query."""
+        self._segment_filter = saved
+
+    @property
+    def segment_filter(self) -> CustomerFilter | None:
+        return self._segment_filter
 
     @model_validator(mode="after")
     def _check_ranges(self) -> CustomerFilter:
@@ -299,3 +319,76 @@ class BulkActionResult(BaseModel):
     dry_run: bool
     matched: int
     changed: int
+
+
+CohortName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
+class CohortCreate(BaseModel):
+    """A saved segment: a name (unique in the tenant) and a customer filter."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Gold at risk",
+                    "filter": {"risk_level": ["high", "medium"], "attributes": {"plan": "gold"}},
+                }
+            ]
+        },
+    )
+
+    name: CohortName
+    filter: CustomerFilter
+
+
+class CohortUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"filter": {"risk_level": ["high"]}}]}
+    )
+
+    name: CohortName | None = None
+    filter: CustomerFilter | None = None
+
+
+class CohortRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    filter: CustomerFilter
+    created_at: datetime
+    updated_at: datetime
+
+
+class CohortList(BaseModel):
+    items: list[CohortRead]
+
+
+class CohortStats(BaseModel):
+    """The cohort's members now: how many, their risk levels (``unscored`` for customers with
+    no score yet), their mean churn probability (scored members) and the revenue at risk,
+    Σ churn probability * the member's spend in the last 90 days (``spend_last_90d``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "cohort_id": "5b0c8e1e-2d7f-4a53-9a55-5d7f0c1b2a11",
+                    "name": "Gold at risk",
+                    "size": 412,
+                    "risk_levels": {"high": 130, "medium": 282},
+                    "mean_probability": 0.61,
+                    "revenue_at_risk": 18342.5,
+                }
+            ]
+        }
+    )
+
+    cohort_id: str
+    name: str
+    size: int
+    risk_levels: dict[str, int]
+    mean_probability: float | None
+    revenue_at_risk: float

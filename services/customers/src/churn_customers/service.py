@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.bulk import delete_customers
+from churn_customers.cohorts import resolve_segment
 from churn_customers.exceptions import (
     ConcurrentIngestError,
     CustomerAlreadyExistsError,
@@ -458,6 +459,7 @@ class CustomerService:
         """One page of the tenant's customers matching ``where``, in ``sort`` order. The
         cursor holds only the last row's sort key: send the same filter with it."""
         after = _decode_after(sort, cursor)
+        await resolve_segment(self._customers.session, tenant_id, where)
         rows = await self._customers.page(tenant_id, sort, limit, after, where)
         next_cursor = (
             encode_cursor(_cursor_values(sort, rows[limit - 1])) if len(rows) > limit else None

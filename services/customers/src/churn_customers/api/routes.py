@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from churn_customers.dependencies import (
     BulkServiceDep,
+    CohortServiceDep,
     CustomerServiceDep,
     EventIngestServiceDep,
     ExportServiceDep,
@@ -20,6 +21,11 @@ from churn_customers.exporting import ExportFormat
 from churn_customers.schemas import (
     BulkActionIn,
     BulkActionResult,
+    CohortCreate,
+    CohortList,
+    CohortRead,
+    CohortStats,
+    CohortUpdate,
     CustomerCreate,
     CustomerDetail,
     CustomerFeaturesRead,
@@ -116,6 +122,10 @@ def customer_filter(
     tag: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Customers with this tag")
     ] = None,
+    segment: Annotated[
+        str | None,
+        Query(min_length=1, max_length=36, description="Members of this saved cohort (its id)"),
+    ] = None,
 ) -> CustomerFilter:
     """The customer filter of a request's query, ``attr.<name>=<value>`` parameters included
     (at most 10; each is an equality on an imported attribute, compared as text)."""
@@ -134,6 +144,7 @@ def customer_filter(
             seen_before=seen_before,
             attributes=attributes,
             tag=tag,
+            segment=segment,
         )
     except ValidationError as exc:
         reasons = "; ".join(
@@ -424,3 +435,62 @@ async def event_training_set(
     in (cutoff, cutoff + horizon_days]."""
     moments = [parse_cutoff(text) for text in [*([cutoff] if cutoff else []), *(cutoffs or [])]]
     return _json(await service.events_training_set(principal.tenant_id, moments, horizon_days))
+
+
+cohorts_router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"], responses=PROBLEM_RESPONSES)
+
+
+@cohorts_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CohortRead,
+    operation_id="cohorts_create",
+)
+async def create_cohort(
+    body: CohortCreate, principal: WriterDep, service: CohortServiceDep
+) -> CohortRead:
+    """Save a segment: a name (unique in the tenant, else 409) and a customer filter (the
+    list's filters as JSON, without `segment`). Use it as `segment=<id>` on the customer list,
+    the export and bulk actions. At most 500 per tenant. Analysts and above."""
+    return await service.create(principal.tenant_id, principal.subject, body)
+
+
+@cohorts_router.get("", response_model=CohortList, operation_id="cohorts_list")
+async def list_cohorts(principal: PrincipalDep, service: CohortServiceDep) -> CohortList:
+    return await service.list(principal.tenant_id)
+
+
+@cohorts_router.get("/{cohort_id}", response_model=CohortRead, operation_id="cohorts_get")
+async def get_cohort(
+    cohort_id: str, principal: PrincipalDep, service: CohortServiceDep
+) -> CohortRead:
+    return await service.get(principal.tenant_id, cohort_id)
+
+
+@cohorts_router.patch("/{cohort_id}", response_model=CohortRead, operation_id="cohorts_update")
+async def update_cohort(
+    cohort_id: str, body: CohortUpdate, principal: WriterDep, service: CohortServiceDep
+) -> CohortRead:
+    return await service.update(principal.tenant_id, cohort_id, body)
+
+
+@cohorts_router.delete(
+    "/{cohort_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    operation_id="cohorts_delete",
+)
+async def delete_cohort(
+    cohort_id: str, principal: WriterDep, service: CohortServiceDep
+) -> Response:
+    await service.delete(principal.tenant_id, cohort_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@cohorts_router.get("/{cohort_id}/stats", response_model=CohortStats, operation_id="cohorts_stats")
+async def cohort_stats(
+    cohort_id: str, principal: PrincipalDep, service: CohortServiceDep
+) -> CohortStats:
+    """The cohort's members now: size, risk mix, mean churn probability and revenue at risk
+    (Σ churn probability * the member's spend in the last 90 days, `spend_last_90d`)."""
+    return await service.stats(principal.tenant_id, cohort_id)
