@@ -215,7 +215,7 @@ def point_in_time_rows(
 # --------------------------------------------------------------------------- incremental
 
 #: Version of :class:`FeatureState`'s stored form; a stored state of another one is rebuilt.
-STATE_VERSION = 1
+STATE_VERSION = 2
 _DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -404,9 +404,16 @@ class FeatureState:
         sums: dict[str, float] = {}
         starts = {days: as_of - timedelta(days=days) for days in _WINDOW_DAYS}
         edges = {days: _day(start) for days, start in starts.items()}
+        # One pass over the days kept: each window adds the days after its edge day.
+        totals = {days: [0.0] * (len(_WINDOW_SUMS) + 1) for days in _WINDOW_DAYS}
+        for day, bucket in self.buckets.items():
+            for days, edge in edges.items():
+                if day > edge:
+                    total = totals[days]
+                    for slot, value in enumerate(bucket):
+                        total[slot] += value
         for slot, window in enumerate(_WINDOW_SUMS, start=1):
-            edge = edges[window.days]
-            sums[window.name] = sum(b[slot] for d, b in self.buckets.items() if d > edge)
+            sums[window.name] = totals[window.days][slot]
         for event in edge_events:
             at = event.occurred_at
             for window in _WINDOW_SUMS:
@@ -467,7 +474,11 @@ class FeatureState:
         out: dict[str, Any] = {"v": STATE_VERSION}
         out.update({name: _iso(getattr(self, name)) for name in self._TIMES})
         out.update({name: getattr(self, name) for name in self._NUMBERS})
-        out["buckets"] = {str(day): values for day, values in sorted(self.buckets.items())}
+        # Flat lists: the days, and their buckets one after another (quicker to encode and
+        # decode than a list per day).
+        days = sorted(self.buckets)
+        out["days"] = days
+        out["sums"] = [value for day in days for value in self.buckets[day]]
         return out
 
     @classmethod
@@ -483,8 +494,11 @@ class FeatureState:
             for name in cls._NUMBERS:
                 kind = type(getattr(state, name))
                 setattr(state, name, kind(data[name]))
+            days, sums, width = data["days"], data["sums"], len(_WINDOW_SUMS) + 1
+            if len(sums) != width * len(days):
+                return None
             state.buckets = {
-                int(day): [float(v) for v in values] for day, values in data["buckets"].items()
+                int(day): sums[i * width : (i + 1) * width] for i, day in enumerate(days)
             }
         except (KeyError, TypeError, ValueError, AttributeError):
             return None

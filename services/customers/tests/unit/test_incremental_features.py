@@ -229,7 +229,8 @@ def test_a_stored_state_of_another_version_is_not_used() -> None:
     assert FeatureState.from_json(data) is not None
     assert FeatureState.from_json({**data, "v": data["v"] + 1}) is None
     assert FeatureState.from_json(None) is None
-    assert FeatureState.from_json({**data, "buckets": None}) is None  # unreadable: rebuilt
+    assert FeatureState.from_json({**data, "days": None}) is None  # unreadable: rebuilt
+    assert FeatureState.from_json({**data, "sums": [1.0]}) is None
     assert FeatureState.from_json({**data, "as_of": "yesterday"}) is None
     del data["total_orders"]
     assert FeatureState.from_json(data) is None
