@@ -84,5 +84,8 @@ def test_rules_the_server_enforces_are_declared(document: dict[str, Any]) -> Non
     password = schemas["RegistrationCreate"]["properties"]["password"]
     assert password["minLength"] == 10
     assert "common passwords" in password["description"]
+    # A channel's destination is a URL.
+    url = schemas["AlertChannelCreate"]["properties"]["url"]["anyOf"][0]
+    assert url["format"] == "uri"
     # Batch bounds and non-empty id lists.
     assert schemas["AlertIds"]["properties"]["alert_ids"]["minItems"] == 1

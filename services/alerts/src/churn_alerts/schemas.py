@@ -237,6 +237,10 @@ def _plain_address(value: str) -> str:
     return value
 
 
+#: A channel's destination (``format: uri`` tells generated clients; the URL policy decides).
+ChannelUrl = Annotated[
+    str, Field(min_length=1, max_length=2048, json_schema_extra={"format": "uri"})
+]
 #: A recipient: ``local@domain`` only (no display name, nothing that could add a header).
 EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_plain_address)]
 
@@ -247,7 +251,8 @@ class AlertChannelCreate(BaseModel):
     #: ``webhook`` (signed JSON), ``slack`` or ``discord`` (their incoming-webhook URLs), or
     #: ``email`` (to ``recipients``, through the server's SMTP relay; no ``url``).
     kind: ChannelKind = "webhook"
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    #: An absolute ``https://`` (or, in development mode, ``http://``) URL.
+    url: ChannelUrl | None = None
     #: ``email`` channels only: 1 to 20 plain addresses.
     recipients: (
         Annotated[list[EmailAddress], Field(min_length=1, max_length=MAX_RECIPIENTS)] | None
