@@ -98,3 +98,17 @@ def test_rfm_summary_from_behavioural_features() -> None:
 def test_fit_refuses_an_empty_history() -> None:
     with pytest.raises(ValueError, match="at least one customer"):
         fit_bgnbd([], [], [])
+
+
+def test_analytic_gradient_matches_finite_differences() -> None:
+    from scipy.optimize import approx_fprime
+
+    from churn_prediction.training.bgnbd import _log_likelihood_and_gradient
+
+    x, t_x, T, _ = _simulate(BGNBD(r=0.6, alpha=4.0, a=1.4, b=3.5), 500, seed=8, horizon=1.0)
+    point = np.array([0.7, 5.0, 1.1, 2.5])
+    _, gradient = _log_likelihood_and_gradient(point, x, t_x, T)
+    numeric = approx_fprime(point, lambda p: log_likelihood(tuple(p), x, t_x, T).sum(), 1e-6)
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-4)
+    value, _ = _log_likelihood_and_gradient(point, x, t_x, T)
+    assert value == pytest.approx(log_likelihood(tuple(point), x, t_x, T).sum())

@@ -38,10 +38,10 @@ def test_definitions_on_hand_computed_customers() -> None:
     assert list(out.columns) == list(FEATURE_NAMES) + list(CREDIT)
     # Customer 0: x = 4 repeat orders, last at t_x = 160 of T = 200 days.
     assert out.loc[0, "purchase_interval_days"] == pytest.approx(40.0)
-    assert out.loc[0, "recency_ratio"] == pytest.approx(1.0)
+    assert out.loc[0, "recency_ratio"] == pytest.approx(np.log(2.0))
     assert out.loc[0, "orders_per_30d"] == pytest.approx(0.75)
-    assert out.loc[0, "order_rate_trend"] == pytest.approx((1 / 90) / (5 / 110))
-    assert out.loc[0, "spend_trend"] == pytest.approx(1.5)
+    assert out.loc[0, "order_rate_trend"] == pytest.approx(np.log1p((1 / 90) / (5 / 110)))
+    assert out.loc[0, "spend_trend"] == pytest.approx(np.log(2.5))
     # Customer 1: one order, so no interval; BG/NBD calls a one-time buyer alive.
     assert np.isnan(out.loc[1, "purchase_interval_days"])
     assert np.isnan(out.loc[1, "recency_ratio"])

@@ -10,7 +10,8 @@ with rate ``lambda ~ Gamma(r, alpha)``; after each purchase they drop out with p
 * ``T``: time from the first purchase to the end of observation,
 
 all in the same unit (here days). The model's fit (:func:`fit_bgnbd`) maximises the paper's
-closed-form log-likelihood (its eq. 6) over the log-parameters with L-BFGS-B; the conditional
+closed-form log-likelihood (its eq. 6, with its analytic gradient) over the log-parameters with
+BFGS; the conditional
 expectation of purchases in the next ``t`` (:meth:`BGNBD.expected_purchases`, eq. 10) and the
 probability of being alive (:meth:`BGNBD.p_alive`, eq. 11) are the published closed forms.
 
@@ -25,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
+from scipy.special import digamma, gammaln, hyp2f1
 
 __all__ = ["BGNBD", "fit_bgnbd", "log_likelihood", "rfm_from_features"]
 
@@ -66,6 +67,30 @@ def log_likelihood(
         -np.inf,
     )
     return np.asarray(a1 + a2 + np.logaddexp(a3, a4), dtype=np.float64)
+
+
+def _log_likelihood_and_gradient(
+    params: FloatArray, xs: FloatArray, txs: FloatArray, Ts: FloatArray
+) -> tuple[float, FloatArray]:
+    """The summed log-likelihood and its gradient in ``(r, alpha, a, b)`` (differentiating
+    eq. 6 term by term; ``digamma`` for the gamma functions)."""
+    r, alpha, a, b = (float(v) for v in params)
+    repeat = xs > 0
+    b_x1 = np.where(repeat, b + xs - 1, 1.0)
+    a1 = gammaln(r + xs) - gammaln(r) + r * np.log(alpha)
+    a2 = gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(a + b + xs)
+    a3 = -(r + xs) * np.log(alpha + Ts)
+    a4 = np.where(repeat, np.log(a) - np.log(b_x1) - (r + xs) * np.log(alpha + txs), -np.inf)
+    total = np.logaddexp(a3, a4)
+    w3 = np.exp(a3 - total)
+    w4 = np.where(repeat, np.exp(a4 - total), 0.0)
+    d_r = digamma(r + xs) - digamma(r) + np.log(alpha)
+    d_r += -w3 * np.log(alpha + Ts) - w4 * np.log(alpha + txs)
+    d_alpha = r / alpha - w3 * (r + xs) / (alpha + Ts) - w4 * (r + xs) / (alpha + txs)
+    d_a = digamma(a + b) - digamma(a + b + xs) + w4 / a
+    d_b = digamma(a + b) + digamma(b + xs) - digamma(b) - digamma(a + b + xs) - w4 / b_x1
+    value = float((a1 + a2 + total).sum())
+    return value, np.array([d_r.sum(), d_alpha.sum(), d_a.sum(), d_b.sum()], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -118,12 +143,14 @@ def fit_bgnbd(
     T: npt.ArrayLike,
     *,
     penalty: float = 0.0,
+    start: BGNBD | None = None,
 ) -> BGNBD:
     """Maximum-likelihood BG/NBD parameters for the customers ``(x, t_x, T)``.
 
-    Optimises the summed log-likelihood over ``log`` of the four (positive) parameters with
-    L-BFGS-B from a data-driven start. ``penalty`` adds ``penalty * sum(params**2)`` (the
-    ``lifetimes`` convention; 0 is plain MLE). Raises ``ValueError`` without customers or when
+    Optimises the mean log-likelihood over ``log`` of the four (positive) parameters with BFGS
+    from a data-driven start. ``penalty`` adds ``penalty * sum(params**2)`` (the
+    ``lifetimes`` convention; 0 is plain MLE). ``start`` (a fit on similar customers) only
+    speeds convergence. Raises ``ValueError`` without customers or when
     the optimiser fails.
     """
     xs, txs, Ts = _arrays(x, t_x, T)
@@ -133,13 +160,22 @@ def fit_bgnbd(
         raise ValueError("BG/NBD needs at least one customer with a positive age")
     n = float(len(xs))
 
-    def objective(log_params: FloatArray) -> float:
-        params = np.exp(log_params)
-        ll = log_likelihood((params[0], params[1], params[2], params[3]), xs, txs, Ts)
-        return float(-ll.sum() / n + penalty * float((params**2).sum()))
+    def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
+        params = np.exp(np.clip(log_params, -12.0, 12.0))
+        value, gradient = _log_likelihood_and_gradient(params, xs, txs, Ts)
+        loss = -value / n + penalty * float((params**2).sum())
+        # d/d log(theta) = theta * d/d theta
+        grad = (-gradient / n + 2.0 * penalty * params) * params
+        return loss, grad
 
-    start = np.log([1.0, max(float(Ts.mean()), 1e-3), 1.0, 1.0])
-    result = minimize(objective, start, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
+    initial = (
+        np.log(start.params)
+        if start is not None
+        else np.log([1.0, max(float(Ts.mean()), 1e-3), 1.0, 1.0])
+    )
+    # BFGS on the unbounded log-parameters (clipped to e^±12 inside the objective): four
+    # dimensions, and scipy's L-BFGS-B spent ~10x longer in its own bookkeeping (measured).
+    result = minimize(objective, initial, jac=True, method="BFGS", options={"gtol": 1e-6})
     if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
         raise ValueError(f"BG/NBD fit failed: {result.message}")
     r, alpha, a, b = np.exp(result.x).tolist()

@@ -23,7 +23,9 @@ class Calibrator:
 
     def fit(self, margin: FloatArray, y: IntArray) -> Calibrator:
         if self.method == "sigmoid":
-            self._model = LogisticRegression(C=1e6, max_iter=1000).fit(margin[:, None], y)
+            self._model = LogisticRegression(C=1e6, max_iter=1000, solver="newton-cholesky").fit(
+                margin[:, None], y
+            )
         elif self.method == "isotonic":
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             self._model = iso.fit(margin, y)

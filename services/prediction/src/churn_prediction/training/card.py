@@ -30,7 +30,8 @@ def _baselines(report: dict[str, Any] | None) -> list[str]:
     names = {"recency": "days since last order (recency)", "bgnbd": "BG/NBD expected purchases"}
     boot = report["bootstrap"]
     lines = [
-        "## Against the textbook baselines (same customers, out-of-fold)",
+        "## Against the textbook baselines (same customers, out-of-fold"
+        + (f", cutoff {report['cutoff']})" if report.get("cutoff") else ")"),
         _rows(
             ["score", "ROC-AUC", "PR-AUC", "Brier"],
             [

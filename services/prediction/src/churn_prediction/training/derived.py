@@ -13,12 +13,16 @@ days_since_last_order``, see :func:`~churn_prediction.training.bgnbd.rfm_from_fe
 * ``bgnbd_expected_purchases``: BG/NBD's expected orders in the label's horizon.
 * ``bgnbd_p_alive``: BG/NBD's probability that the customer is still active.
 * ``purchase_interval_days``: mean days between orders, ``t_x / x`` (missing with one order).
-* ``recency_ratio``: ``days_since_last_order / purchase_interval_days``.
+* ``recency_ratio``: ``log(1 + days_since_last_order / purchase_interval_days)``.
 * ``orders_per_30d``: tenure-normalised frequency, ``30 * total_orders / max(T, 30)``.
-* ``order_rate_trend``: the order rate of the last 90 days over the rate before them
-  (``(orders_last_90d / 90) / ((total_orders - orders_last_90d + 1) / max(T - 90, 90))``).
-* ``spend_trend``: mean order value of the last 90 days over the lifetime mean (missing
-  without a recent order).
+* ``order_rate_trend``: ``log(1 + ...)`` of the order rate of the last 90 days over the rate
+  before them (``(orders_last_90d / 90) / ((total_orders - orders_last_90d + 1) / max(T - 90,
+  90))``).
+* ``spend_trend``: ``log(1 + ...)`` of the mean order value of the last 90 days over the
+  lifetime mean (missing without a recent order).
+
+Ratios enter as ``log(1 + ratio)``: the same splits for trees, a tamer scale for the linear
+model.
 
 Explanations credit each derived feature's contribution to the input feature it is built on
 (``CREDIT``), so contributions still add up exactly and name only the model's inputs.
@@ -26,6 +30,7 @@ Explanations credit each derived feature's contribution to the input feature it 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +53,8 @@ REQUIRED = (
     "spend_last_90d",
     "avg_order_value",
 )
+#: BG/NBD is fitted on at most this many training rows (a seeded sample of them).
+BGNBD_FIT_ROWS = 3000
 #: Each derived feature and the input feature its contribution is credited to.
 CREDIT = {
     "bgnbd_expected_purchases": "days_since_last_order",
@@ -83,9 +90,23 @@ class DerivedFeatures:
         extra = tuple(FeatureSpec(name, "numeric") for name in CREDIT)
         return FeatureSchema(self.schema.features + extra)
 
-    def fit(self, X: pd.DataFrame) -> DerivedFeatures:
+    def fit(self, X: pd.DataFrame, cache: dict[bytes, BGNBD] | None = None) -> DerivedFeatures:
+        """Fit BG/NBD on the rows ``X`` (no labels). ``cache`` (kept by the caller for one
+        training run) reuses the fit for rows already seen: cross-validation and tuning fit
+        several candidates on the same rows."""
         x, t_x, T = rfm_from_features(X)
-        self.bgnbd = fit_bgnbd(x, t_x, T)
+        if len(x) > BGNBD_FIT_ROWS:  # four parameters: a fixed sample estimates them as well
+            rows = np.sort(np.random.default_rng(0).choice(len(x), BGNBD_FIT_ROWS, replace=False))
+            x, t_x, T = x[rows], t_x[rows], T[rows]
+        key = hashlib.blake2b(x.tobytes() + t_x.tobytes() + T.tobytes(), digest_size=16).digest()
+        fitted = cache.get(key) if cache is not None else None
+        if fitted is None:
+            # Fits within one run are on overlapping rows: start from the latest one.
+            latest = next(reversed(cache.values()), None) if cache else None
+            fitted = fit_bgnbd(x, t_x, T, start=latest)
+            if cache is not None:
+                cache[key] = fitted
+        self.bgnbd = fitted
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -105,13 +126,16 @@ class DerivedFeatures:
                 ),
                 "bgnbd_p_alive": self.bgnbd.p_alive(x, t_x, T),
                 "purchase_interval_days": interval,
-                "recency_ratio": since / np.maximum(interval, 1.0),
+                "recency_ratio": np.log1p(since / np.maximum(interval, 1.0)),
                 "orders_per_30d": 30.0 * orders / np.maximum(T, 30.0),
-                "order_rate_trend": (recent / 90.0)
-                / ((orders - recent + 1.0) / np.maximum(T - 90.0, 90.0)),
+                "order_rate_trend": np.log1p(
+                    (recent / 90.0) / ((orders - recent + 1.0) / np.maximum(T - 90.0, 90.0))
+                ),
                 "spend_trend": np.where(
                     recent > 0,
-                    (spend_recent / np.maximum(recent, 1.0)) / np.maximum(mean_value, 1e-9),
+                    np.log1p(
+                        (spend_recent / np.maximum(recent, 1.0)) / np.maximum(mean_value, 1e-9)
+                    ),
                     np.nan,
                 ),
             }

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from churn_prediction.training.bgnbd import RFM_FEATURES, fit_bgnbd, rfm_from_features
+from churn_prediction.training.bgnbd import BGNBD, RFM_FEATURES, fit_bgnbd, rfm_from_features
 from churn_prediction.training.model import TrainedModel
 from churn_prediction.training.sets import map_label
 
@@ -159,26 +158,27 @@ def bootstrap_auc(
 ) -> FloatArray:
     """ROC-AUC of each score on ``replicates`` paired bootstrap resamples of the rows
     (``replicates x len(scores)``): every score is ranked on the same resampled customers, so
-    differences between columns are paired. A resample is a vector of row multiplicities; the
-    AUC is the weighted Mann-Whitney statistic (ties count one half), computed per score in one
-    sort. A resample holding one class only gives NaN."""
+    differences between columns are paired. Per resample and score, the drawn rows are counted
+    per distinct score value and class (one ``bincount``), and the AUC is the Mann-Whitney
+    statistic over those counts (ties count one half). A resample holding one class only
+    gives NaN."""
     n = len(y)
     rng = np.random.default_rng(seed)
     out = np.empty((replicates, len(scores)), dtype=np.float64)
-    labels = np.asarray(y, dtype=np.float64)
-    chunk = max(1, min(replicates, 2_000_000 // max(n, 1)))
+    labels = np.asarray(y, dtype=np.int64)
+    ranks: list[tuple[IntArray, int]] = []
+    for score in scores:
+        values, dense = np.unique(np.asarray(score, dtype=np.float64), return_inverse=True)
+        # Distinct value g of class c is cell 2 * g + c.
+        ranks.append((2 * dense.astype(np.int64) + labels, 2 * len(values)))
+    chunk = max(1, min(replicates, 1_000_000 // max(n, 1)))
     for start in range(0, replicates, chunk):
         b = min(chunk, replicates - start)
         draws = rng.integers(0, n, size=(b, n))
-        flat = (np.arange(b)[:, None] * n + draws).ravel()
-        weights = np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
-        for k, score in enumerate(scores):
-            order = np.argsort(score, kind="stable")
-            ranked = np.asarray(score)[order]
-            starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-            w = weights[:, order]
-            pos = np.add.reduceat(w * labels[order], starts, axis=1)
-            neg = np.add.reduceat(w * (1.0 - labels[order]), starts, axis=1)
+        for k, (cell, cells) in enumerate(ranks):
+            flat = (np.arange(b)[:, None] * cells + cell[draws]).ravel()
+            counts = np.bincount(flat, minlength=b * cells).reshape(b, cells // 2, 2)
+            neg, pos = counts[:, :, 0].astype(np.float64), counts[:, :, 1].astype(np.float64)
             below = np.cumsum(neg, axis=1) - neg
             pairs = pos.sum(axis=1) * neg.sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -187,16 +187,28 @@ def bootstrap_auc(
 
 
 def _cross_fitted_probability(score: FloatArray, y: IntArray, seed: int) -> FloatArray:
-    """A ranking score as a probability: a one-feature logistic regression, cross-fitted over 5
-    stratified folds so no row is mapped with its own label (for a baseline's Brier score)."""
+    """A ranking score as a probability: a one-feature logistic regression (Newton's method on
+    the standardised score), cross-fitted over 5 stratified folds so no row is mapped with its
+    own label (for a baseline's Brier score)."""
     out = np.full(len(y), float(y.mean()), dtype=np.float64)
     k = int(min(5, y.sum(), len(y) - y.sum()))
     if k < 2:
         return out
-    column = score[:, None]
-    for train_idx, test_idx in StratifiedKFold(k, shuffle=True, random_state=seed).split(column, y):
-        fit = LogisticRegression(C=1e6, max_iter=1000).fit(column[train_idx], y[train_idx])
-        out[test_idx] = fit.predict_proba(column[test_idx])[:, 1]
+    spread = float(score.std()) or 1.0
+    z = (score - float(score.mean())) / spread
+    design = np.column_stack([np.ones(len(z)), z])
+    splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(design, y)
+    for train_idx, test_idx in splits:
+        A, t = design[train_idx], y[train_idx].astype(np.float64)
+        beta = np.zeros(2)
+        for _ in range(25):
+            p = 1.0 / (1.0 + np.exp(-(A @ beta)))
+            hessian = (A * (p * (1.0 - p))[:, None]).T @ A + 1e-9 * np.eye(2)
+            step = np.linalg.solve(hessian, A.T @ (t - p))
+            beta += step
+            if float(np.abs(step).max()) < 1e-10:
+                break
+        out[test_idx] = 1.0 / (1.0 + np.exp(-(design[test_idx] @ beta)))
     return out
 
 
@@ -239,9 +251,10 @@ def baseline_comparison(
     group_of = np.zeros(len(y)) if groups is None else np.asarray(groups)
     expected = np.zeros(len(y), dtype=np.float64)
     params: list[dict[str, float]] = []
+    fitted: BGNBD | None = None
     for group in np.unique(group_of).tolist():
         rows = group_of == group
-        fitted = fit_bgnbd(x[rows], t_x[rows], T[rows])
+        fitted = fit_bgnbd(x[rows], t_x[rows], T[rows], start=fitted)
         expected[rows] = fitted.expected_purchases(horizon_days, x[rows], t_x[rows], T[rows])
         params.append({k: round(v, 6) for k, v in zip(_PARAMS, fitted.params, strict=True)})
     days = frame["days_since_last_order"].to_numpy(dtype=np.float64)

@@ -11,9 +11,10 @@ Procedure (:func:`train`):
    5-fold (shuffled, seeded), or time-ordered (train on earlier cutoffs, test on a later one)
    when the training set carries ``groups_time`` with at least two distinct cutoffs.
    On time-ordered sets LightGBM's setting is tuned over a small grid
-   (:data:`~churn_prediction.training.candidates.LIGHTGBM_GRID`), nested: inside each fold it
-   is chosen by time-ordered CV over that fold's training rows alone, so the out-of-fold
-   figures never rate the tuned choice; the served model's setting is chosen on all folds.
+   (:data:`~churn_prediction.training.candidates.LIGHTGBM_GRID`), nested: each fold's setting
+   is the best on the earlier folds, which are time-ordered folds within its own training
+   rows, so the out-of-fold figures never rate the tuned choice; the served model's setting is
+   the best on all folds.
 2. The winner is the candidate with the higher out-of-fold PR-AUC (average precision).
 3. The winner is calibrated on its out-of-fold raw scores (the same scheme as scikit-learn's
    ``CalibratedClassifierCV(ensemble=False)``): sigmoid (Platt) and isotonic are both estimated by
@@ -52,6 +53,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
 
+from churn_prediction.training.bgnbd import BGNBD
 from churn_prediction.training.calibration import (
     CalibrationMethod,
     Calibrator,
@@ -128,55 +130,40 @@ def _candidate(
     seed: int,
     params: dict[str, Any],
     horizon: float | None,
+    cache: dict[bytes, BGNBD] | None = None,
 ) -> Candidate:
-    """One candidate; with ``horizon`` set it also reads the derived features."""
+    """One candidate; with ``horizon`` set it also reads the derived features (their BG/NBD
+    fits shared through ``cache`` within one training run)."""
     if horizon is not None:
-        return WithDerivedFeatures(schema, seed, name, horizon, params)
+        return WithDerivedFeatures(schema, seed, name, horizon, params, cache)
     if name == "lightgbm":
         return LightGBMCandidate(schema, seed, params)
     return CANDIDATES[name](schema, seed)
 
 
-def _tuned(
-    name: ModelName,
-    schema: FeatureSchema,
-    seed: int,
-    X: pd.DataFrame,
+def _settings(name: ModelName, times: npt.NDArray[Any] | None) -> list[dict[str, Any]]:
+    """The settings cross-validated for ``name``: LightGBM's grid on time-ordered sets."""
+    return list(LIGHTGBM_GRID) if name == "lightgbm" and times is not None else [{}]
+
+
+def _nested_choice(
     y: IntArray,
-    times: npt.NDArray[Any] | None,
-    rows: IntArray,
-    horizon: float | None,
-) -> dict[str, Any]:
-    """The LightGBM setting of :data:`LIGHTGBM_GRID` with the best pooled out-of-fold PR-AUC
-    over time-ordered folds *within* ``rows`` (each later cutoff tested on the earlier ones);
-    the defaults when ``rows`` span fewer than two cutoffs or the model is not LightGBM."""
-    if name != "lightgbm" or times is None:
-        return LIGHTGBM_GRID[0]
-    row_times = times[rows]
-    inner: list[tuple[IntArray, IntArray]] = []
-    for cutoff in np.unique(row_times)[1:]:
-        train_rows, test_rows = rows[row_times < cutoff], rows[row_times == cutoff]
-        if len(np.unique(y[train_rows])) == 2:
-            inner.append((train_rows, test_rows))
-    if not inner:
-        return LIGHTGBM_GRID[0]
-    tested = np.concatenate([test for _, test in inner])
+    folds: list[tuple[IntArray, IntArray]],
+    per_setting: list[FloatArray],
+    upto: int,
+) -> int:
+    """The setting with the best pooled PR-AUC over the folds before ``upto`` (0, the
+    defaults, when there are none or a tie). With time-ordered folds (train on every earlier
+    cutoff, test at one) the folds before fold ``k`` are exactly time-ordered folds *within*
+    fold ``k``'s training rows, so choosing on them is nested: fold ``k``'s test rows never
+    influence their own setting."""
+    if upto == 0 or len(per_setting) == 1:
+        return 0
+    tested = np.concatenate([folds[f][1] for f in range(upto)])
     if len(np.unique(y[tested])) < 2:
-        return LIGHTGBM_GRID[0]
-    best, best_score = LIGHTGBM_GRID[0], -math.inf
-    for params in LIGHTGBM_GRID:
-        margin = np.concatenate(
-            [
-                _candidate(name, schema, seed, params, horizon)
-                .fit(X.iloc[tr], y[tr])
-                .margin(X.iloc[te])
-                for tr, te in inner
-            ]
-        )
-        score = _scores(y[tested], sigmoid(margin))["pr_auc"]
-        if score > best_score:  # ties keep the earlier (default) setting
-            best, best_score = params, score
-    return best
+        return 0
+    scores = [_scores(y[tested], sigmoid(m[tested]))["pr_auc"] for m in per_setting]
+    return max(range(len(scores)), key=lambda k: (scores[k], -k))
 
 
 def _scores(y: IntArray, p: FloatArray) -> dict[str, float]:
@@ -203,7 +190,8 @@ def train(
     ``candidates`` (per-candidate scores), ``model``, ``feature_importance``, ``seed``,
     ``cv``, ``label_source``, ``excluded_columns``, ``n_features``, ``duration_seconds``,
     ``ece`` (expected calibration error) and ``baselines`` (recency and BG/NBD on the same
-    out-of-fold rows with the lift and its bootstrap interval, see
+    out-of-fold rows, the latest cutoff's when time-ordered, with the lift and its bootstrap
+    interval, see
     :func:`~churn_prediction.training.evaluation.baseline_comparison`; ``None`` without the
     behavioural features).
     """
@@ -234,25 +222,32 @@ def train(
         if derived_features and DerivedFeatures.applicable(schema)
         else None
     )
+    cache: dict[bytes, BGNBD] = {}
     tuned: dict[str, Any] = {}
     for name in candidates:
-        margin = np.full(len(y), math.nan, dtype=np.float64)
-        chosen_per_fold: list[int] = []
+        settings = _settings(name, times)
+        per_setting = [np.full(len(y), math.nan, dtype=np.float64) for _ in settings]
         for train_idx, test_idx in folds:
             report(5.0 + 75.0 * done / steps, f"cross-validating {name}")
-            # Nested: the setting is chosen on this fold's training rows only (their own
-            # time-ordered folds), so the out-of-fold score never rates the tuned choice.
-            params = _tuned(name, schema, seed, X, y, times, train_idx, horizon)
-            if name == "lightgbm" and times is not None:
-                chosen_per_fold.append(LIGHTGBM_GRID.index(params))
-            model = _candidate(name, schema, seed, params, horizon)
-            model.fit(X.iloc[train_idx], y[train_idx])
-            margin[test_idx] = model.margin(X.iloc[test_idx])
+            for k, params in enumerate(settings):
+                model = _candidate(name, schema, seed, params, horizon, cache)
+                model.fit(X.iloc[train_idx], y[train_idx])
+                per_setting[k][test_idx] = model.margin(X.iloc[test_idx])
             done += 1
+        # Nested tuning: each fold's setting is chosen on the earlier folds only.
+        chosen_per_fold = [_nested_choice(y, folds, per_setting, f) for f in range(len(folds))]
+        margin = np.full(len(y), math.nan, dtype=np.float64)
+        for (_, test_idx), k in zip(folds, chosen_per_fold, strict=True):
+            margin[test_idx] = per_setting[k][test_idx]
         margins[name] = margin
         per_candidate[name] = _scores(y_eval, sigmoid(margin[evaluated]))
-        if chosen_per_fold:
-            tuned[name] = {"grid": list(LIGHTGBM_GRID), "chosen_per_fold": chosen_per_fold}
+        if len(settings) > 1:
+            tuned[name] = {
+                "grid": settings,
+                "chosen_per_fold": chosen_per_fold,
+                # The served model's setting: chosen on every fold.
+                "chosen": _nested_choice(y, folds, per_setting, len(folds)),
+            }
 
     chosen: ModelName = max(
         candidates, key=lambda n: (per_candidate[n]["pr_auc"], -candidates.index(n))
@@ -272,11 +267,8 @@ def train(
     p_cal = options[method]
 
     report(85.0, f"fitting {chosen} on all rows")
-    everything = np.arange(len(y), dtype=np.int64)
-    final_params = _tuned(chosen, schema, seed, X, y, times, everything, horizon)
-    final = _candidate(chosen, schema, seed, final_params, horizon).fit(X, y)
-    if chosen in tuned:
-        tuned[chosen]["chosen"] = LIGHTGBM_GRID.index(final_params)
+    final_params = _settings(chosen, times)[tuned[chosen]["chosen"] if chosen in tuned else 0]
+    final = _candidate(chosen, schema, seed, final_params, horizon, cache).fit(X, y)
     calibrator = Calibrator(method).fit(oof_margin, y_eval)
     report(95.0, "reporting")
 
@@ -305,16 +297,19 @@ def train(
         "label_source": ts.label_source,
         "excluded_columns": dict(ts.excluded_columns),
     }
-    # The textbook baselines on the same out-of-fold customers (point-in-time sets only).
+    # The textbook baselines on the same out-of-fold customers (point-in-time sets only): those
+    # of the latest held-out cutoff when time-ordered (the window closest to serving), else all.
+    latest = eval_folds == eval_folds.max() if times is not None else np.ones_like(y_eval, bool)
     metrics["baselines"] = baseline_comparison(
-        y_eval,
-        p_cal,
-        X.loc[evaluated],
+        y_eval[latest],
+        p_cal[latest],
+        X.loc[evaluated].loc[latest],
         float(ts.horizon_days or DEFAULT_HORIZON_DAYS),
-        groups=eval_folds,
         replicates=BOOTSTRAP_REPLICATES,
         seed=seed,
     )
+    if metrics["baselines"] is not None and times is not None:
+        metrics["baselines"]["cutoff"] = str(times[folds[-1][1][0]])
     metrics["duration_seconds"] = round(time.perf_counter() - started, 3)
     report(100.0, "done")
     return TrainedModel(
