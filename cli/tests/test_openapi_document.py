@@ -35,6 +35,8 @@ def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, An
         ("post", "/v1/alerts/{alert_id}/reopen"),
         ("post", "/v1/deliveries/{delivery_id}/retry"),
         ("post", "/v1/auth/register"),
+        ("post", "/v1/cohorts"),
+        ("patch", "/v1/cohorts/{cohort_id}"),
     ],
 )
 def test_operations_that_can_conflict_declare_409(

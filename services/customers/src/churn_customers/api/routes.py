@@ -445,6 +445,7 @@ cohorts_router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"], responses=PRO
     status_code=status.HTTP_201_CREATED,
     response_model=CohortRead,
     operation_id="cohorts_create",
+    responses={409: problem_doc("The tenant has a cohort of this name already")},
 )
 async def create_cohort(
     body: CohortCreate, principal: WriterDep, service: CohortServiceDep
@@ -467,7 +468,12 @@ async def get_cohort(
     return await service.get(principal.tenant_id, cohort_id)
 
 
-@cohorts_router.patch("/{cohort_id}", response_model=CohortRead, operation_id="cohorts_update")
+@cohorts_router.patch(
+    "/{cohort_id}",
+    response_model=CohortRead,
+    operation_id="cohorts_update",
+    responses={409: problem_doc("The tenant has a cohort of this name already")},
+)
 async def update_cohort(
     cohort_id: str, body: CohortUpdate, principal: WriterDep, service: CohortServiceDep
 ) -> CohortRead:
