@@ -188,7 +188,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = StackConfig(
-            data_dir=Path(tmp), mysql_url_template=args.mysql, cache_url=args.cache
+            data_dir=Path(tmp),
+            mysql_url_template=args.mysql,
+            cache_url=args.cache,
+            # The first start trains the default model: minutes on a busy 2-core machine.
+            ready_timeout=600,
         )
         with Stack(config) as stack:
             asyncio.run(run(stack.gateway_url, args.short, args.long, args.batches, args.settle))
