@@ -32,7 +32,8 @@ function axis(svg, maxValue) {
 /** Bars for ``counts`` over equal bins of [0, 1] (probabilities). */
 export function histogram(counts, label) {
   const svg = frame(label);
-  const maxValue = Math.max(1, ...counts);
+  // An even top, so the middle tick is a whole number too.
+  const maxValue = Math.max(2, Math.ceil(Math.max(...counts) / 2) * 2);
   axis(svg, maxValue);
   const plotWidth = WIDTH - PAD.left - PAD.right;
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
