@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from churn_shared.errors import (
     BadRequestError,
     ConflictError,
@@ -67,6 +69,22 @@ class ModelNotEvaluableError(UnprocessableError):
 
 class TrainingSetError(RuntimeError):
     """The customers service could not give a usable training set (fails the job)."""
+
+
+class TrainingSetRefusedError(TrainingSetError):
+    """The customers service refused the request for a training set as the caller's mistake
+    (400/422: no events yet, a horizon that ends after the latest event …); the message is its
+    ``detail``, and ``extra`` the other members of its problem (``latest_event_at``)."""
+
+    def __init__(self, detail: str, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.extra = extra or {}
+
+
+class CutoffNotUsableError(UnprocessableError):
+    """A cutoff and horizon the tenant's event history cannot give a labelled set for."""
+
+    type_slug = "cutoff-not-usable"
 
 
 class PredictionJobNotFoundError(NotFoundError):
