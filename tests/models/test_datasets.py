@@ -130,11 +130,16 @@ async def test_telco_imported_through_the_api_trains_a_calibrated_model(
         "brier": round(metrics["brier"], 4),
         "brier_uncalibrated": round(metrics["brier_uncalibrated"], 4),
         "positive_rate": round(metrics["positive_rate"], 4),
+        "ece": round(metrics["ece"], 4),
+        "train_seconds": metrics["duration_seconds"],
     }
     assert metrics["n_rows"] == 7043
     assert metrics["positive_rate"] == pytest.approx(0.265, abs=0.001)
     assert metrics["roc_auc"] >= 0.84
     assert metrics["brier"] <= metrics["brier_uncalibrated"]
+    # Issue 13: calibration within 0.03 (expected calibration error, out-of-fold). The issue's
+    # ROC-AUC goal of 0.85 is not reached (0.847 measured; no candidate setting reached 0.85).
+    assert metrics["ece"] <= 0.03
 
 
 # --------------------------------------------------------------------------- Online Retail
@@ -232,6 +237,7 @@ def _training_set(body: dict[str, Any], labels: Any = None) -> Any:
         categorical=[],
         groups_time=np.asarray(body["row_cutoffs"]),
         label_source=f"no order in {body['horizon_days']} days after {body['cutoffs']}",
+        horizon_days=body["horizon_days"],
     )
 
 
@@ -286,3 +292,69 @@ async def test_shuffled_labels_drop_roc_auc_to_chance(
     model = train(_training_set(training, shuffled))
     FIGURES["leakage_check_shuffled_cv_roc_auc"] = round(model.metrics["roc_auc"], 4)
     assert model.metrics["roc_auc"] == pytest.approx(0.5, abs=0.05)
+
+
+#: The protocol of issue 13: evaluated at 2011-09-01 on customers with an order before it.
+ISSUE_EVAL_CUTOFF = "2011-09-01"
+
+
+async def test_retail_model_beside_recency_and_bgnbd_at_the_issue_protocol(
+    service: httpx.AsyncClient, retail: dict[str, Any]
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from churn_prediction.training.evaluation import baseline_comparison, evaluate
+    from churn_prediction.training.procedure import train
+
+    training = await _point_in_time(service, retail["headers"], TRAIN_CUTOFFS)
+    ts = _training_set(training)
+    started = time.perf_counter()
+    model = train(ts)
+    train_seconds = time.perf_counter() - started
+    plain_started = time.perf_counter()
+    plain = train(ts, derived_features=False)
+    plain_seconds = time.perf_counter() - plain_started
+
+    later = await _point_in_time(service, retail["headers"], [ISSUE_EVAL_CUTOFF])
+    X = pd.DataFrame(later["features"], columns=later["feature_names"], dtype="float64")
+    ordered = (X["total_orders"] > 0).to_numpy()
+    X = X[ordered].reset_index(drop=True)
+    y = np.asarray(later["labels"], dtype=np.int64)[ordered]
+    report = evaluate(model, X, y)
+    held_out = baseline_comparison(y, model.predict_proba(X), X, HORIZON, seed=0)
+    assert held_out is not None
+    oof = model.metrics["baselines"]
+    FIGURES["retail_issue_protocol"] = {
+        "eval_n_customers": len(y),
+        "eval_positive_rate": round(float(y.mean()), 4),
+        "eval_roc_auc": round(report["roc_auc"], 4),
+        "eval_roc_auc_without_derived": round(evaluate(plain, X, y)["roc_auc"], 4),
+        "eval_pr_auc": round(report["pr_auc"], 4),
+        "eval_brier": round(report["brier"], 4),
+        "eval_ece": round(report["ece"], 4),
+        "eval_recency": held_out["recency"],
+        "eval_bgnbd": held_out["bgnbd"],
+        "eval_lift": held_out["lift"],
+        "cv_roc_auc": round(model.metrics["roc_auc"], 4),
+        "cv_ece": round(model.metrics["ece"], 4),
+        "cv_lift": oof["lift"],
+        "tuning": model.metrics["tuning"],
+        "train_seconds": round(train_seconds, 2),
+        "train_seconds_without_derived": round(plain_seconds, 2),
+    }
+    # The issue's population: 3,324 customers with an order before the cutoff, 43.8 % churn.
+    assert abs(len(y) - 3324) <= 30
+    assert float(y.mean()) == pytest.approx(0.438, abs=0.01)
+    # The textbook baselines as the issue measured them (recency 0.683, BG/NBD 0.729).
+    assert held_out["recency"]["roc_auc"] == pytest.approx(0.683, abs=0.01)
+    assert held_out["bgnbd"]["roc_auc"] == pytest.approx(0.729, abs=0.01)
+    # Goals reached: above recency and above BG/NBD with a bootstrap interval excluding zero,
+    # at the later cutoff and out-of-fold; calibrated within 0.03 out-of-fold.
+    assert held_out["lift"]["recency"]["ci_low"] > 0
+    assert held_out["lift"]["bgnbd"]["ci_low"] > 0
+    assert oof["lift"]["bgnbd"]["ci_low"] > 0
+    assert model.metrics["ece"] <= 0.03
+    # Not reached (issue 13 asks for 0.76 and an ECE <= 0.03 at 2011-09-01): 0.736 and 0.078
+    # measured; the churn rate falls from 47.5 % (training cutoffs) to 43.8 % in the autumn.
+    assert report["roc_auc"] > held_out["bgnbd"]["roc_auc"]
