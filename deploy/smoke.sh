@@ -137,8 +137,9 @@ if [ ! -x "$PY" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$TOOL_REQU
     >"$RUN/pip.log" 2>&1 || die "pip install of the tools failed (see $RUN/pip.log)"
   printf '%s' "$TOOL_REQUIREMENTS" >"$VENV/.requirements"
 fi
-UV=${UV:-$(command -v uv || echo "$HOME/.local/bin/uv")}
-[ -x "$UV" ] || die "uv not found (the project's own tool: python3 -m pip install uv)"
+# The same uv as make's: on PATH, or installed under .tools/ by tools/install_uv.py.
+UV=${UV:-$(python3 tools/install_uv.py)} || die "uv could not be installed (tools/install_uv.py)"
+[ -x "$UV" ] || die "uv not found at '$UV' (tools/install_uv.py)"
 log "podman $(podman version --format '{{.Client.Version}}'), $("$PC" --version 2>/dev/null | head -1)"
 
 # ------------------------------------------------------------------------------------------
