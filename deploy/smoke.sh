@@ -109,14 +109,18 @@ trap 'exit 130' INT TERM
 phase "install tools"
 mkdir -p "$TOOLS" "$RUN"
 missing=()
-for cmd in podman buildah runc mmdebstrap; do command -v "$cmd" >/dev/null || missing+=("$cmd"); done
+# iptables: netavark (podman's network stack) runs it to set up every container network, and a
+# minimal Debian has none ("netavark: No such file or directory" at the first build step).
+for cmd in podman buildah runc mmdebstrap iptables; do
+  command -v "$cmd" >/dev/null || missing+=("$cmd")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "needs root to install ${missing[*]} (apt-get)"
-  log "apt-get install podman buildah runc mmdebstrap (missing: ${missing[*]})"
+  log "apt-get install podman buildah runc mmdebstrap iptables (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
   timeout 900 apt-get update -qq || die "apt-get update failed"
   timeout 1200 apt-get install -y -qq --no-install-recommends podman buildah runc mmdebstrap \
-    netavark aardvark-dns uidmap slirp4netns fuse-overlayfs >"$RUN/apt.log" 2>&1 \
+    netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs >"$RUN/apt.log" 2>&1 \
     || die "apt-get install failed (see $RUN/apt.log)"
 fi
 cat >"$CONTAINERS_CONF" <<'EOF'
