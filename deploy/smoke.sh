@@ -111,16 +111,19 @@ mkdir -p "$TOOLS" "$RUN"
 missing=()
 # iptables: netavark (podman's network stack) runs it to set up every container network, and a
 # minimal Debian has none ("netavark: No such file or directory" at the first build step).
-for cmd in podman buildah runc mmdebstrap iptables; do
+# catatonit: the init of the pause image `podman kube play` builds for every pod (a podman
+# recommendation, so --no-install-recommends leaves it out).
+for cmd in podman buildah runc mmdebstrap iptables catatonit; do
   command -v "$cmd" >/dev/null || missing+=("$cmd")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "needs root to install ${missing[*]} (apt-get)"
-  log "apt-get install podman buildah runc mmdebstrap iptables (missing: ${missing[*]})"
+  log "apt-get install podman buildah runc mmdebstrap iptables catatonit (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
   timeout 900 apt-get update -qq || die "apt-get update failed"
   timeout 1200 apt-get install -y -qq --no-install-recommends podman buildah runc mmdebstrap \
-    netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs >"$RUN/apt.log" 2>&1 \
+    netavark aardvark-dns iptables catatonit uidmap slirp4netns fuse-overlayfs \
+    >"$RUN/apt.log" 2>&1 \
     || die "apt-get install failed (see $RUN/apt.log)"
 fi
 cat >"$CONTAINERS_CONF" <<'EOF'
