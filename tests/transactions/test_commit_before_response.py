@@ -200,6 +200,12 @@ async def running(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     app = _app(service_name, database_url, kafka_bootstrap, token_signer)
     async with _running(app) as http:
+        # Failures are injected into the engine's next commits, so nothing else may commit on
+        # it meanwhile: prediction looks for file batch jobs to claim every few seconds, in a
+        # transaction of its own, even without workers (CI saw it take the injected failure).
+        jobs = getattr(app.state, "prediction_jobs", None)
+        if jobs is not None:
+            await jobs.loop.stop()
         yield app, http
 
 
