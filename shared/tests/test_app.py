@@ -120,6 +120,31 @@ async def test_a_streamed_upload_path_reaches_the_handler_as_it_arrives():
         assert other.status_code == 413
 
 
+async def test_a_streamed_key_ending_in_a_slash_covers_the_paths_below_it():
+    app = _app()
+    setattr(app.state, STREAMED_BODIES, {"/models/": 5_000})
+    seen: list[int] = []
+
+    @app.post("/models/{name}/infer")
+    async def infer(request: Request) -> dict[str, int]:
+        async for chunk in request.stream():
+            if chunk:
+                seen.append(len(chunk))
+        return {"chunks": len(seen)}
+
+    async def stream(n: int):
+        for _ in range(n):
+            yield b"x" * 1000
+
+    async with _client(app) as client:
+        accepted = await client.post("/models/churn/infer", content=stream(4))
+        assert accepted.status_code == 200, accepted.text
+        assert seen == [1000] * 4
+        too_big = await client.post("/models/churn/infer", content=stream(6))
+        assert too_big.status_code == 413
+        assert "5000 bytes" in too_big.json()["detail"]
+
+
 async def test_request_id_is_adopted_or_minted():
     async with _client(_app()) as client:
         adopted = await client.post(

@@ -13,9 +13,11 @@ from churn_shared.contracts import (
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
+    CustomerAttributesChangedV1,
     CustomerDeletedV1,
     CustomerEventReceivedV1,
     CustomerFeaturesUpdatedV1,
+    CustomerImportProgressV1,
     EventContract,
     ModelPromotedV1,
     ModelTopics,
@@ -41,6 +43,8 @@ WIRE = {
     TrainingProgressV1: ("TrainingProgressV1", "model.training.v1"),
     PredictionJobProgressV1: ("PredictionJobProgressV1", "prediction.jobs.v1"),
     CustomerDeletedV1: ("CustomerDeletedV1", "customer.deleted.v1"),
+    CustomerImportProgressV1: ("CustomerImportProgressV1", "customer.imports.v1"),
+    CustomerAttributesChangedV1: ("CustomerAttributesChangedV1", "customer.attributes.v1"),
 }
 
 

@@ -218,3 +218,60 @@ async def test_consumer_dead_letters_garbage_and_poison_and_keeps_going(kafka_bo
     assert consumer.dead_lettered == 3
     await consumer.stop()
     await dlq.stop()
+
+
+def _sample(registry, name: str, **labels: str) -> float:
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_relay_and_consumer_time_every_message_into_the_hop_histograms(
+    kafka_bootstrap, tables
+):
+    from prometheus_client import CollectorRegistry
+
+    from churn_shared.kafka import PipelineMetrics
+
+    engine, outbox, _ = tables
+    topic = _topic()
+    await ensure_topics(kafka_bootstrap, [topic], 2)
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry, service="svc")
+    publisher = EventPublisher(kafka_bootstrap, client_id="test")
+    await publisher.start()
+    seen: list[int] = []
+    handled_batches: list[int] = []
+
+    async def handler(deliveries: Sequence[Delivery]) -> None:
+        handled_batches.append(len(deliveries))
+        seen.extend(d.envelope.payload["n"] for d in deliveries)
+
+    consumer = BatchConsumer(
+        topics=[topic],
+        group_id=uuid.uuid4().hex,
+        handler=handler,
+        bootstrap_servers=kafka_bootstrap,
+        dlq_publisher=publisher,
+        name="hop-consumer",
+        event_types={topic: ["Ping"]},
+        metrics=metrics,
+    )
+    await consumer.start()
+    async with unit_of_work(create_session_factory(engine)) as session:
+        await enqueue(session, outbox, topic, [_envelope(i) for i in range(7)])
+    relay = OutboxRelay(engine, outbox, publisher, metrics=metrics)
+    assert await relay.relay_once() == 7
+    await wait_for(lambda: len(seen) == 7, timeout=20)
+    await consumer.stop()
+    await publisher.stop()
+
+    per_topic = {"service": "svc", "topic": topic}
+    per_consumer = {"service": "svc", "consumer": "hop-consumer"}
+    assert _sample(registry, "churn_outbox_publish_seconds_count", **per_topic) == 7
+    assert _sample(registry, "churn_outbox_relay_batch_size_sum", service="svc") == 7
+    assert _sample(registry, "churn_event_hop_seconds_count", **per_consumer, topic=topic) == 7
+    assert _sample(registry, "churn_broker_hop_seconds_count", **per_consumer, topic=topic) == 7
+    assert _sample(registry, "churn_consumer_batch_size_sum", **per_consumer) == 7
+    # One batch-time observation per batch the consumer handed to the handler.
+    batches = _sample(registry, "churn_consumer_batch_seconds_count", **per_consumer)
+    assert batches == len(handled_batches) >= 1

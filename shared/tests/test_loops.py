@@ -57,3 +57,24 @@ async def test_notify_runs_the_next_round_at_once_instead_of_after_the_interval(
         await asyncio.sleep(0.01)
     await loop.stop()
     assert rounds == [0, 1]
+
+
+async def test_a_stop_that_coincides_with_a_notify_still_stops_the_loop():
+    rounds: list[int] = []
+
+    async def step() -> None:
+        rounds.append(len(rounds))
+
+    loop = PeriodicLoop("racing", step, interval_seconds=3600)
+    loop.start()
+    for _ in range(100):
+        if rounds:
+            break
+        await asyncio.sleep(0.01)
+    assert rounds == [0]
+    # A wake-up and the cancellation land in the same turn of the event loop (an import
+    # finishing as the service shuts down): the cancellation must not be lost to the wake-up.
+    loop.notify()
+    stopping = asyncio.create_task(loop.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "the loop went on after its stop"

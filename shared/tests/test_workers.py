@@ -69,7 +69,15 @@ async def test_start_runs_relay_pruner_loops_then_consumers_and_stop_reverses_it
 
 
 async def test_consumers_and_pruner_take_the_process_settings(tmp_path):
-    workers = _workers(tmp_path, kafka_fetch_max_wait_ms=25, processed_events_retention_hours=2)
+    workers = _workers(
+        tmp_path,
+        kafka_fetch_max_wait_ms=25,
+        kafka_max_poll_records=64,
+        kafka_background_fetch_max_wait_ms=400,
+        kafka_session_timeout_ms=4000,
+        kafka_heartbeat_interval_ms=700,
+        processed_events_retention_hours=2,
+    )
 
     async def handler(deliveries) -> None:
         return None
@@ -78,6 +86,22 @@ async def test_consumers_and_pruner_take_the_process_settings(tmp_path):
         name="c", topics=["t.v1"], group_id="g", handler=handler, auto_offset_reset="latest"
     )
 
-    assert workers.consumers == [consumer]
+    assert workers.consumers[0] is consumer
     assert consumer._name == "c"
+    assert consumer._max_records == 64
+    assert consumer._options["max_poll_records"] == 64
+    assert consumer._options["fetch_max_wait_ms"] == 25
+    assert (
+        consumer._options["session_timeout_ms"],
+        consumer._options["heartbeat_interval_ms"],
+    ) == (
+        4000,
+        700,
+    )
+    # A consumer off the path to an alert asks the broker less often.
+    background = workers.add_consumer(
+        name="b", topics=["t.v1"], group_id="g2", handler=handler, background=True
+    )
+    assert background._options["fetch_max_wait_ms"] == 400
+    assert background._options["max_poll_records"] == 64
     assert workers.pruner._retention == timedelta(hours=2)

@@ -7,12 +7,14 @@ unit of work and commit once; repositories only add, flush and query.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -40,9 +42,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        tz = value.tzinfo
+        if tz is None:
             raise ValueError("naive datetimes are not stored; use aware UTC")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        # Already UTC (nearly always): skip the conversion, which costs more than the rest.
+        return (
+            value.replace(tzinfo=None) if tz is UTC else value.astimezone(UTC).replace(tzinfo=None)
+        )
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -50,13 +56,31 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns' encoder: orjson, several times quicker than the standard library's on the
+    event properties, feature profiles and feature states every ingest writes. Keys that are
+    not strings are written as strings, as ``json.dumps`` does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns' decoder: orjson, or the standard library's for what orjson refuses (a
+    ``NaN`` that ``json.dumps`` once wrote into a SQLite row)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine tuned per backend (WAL and foreign keys on SQLite, pings on MySQL)."""
+    """An async engine tuned per backend (WAL and foreign keys on SQLite, pings on MySQL);
+    JSON columns go through orjson (:func:`json_dumps`, :func:`json_loads`)."""
     parsed = make_url(url)
+    codec: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json_loads}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **codec)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -69,7 +93,13 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
         return engine
     return create_async_engine(
-        url, echo=echo, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=10
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_size=10,
+        max_overflow=10,
+        **codec,
     )
 
 

@@ -50,8 +50,12 @@ class PeriodicLoop:
             except Exception:  # a database or broker hiccup must not end the loop
                 _log.exception("periodic_step_failed", loop=self._name)
                 await asyncio.sleep(self._backoff)
+            # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` returns the
+            # result of a wait that ends in the same turn as a cancellation and drops the
+            # cancellation, so a notify racing a stop kept the loop (and the shutdown) going.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     def start(self) -> None:

@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import State
@@ -29,6 +30,7 @@ from starlette.datastructures import State
 from churn_shared.app import ReadinessCheck, make_service_app
 from churn_shared.db import create_engine, create_session_factory, ping, run_migrations
 from churn_shared.kafka import EventPublisher, ensure_topics
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.logging import configure_logging, get_logger
 from churn_shared.security import TokenVerifier, http_jwks_source
 from churn_shared.settings import ServiceSettings
@@ -46,6 +48,8 @@ class Workers(Protocol):
     """A process's background work (consumers, outbox relay, loops)."""
 
     relay: Any
+
+    def instrument(self, metrics: PipelineMetrics) -> None: ...
 
     async def start(self) -> None: ...
 
@@ -66,10 +70,13 @@ class ProcessState(State):
     #: The relay woken after a request commits outbox rows (``None`` without workers).
     outbox_relay: Notifiable | None
     workers: Workers | None
+    #: The registry ``/metrics`` serves (set by the app; ``None`` for a worker-only process).
+    metrics_registry: CollectorRegistry | None
 
     def __init__(self, settings: ServiceSettings) -> None:
         super().__init__()
         self.settings = settings
+        self.metrics_registry = None
         self.broker_started = False
         self.outbox_relay = None
         self.workers = None
@@ -180,6 +187,10 @@ class ServiceRuntime:
                     settings,
                     ServiceResources(state.engine, state.session_factory, state.publisher, state),
                 )
+                if state.metrics_registry is not None:
+                    workers.instrument(
+                        PipelineMetrics(state.metrics_registry, service=settings.service_name)
+                    )
                 await workers.start()
                 stack.push_async_callback(workers.stop)
                 state.workers = workers

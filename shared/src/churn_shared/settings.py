@@ -23,8 +23,22 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     #: Tansu holds each fetch until this wait expires, so keep it small (architecture notes).
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=1, le=1000)
+    #: The same for consumers off the path from an event to its alert (score bookkeeping,
+    #: model reloads, deletions): an idle consumer asks the broker once per wait, and at 10 ms
+    #: the stack's idle consumers kept a quarter of a core busy doing so.
+    kafka_background_fetch_max_wait_ms: int = Field(default=250, ge=1, le=1000)
     kafka_linger_ms: int = Field(default=5, ge=0, le=1000)
+    #: The most messages one consumer batch (one transaction) takes: a smaller batch is
+    #: committed, and its results sent on, sooner; a larger one costs less per message.
+    kafka_max_poll_records: int = Field(default=500, ge=1, le=10_000)
     kafka_topic_partitions: int = Field(default=3, ge=1)
+    #: A consumer that sends no heartbeat for this long leaves its group (its partitions go to
+    #: the others). Tansu also holds a new member's join for about half of it, so a test run,
+    #: which starts thousands of consumers, sets it low (tests/README); production keeps
+    #: aiokafka's default.
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=500, le=300_000)
+    #: How often a consumer tells its group it is alive (a third of the session or less).
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100, le=100_000)
     #: ``memory://`` keeps caches and rate limits in-process; ``redis://host:port/db`` shares them.
     cache_url: str = "memory://"
     #: Where the auth service publishes its JSON Web Key Set.

@@ -27,6 +27,7 @@ from churn_shared.kafka import (
     OutboxRelay,
     ProcessedEventsPruner,
 )
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.settings import ServiceSettings
 
 
@@ -63,6 +64,7 @@ class ServiceWorkers:
             interval_seconds=settings.housekeeping_interval_seconds,
         )
         self.consumers: list[BatchConsumer] = []
+        self._metrics: PipelineMetrics | None = None
         self.loops: list[Background] = []
 
     def add_consumer(
@@ -73,20 +75,40 @@ class ServiceWorkers:
         group_id: str,
         handler: BatchHandler,
         auto_offset_reset: str = "earliest",
+        background: bool = False,
     ) -> BatchConsumer:
-        """A consumer on this process's broker, dead-lettering through its publisher."""
+        """A consumer on this process's broker, dead-lettering through its publisher.
+
+        ``background``: not on the way from an event to its alert, so it waits longer for each
+        fetch (``kafka_background_fetch_max_wait_ms``) and costs the broker less when idle."""
         consumer = BatchConsumer(
             topics=topics,
             group_id=group_id,
             handler=handler,
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             dlq_publisher=self._publisher,
-            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=(
+                self._settings.kafka_background_fetch_max_wait_ms
+                if background
+                else self._settings.kafka_fetch_max_wait_ms
+            ),
+            max_records=self._settings.kafka_max_poll_records,
             auto_offset_reset=auto_offset_reset,
             name=name,
+            session_timeout_ms=self._settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )
+        consumer.metrics = self._metrics
         self.consumers.append(consumer)
         return consumer
+
+    def instrument(self, metrics: PipelineMetrics) -> None:
+        """Time the relay's and the consumers' hops into ``metrics`` (the ``/metrics`` of the
+        process's app), before :meth:`start`."""
+        self._metrics = metrics
+        self.relay.metrics = metrics
+        for consumer in self.consumers:
+            consumer.metrics = metrics
 
     def add_loop(self, background: BackgroundT) -> BackgroundT:
         """Run ``background`` with the process (started before the consumers, stopped after)."""

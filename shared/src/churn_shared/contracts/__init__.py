@@ -6,10 +6,17 @@ A breaking change is a new class and a new topic version, never an edit of an ex
 """
 
 from churn_shared.contracts.base import Contract, EventContract
-from churn_shared.contracts.customers import CustomerDeletedV1, CustomerTopics
+from churn_shared.contracts.customers import (
+    CustomerAttributesChangedV1,
+    CustomerDeletedV1,
+    CustomerTopics,
+)
 from churn_shared.contracts.events import (
     CUSTOMER_EVENT_TYPES,
     FEATURE_NAMES,
+    HISTORY_FEATURE_NAMES,
+    ONLINE_FEATURE_SETS,
+    PROFILE_FEATURE_NAMES,
     AlertAction,
     AlertChannelDisabledV1,
     AlertOutcome,
@@ -27,7 +34,11 @@ from churn_shared.contracts.http import (
     CustomerTrainingSet,
     EventTrainingSet,
 )
-from churn_shared.contracts.jobs import JobTopics, PredictionJobProgressV1
+from churn_shared.contracts.jobs import (
+    CustomerImportProgressV1,
+    JobTopics,
+    PredictionJobProgressV1,
+)
 from churn_shared.contracts.models import ModelPromotedV1, ModelTopics, TrainingProgressV1
 from churn_shared.contracts.registry import (
     CONTRACTS_BY_EVENT_TYPE,
@@ -43,6 +54,9 @@ __all__ = [
     "CUSTOMER_EVENT_TYPES",
     "EVENT_CONTRACTS",
     "FEATURE_NAMES",
+    "HISTORY_FEATURE_NAMES",
+    "ONLINE_FEATURE_SETS",
+    "PROFILE_FEATURE_NAMES",
     "AlertAction",
     "AlertChannelDisabledV1",
     "AlertOutcome",
@@ -51,10 +65,12 @@ __all__ = [
     "ChurnAlertUpdatedV1",
     "ChurnScoreComputedV1",
     "Contract",
+    "CustomerAttributesChangedV1",
     "CustomerDeletedV1",
     "CustomerEventReceivedV1",
     "CustomerFeaturesRead",
     "CustomerFeaturesUpdatedV1",
+    "CustomerImportProgressV1",
     "CustomerTopics",
     "CustomerTrainingSet",
     "Driver",

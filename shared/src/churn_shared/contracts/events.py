@@ -54,6 +54,23 @@ FEATURE_NAMES: tuple[str, ...] = (
     "loyalty_points",
     "account_age_days",
 )
+#: Features of the raw order and activity history (profile contract version 2): every profile
+#: carries them after :data:`FEATURE_NAMES`, so a model trained on version 1 still finds each
+#: column it reads by name.
+HISTORY_FEATURE_NAMES: tuple[str, ...] = (
+    "order_interval_mean_days",
+    "order_interval_cv",
+    "order_recency_ratio",
+    "order_rate_trend_30d",
+    "order_rate_trend_90d",
+    "spend_trend_90d",
+    "days_since_last_activity",
+)
+#: Every feature a profile carries (version 2), in the order point-in-time sets list them.
+PROFILE_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + HISTORY_FEATURE_NAMES
+#: The feature lists a model may read to score the online stream, by profile contract version:
+#: a model keeps the list it was trained on, so one trained on an older version still serves.
+ONLINE_FEATURE_SETS: dict[int, tuple[str, ...]] = {1: FEATURE_NAMES, 2: PROFILE_FEATURE_NAMES}
 
 
 class CustomerEventReceivedV1(EventContract):

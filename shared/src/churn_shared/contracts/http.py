@@ -1,6 +1,8 @@
 """HTTP contracts: what the prediction service reads from the customers service, a customer's
 feature profile (``GET /v1/customers/{id}/features``) and the training sets
-(``GET /v1/training-sets/customers`` and ``GET /v1/training-sets/events``).
+(``GET /v1/training-sets/customers`` and ``GET /v1/training-sets/events``), and the scoring
+inputs of a filtered selection of customers (``POST /v1/internal/scoring-inputs``, read page by
+page by prediction jobs over a filter).
 
 The customers routes answer with these models and the prediction client parses the responses
 into them, so neither side reads the other's JSON by string keys. Unknown fields are ignored:
@@ -13,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CustomerFeaturesRead(BaseModel):
@@ -56,3 +58,42 @@ class EventTrainingSet(BaseModel):
     positive_rate: float
     n_customers: int
     n_rows: int
+
+
+#: Most customers one page of scoring inputs holds.
+MAX_SCORING_INPUTS_PAGE = 1_000
+
+
+class ScoringInputsQuery(BaseModel):
+    """One page of the customers matching ``filter`` (the filters of ``GET /v1/customers``, as
+    JSON: the customers service validates them), after the customer id ``after``, in id order.
+    ``count_up_to``: also count the matching customers, at most this many."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filter: dict[str, Any] = Field(default_factory=dict)
+    after: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=MAX_SCORING_INPUTS_PAGE, ge=0, le=MAX_SCORING_INPUTS_PAGE)
+    count_up_to: int | None = Field(default=None, ge=1, le=100_000_000)
+
+
+class CustomerScoringInput(BaseModel):
+    """What a model may read about one customer: the feature profile (``null`` when the
+    customer has none yet: no events) and the imported attributes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    features: dict[str, float | None] | None
+    attributes: dict[str, Any]
+
+
+class ScoringInputsPage(BaseModel):
+    """A page of scoring inputs; ``next_after`` (the last id) asks for the next one, ``null``
+    at the end. ``total``: how many match (up to ``count_up_to``), when it was asked for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customers: list[CustomerScoringInput]
+    next_after: str | None
+    total: int | None = None

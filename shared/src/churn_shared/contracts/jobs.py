@@ -1,4 +1,4 @@
-"""Contracts of prediction jobs (files scored in the background): their progress.
+"""Contracts of background jobs (files scored or imported in the background): their progress.
 
 New topics, new classes; nothing in :mod:`churn_shared.contracts.events` changes.
 """
@@ -13,10 +13,12 @@ from churn_shared.contracts.base import EventContract
 
 
 class JobTopics:
-    """Topics of background prediction jobs. Keyed by job id."""
+    """Topics of background jobs. Keyed by job id."""
 
     #: ``PredictionJobProgressV1``: a file batch job's status and row counts.
     PREDICTION_JOBS = "prediction.jobs.v1"
+    #: ``CustomerImportProgressV1``: a customer file import's status and row counts.
+    CUSTOMER_IMPORTS = "customer.imports.v1"
 
 
 class PredictionJobProgressV1(EventContract):
@@ -32,4 +34,24 @@ class PredictionJobProgressV1(EventContract):
     rows_scored: int = Field(default=0, ge=0)
     rows_failed: int = Field(default=0, ge=0)
     error: str | None = None
+    updated_at: AwareDatetime
+
+
+class CustomerImportProgressV1(EventContract):
+    """A customer file import's state (``POST /v1/customers/import``), published when it is
+    queued, after each committed batch (throttled) and when it ends."""
+
+    event_type: ClassVar[str] = "CustomerImportProgressV1"
+    topic: ClassVar[str] = JobTopics.CUSTOMER_IMPORTS
+
+    import_id: str = Field(min_length=1, max_length=64)
+    status: Literal["queued", "running", "succeeded", "failed"]
+    #: Share of the rows processed, 0..100 (100 once succeeded).
+    progress: int = Field(ge=0, le=100)
+    #: Rows in the file once counted (``None`` before).
+    total_rows: int | None = Field(default=None, ge=0)
+    processed_rows: int = Field(default=0, ge=0)
+    rows_imported: int = Field(default=0, ge=0)
+    rows_rejected: int = Field(default=0, ge=0)
+    failure: str | None = None
     updated_at: AwareDatetime

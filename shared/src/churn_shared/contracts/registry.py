@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from churn_shared.contracts.base import EventContract
-from churn_shared.contracts.customers import CustomerDeletedV1
+from churn_shared.contracts.customers import CustomerAttributesChangedV1, CustomerDeletedV1
 from churn_shared.contracts.events import (
     AlertChannelDisabledV1,
     ChurnAlertRaisedV1,
@@ -19,7 +19,7 @@ from churn_shared.contracts.events import (
     CustomerEventReceivedV1,
     CustomerFeaturesUpdatedV1,
 )
-from churn_shared.contracts.jobs import PredictionJobProgressV1
+from churn_shared.contracts.jobs import CustomerImportProgressV1, PredictionJobProgressV1
 from churn_shared.contracts.models import ModelPromotedV1, TrainingProgressV1
 
 #: Every event contract, once.
@@ -34,6 +34,8 @@ EVENT_CONTRACTS: tuple[type[EventContract], ...] = (
     TrainingProgressV1,
     PredictionJobProgressV1,
     CustomerDeletedV1,
+    CustomerImportProgressV1,
+    CustomerAttributesChangedV1,
 )
 
 

@@ -1,8 +1,9 @@
 """Kafka plumbing: one envelope, a publisher, an outbox relay and an idempotent batch consumer."""
 
-from churn_shared.kafka.consumer import BatchConsumer, BatchHandler
+from churn_shared.kafka.consumer import BatchConsumer, BatchHandler, Rejection, RetryLaterError
 from churn_shared.kafka.envelope import Envelope, EnvelopeError
 from churn_shared.kafka.handler import Received, TransactionalHandler
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.kafka.outbox import (
     OutboxRelay,
     ProcessedEventsPruner,
@@ -20,8 +21,11 @@ __all__ = [
     "EnvelopeError",
     "EventPublisher",
     "OutboxRelay",
+    "PipelineMetrics",
     "ProcessedEventsPruner",
     "Received",
+    "Rejection",
+    "RetryLaterError",
     "TransactionalHandler",
     "claim_event_ids",
     "enqueue",

@@ -2,23 +2,37 @@
 
 Every message that is not applied goes to ``<topic>.dlq`` with the reason in its ``x-error``
 header (and the consumer's name in ``x-consumer``): one that is not a valid envelope, one whose
-``event_type`` its topic does not carry, and one that keeps failing on its own. The consumer
+``event_type`` its topic does not carry, one its handler rejects (a :class:`Rejection`, such as
+an event for a tenant nobody knows), and one that keeps failing on its own. The consumer
 carries on.
+
+A handler that cannot decide yet because something it needs is down raises
+:class:`RetryLaterError`: nothing of the batch is dead-lettered or committed; the consumer goes
+back to the batch's first offsets and tries again after a pause (up to
+:data:`RETRY_LATER_MAX_SECONDS`), so the messages wait in the broker instead of being lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from tenacity import AsyncRetrying, stop_after_attempt, stop_after_delay, wait_exponential
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from tenacity import (
+    AsyncRetrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from churn_shared.contracts import Topics, contracts_on
 from churn_shared.kafka.envelope import Envelope, EnvelopeError
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.kafka.producer import EventPublisher
 from churn_shared.logging import get_logger, request_id_var
 
@@ -36,7 +50,27 @@ class Delivery:
     request_id: str | None
 
 
-BatchHandler = Callable[[Sequence[Delivery]], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A delivery its handler will not apply, and why: the consumer dead-letters it with
+    ``reason`` in ``x-error``."""
+
+    delivery: Delivery
+    reason: str
+
+
+class RetryLaterError(Exception):
+    """Raised by a handler that cannot decide about a batch now (a service it asks is down):
+    the consumer neither dead-letters nor commits it, and reads it again after a pause."""
+
+
+#: The longest pause between two attempts at a batch whose handler said "retry later".
+RETRY_LATER_MAX_SECONDS = 30.0
+
+#: A batch handler applies what it can in one transaction and returns the deliveries it
+#: rejects (or ``None``); it raises for a batch that failed, :class:`RetryLaterError` for one
+#: that must wait.
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Rejection] | None]]
 
 
 class BatchConsumer:
@@ -53,9 +87,14 @@ class BatchConsumer:
         auto_offset_reset: str = "earliest",
         name: str = "consumer",
         handler_attempts: int = 3,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
         event_types: Mapping[str, Collection[str]] | None = None,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self._topics = list(topics)
+        #: Where the hop, broker and batch histograms go (``None``: not measured).
+        self.metrics = metrics
         #: The event types each topic may carry (default: the contract registry's); a topic
         #: that is not listed is not checked.
         self._event_types: dict[str, frozenset[str]] = {
@@ -79,12 +118,16 @@ class BatchConsumer:
             "fetch_max_wait_ms": fetch_max_wait_ms,
             "max_poll_records": max_records,
             "client_id": name,
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": heartbeat_interval_ms,
         }
         self._client: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._group = group_id is not None
         self.handled = 0
         self.dead_lettered = 0
+        #: Batches put back because their handler said "retry later".
+        self.postponed = 0
         self.assigned = asyncio.Event()
 
     @property
@@ -124,6 +167,7 @@ class BatchConsumer:
             self._client = None
 
     async def _run(self) -> None:
+        pause = 0.0
         while True:
             try:
                 batch = await self._consumer.getmany(timeout_ms=500, max_records=self._max_records)
@@ -131,6 +175,7 @@ class BatchConsumer:
                     self.assigned.set()
                 if not batch:
                     continue
+                arrived = time.time()
                 deliveries: list[Delivery] = []
                 for tp, records in batch.items():
                     for record in records:
@@ -152,8 +197,32 @@ class BatchConsumer:
                             )
                             continue
                         deliveries.append(Delivery(env, tp.topic, tp.partition, record.offset, rid))
+                if self.metrics is not None:
+                    self._observe_hops(batch, deliveries, arrived)
                 if deliveries:
-                    await self._handle(deliveries)
+                    started = time.perf_counter()
+                    try:
+                        await self._handle(deliveries)
+                    except RetryLaterError as exc:
+                        pause = min(RETRY_LATER_MAX_SECONDS, max(1.0, pause * 2))
+                        self._rewind(deliveries)
+                        self.postponed += 1
+                        _log.warning(
+                            "batch_postponed",
+                            consumer=self._name,
+                            size=len(deliveries),
+                            reason=str(exc)[:300],
+                            retry_in_seconds=pause,
+                        )
+                        await asyncio.sleep(pause)
+                        continue
+                    pause = 0.0
+                    if self.metrics is not None:
+                        m = self.metrics
+                        m.handler.labels(m.service, self._name).observe(
+                            time.perf_counter() - started
+                        )
+                        m.batch_size.labels(m.service, self._name).observe(len(deliveries))
                 if self._group:
                     await self._consumer.commit()
             except asyncio.CancelledError:
@@ -161,6 +230,25 @@ class BatchConsumer:
             except Exception:
                 _log.exception("consumer_loop_failed", consumer=self._name)
                 await asyncio.sleep(1.0)
+
+    def _observe_hops(
+        self, batch: Mapping[Any, Sequence[Any]], deliveries: Sequence[Delivery], arrived: float
+    ) -> None:
+        """How long each message took to reach us: since the relay sent it (the record's
+        broker timestamp) and since its envelope was made (its ``occurred_at``)."""
+        m = self.metrics
+        assert m is not None
+        for tp, records in batch.items():
+            broker = m.broker.labels(m.service, self._name, tp.topic)
+            for record in records:
+                if record.timestamp and record.timestamp > 0:
+                    broker.observe(max(0.0, arrived - record.timestamp / 1000))
+        hops: dict[str, Any] = {}
+        for delivery in deliveries:
+            hop = hops.get(delivery.topic)
+            if hop is None:
+                hop = hops[delivery.topic] = m.hop.labels(m.service, self._name, delivery.topic)
+            hop.observe(max(0.0, arrived - delivery.envelope.occurred_at.timestamp()))
 
     def _unknown_event_type(self, topic: str, envelope: Envelope) -> str | None:
         """Why no handler of this topic could apply the envelope, or ``None``."""
@@ -172,12 +260,26 @@ class BatchConsumer:
             f"(it carries {', '.join(sorted(known))})"
         )
 
+    def _rewind(self, deliveries: Sequence[Delivery]) -> None:
+        """Read ``deliveries`` again: each partition back to its first offset among them."""
+        first: dict[TopicPartition, int] = {}
+        for d in deliveries:
+            tp = TopicPartition(d.topic, d.partition)
+            first[tp] = min(first.get(tp, d.offset), d.offset)
+        for tp, offset in first.items():
+            self._consumer.seek(tp, offset)
+
     async def _handle(self, deliveries: Sequence[Delivery]) -> None:
+        """Apply ``deliveries`` (isolating what fails), dead-letter what is rejected or keeps
+        failing; :class:`RetryLaterError` goes up to the loop."""
         token = request_id_var.set(deliveries[0].request_id)
         try:
-            await self._with_retries(deliveries)
-            self.handled += len(deliveries)
+            rejected = await self._with_retries(deliveries)
+            self.handled += len(deliveries) - len(rejected)
+            await self._dead_letter_rejected(rejected)
             return
+        except RetryLaterError:
+            raise
         except Exception:
             _log.warning("batch_failed_isolating", consumer=self._name, size=len(deliveries))
         finally:
@@ -186,8 +288,11 @@ class BatchConsumer:
         for delivery in deliveries:
             token = request_id_var.set(delivery.request_id)
             try:
-                await self._with_retries([delivery])
-                self.handled += 1
+                rejected = await self._with_retries([delivery])
+                self.handled += 1 - len(rejected)
+                await self._dead_letter_rejected(rejected)
+            except RetryLaterError:
+                raise
             except Exception as exc:
                 _log.exception(
                     "message_dead_lettered",
@@ -204,14 +309,33 @@ class BatchConsumer:
             finally:
                 request_id_var.reset(token)
 
-    async def _with_retries(self, deliveries: Sequence[Delivery]) -> None:
+    async def _with_retries(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=0.1, max=1),
+            retry=retry_if_not_exception_type(RetryLaterError),
             reraise=True,
         ):
             with attempt:
-                await self._handler(deliveries)
+                return await self._handler(deliveries) or ()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _dead_letter_rejected(self, rejected: Sequence[Rejection]) -> None:
+        for rejection in rejected:
+            d = rejection.delivery
+            _log.warning(
+                "message_rejected",
+                consumer=self._name,
+                event_id=d.envelope.event_id,
+                reason=rejection.reason[:300],
+            )
+            await self._dead_letter(
+                d.topic,
+                (d.envelope.key or "").encode() or None,
+                d.envelope.to_bytes(),
+                rejection.reason,
+                d.request_id,
+            )
 
     async def _dead_letter(
         self, topic: str, key: bytes | None, value: bytes | None, reason: str, rid: str | None

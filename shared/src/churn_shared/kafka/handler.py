@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_shared.contracts import EventContract, contract_for
 from churn_shared.db import unit_of_work
-from churn_shared.kafka.consumer import Delivery
+from churn_shared.kafka.consumer import Delivery, Rejection
 from churn_shared.kafka.envelope import Envelope
 from churn_shared.kafka.outbox import claim_event_ids
 from churn_shared.logging import get_logger
@@ -38,6 +38,7 @@ class Received(Generic[ContractT]):
     envelope: Envelope
     payload: ContractT
     request_id: str | None
+    delivery: Delivery
 
     @property
     def tenant_id(self) -> str:
@@ -50,6 +51,8 @@ class Received(Generic[ContractT]):
 
 #: The service call of a batch: the batch's session and its new events, in delivery order.
 Apply = Callable[[AsyncSession, list[Received[ContractT]]], Awaitable[ResultT]]
+#: What a batch's events must not be applied, and why (checked before the transaction).
+Screen = Callable[[list[Received[ContractT]]], Awaitable[list[Rejection]]]
 
 
 class TransactionalHandler(Generic[ContractT, ResultT]):
@@ -67,6 +70,11 @@ class TransactionalHandler(Generic[ContractT, ResultT]):
     ``processed_events=None`` claims nothing, for batches that are idempotent by themselves:
     a broadcast every replica must apply (a model reload), or events deduplicated by their own
     ids. A batch with nothing new does not call ``apply`` and wakes no one.
+
+    ``screen``, when given, sees the parsed events first and returns those that must not be
+    applied with the reason (an unknown tenant, say); they are left out of the transaction and
+    returned to the consumer, which dead-letters them. It may raise
+    :class:`~churn_shared.kafka.RetryLaterError` when it cannot tell yet.
     """
 
     def __init__(
@@ -78,6 +86,7 @@ class TransactionalHandler(Generic[ContractT, ResultT]):
         processed_events: sa.Table | None,
         apply: Apply[ContractT, ResultT],
         on_committed: Callable[[ResultT], object] | None = None,
+        screen: Screen[ContractT] | None = None,
     ) -> None:
         self.name = name
         self.contract = contract
@@ -85,6 +94,7 @@ class TransactionalHandler(Generic[ContractT, ResultT]):
         self._processed = processed_events
         self._apply = apply
         self._on_committed = on_committed
+        self._screen = screen
         #: Events applied (duplicates not counted).
         self.applied = 0
 
@@ -103,17 +113,25 @@ class TransactionalHandler(Generic[ContractT, ResultT]):
                     )
                 continue
             payload = self.contract.model_validate(envelope.payload)
-            parsed.append(Received(envelope, payload, delivery.request_id))
+            parsed.append(Received(envelope, payload, delivery.request_id, delivery))
         return parsed
 
-    async def __call__(self, deliveries: Sequence[Delivery]) -> None:
+    async def __call__(self, deliveries: Sequence[Delivery]) -> list[Rejection]:
         received = self.parse(deliveries)
         if not received:
-            return
+            return []
+        rejected: list[Rejection] = []
+        if self._screen is not None:
+            rejected = await self._screen(received)
+            if rejected:
+                refused = {id(r.delivery) for r in rejected}
+                received = [r for r in received if id(r.delivery) not in refused]
+        if not received:
+            return rejected
         async with unit_of_work(self._factory) as session:
             fresh = await self._claim(session, received)
             if not fresh:
-                return
+                return rejected
             result = await self._apply(session, fresh)
         self.applied += len(fresh)
         _log.info(
@@ -124,6 +142,7 @@ class TransactionalHandler(Generic[ContractT, ResultT]):
         )
         if self._on_committed is not None:
             self._on_committed(result)
+        return rejected
 
     async def _claim(
         self, session: AsyncSession, received: list[Received[ContractT]]

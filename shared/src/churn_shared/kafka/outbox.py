@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 
 from churn_shared.db import UTCDateTime, utcnow
 from churn_shared.kafka.envelope import Envelope
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.kafka.producer import EventPublisher
 from churn_shared.logging import get_logger, request_id_var
 from churn_shared.loops import PeriodicLoop
@@ -134,8 +137,11 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 0.25,
         drain_seconds: float = 10.0,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self._engine = engine
+        #: Where each row's time from written to acknowledged goes (``None``: not measured).
+        self.metrics = metrics
         self._table = table
         self._publisher = publisher
         self._batch_size = batch_size
@@ -172,7 +178,14 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    sa.select(t.c.id, t.c.topic, t.c.message_key, t.c.payload, t.c.request_id)
+                    sa.select(
+                        t.c.id,
+                        t.c.topic,
+                        t.c.message_key,
+                        t.c.payload,
+                        t.c.request_id,
+                        t.c.created_at,
+                    )
                     .order_by(t.c.id)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
@@ -189,9 +202,23 @@ class OutboxRelay:
                     )
                 )
             await asyncio.gather(*futures)
+            if self.metrics is not None:
+                self._observe(rows, time.time())
             await conn.execute(sa.delete(t).where(t.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
         return len(rows)
+
+    def _observe(self, rows: Sequence[Any], acknowledged: float) -> None:
+        m = self.metrics
+        assert m is not None
+        m.relay_batch.labels(m.service).observe(len(rows))
+        by_topic: dict[str, Any] = {}
+        for row in rows:
+            histogram = by_topic.get(row.topic)
+            if histogram is None:
+                histogram = by_topic[row.topic] = m.outbox_publish.labels(m.service, row.topic)
+            # UTCDateTime reads aware UTC back.
+            histogram.observe(max(0.0, acknowledged - row.created_at.timestamp()))
 
 
 class ProcessedEventsPruner:
