@@ -1,10 +1,11 @@
-"""Fixtures of the customers service's tests: settings on a fresh database and the session's
-real broker, a token per tenant, and a running app."""
+"""Fixtures of the customers service's tests: settings on a fresh database and the
+module's real broker, a token per tenant, and a running app."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 
 from churn_customers.config import Settings
 from churn_customers.main import create_app
+from churn_customers.tenants import TenantDirectoryUnavailableError
 
 SESSION_GROUP = f"customers-test-{uuid.uuid4().hex[:8]}"
 
@@ -23,17 +25,22 @@ def service_name() -> str:
 
 
 @pytest.fixture
-def make_settings(database_url: str, kafka_bootstrap: str) -> Callable[..., Settings]:
+def make_settings(
+    database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
             "kafka_bootstrap_servers": kafka_bootstrap,
-            # One group for the session, as replicas of one service share one: each test's app
+            # One group for the run, as replicas of one service share one: each test's app
             # resumes where the previous one committed instead of replaying every event the
-            # session produced (from other tests' tenants) into its fresh database.
+            # module's broker holds (from other tests' tenants) into its fresh database.
             "consumer_group": SESSION_GROUP,
             "log_json": False,
             "kafka_linger_ms": 0,
+            # Uploaded customer files wait here; a poll interval short enough for tests.
+            "imports_dir": tmp_path / "customer-imports",
+            "import_poll_seconds": 0.2,
         }
         values.update(overrides)
         return Settings(**values)
@@ -41,10 +48,37 @@ def make_settings(database_url: str, kafka_bootstrap: str) -> Callable[..., Sett
     return make
 
 
+class KnownTenants:
+    """Stands in for the auth service's tenant lookups (``churn_customers.tenants``): the
+    tenants in ``ids`` exist; while ``down``, it cannot tell (as when auth is unreachable)."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.down = False
+        self.lookups = 0
+
+    async def unknown(self, tenant_ids: Collection[str]) -> set[str]:
+        self.lookups += 1
+        if self.down:
+            raise TenantDirectoryUnavailableError("auth is unreachable (test)")
+        return set(tenant_ids) - self.ids
+
+
+#: The tenants the ``tenant`` fixtures made: every app of these tests knows them.
+KNOWN_TENANTS = KnownTenants()
+
+
 def _tenant(token_signer: Any, role: str = "owner") -> dict[str, Any]:
     tenant_id = f"t-{uuid.uuid4().hex[:12]}"
+    KNOWN_TENANTS.ids.add(tenant_id)
     token = token_signer.issue(tenant_id, role=role)
     return {"id": tenant_id, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+@pytest.fixture
+def known_tenants() -> KnownTenants:
+    """The tenant directory every app of these tests is given (add an id to make it real)."""
+    return KNOWN_TENANTS
 
 
 @pytest.fixture
@@ -59,7 +93,9 @@ def other_tenant(token_signer: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def app(make_settings: Callable[..., Settings], token_signer: Any) -> FastAPI:
-    return create_app(make_settings(), token_verifier=token_signer.verifier())
+    return create_app(
+        make_settings(), token_verifier=token_signer.verifier(), tenant_directory=KNOWN_TENANTS
+    )
 
 
 @pytest.fixture

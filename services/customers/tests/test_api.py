@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from churn_customers.main import create_app
 from churn_customers.service import EventIngestService
 from churn_shared.contracts import (
-    FEATURE_NAMES,
+    PROFILE_FEATURE_NAMES,
     ChurnScoreComputedV1,
     CustomerEventReceivedV1,
     Topics,
@@ -118,7 +118,7 @@ class TestIngestEvents:
         assert response.json() == {"accepted": 10, "duplicates": 0}
         profile = (await client.get("/v1/customers/c1/features", headers=tenant["headers"])).json()
         features = profile["features"]
-        assert list(features) == list(FEATURE_NAMES)
+        assert list(features) == list(PROFILE_FEATURE_NAMES)
         assert features["total_orders"] == 3
         assert features["total_spent"] == 170.0
         assert features["avg_order_value"] == pytest.approx(170.0 / 3)
@@ -352,6 +352,62 @@ class TestKafkaIngest:
         ids = await customer_ids(client, tenant)
         assert "bad" not in ids
         assert "unknown-type" not in ids
+
+    async def test_an_event_for_an_unknown_tenant_is_dead_lettered_with_its_reason(
+        self,
+        client: httpx.AsyncClient,
+        tenant: dict[str, Any],
+        token_signer: Any,
+        kafka_bootstrap: str,
+    ) -> None:
+        stranger = f"t-nobody-{uuid.uuid4().hex[:12]}"
+        lost = event_envelope(stranger, event("stranger", "login"))
+        good = event_envelope(tenant["id"], event("known", "login"))
+        await produce(
+            kafka_bootstrap,
+            Topics.CUSTOMER_EVENTS,
+            [("stranger", lost.to_bytes()), ("known", good.to_bytes())],
+        )
+
+        def is_lost(value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+            return lost.event_id.encode() in value and dict(headers).get("x-error") == (
+                f"unknown tenant {stranger!r}".encode()
+            )
+
+        dlq = Topics.dead_letter(Topics.CUSTOMER_EVENTS)
+        assert await read_topic(kafka_bootstrap, dlq, is_lost)
+
+        async def good_ingested() -> bool:
+            return "known" in await customer_ids(client, tenant)
+
+        await wait_for(good_ingested, 20)
+        # Nothing was stored for the tenant nobody knows.
+        as_stranger = {"headers": {"Authorization": f"Bearer {token_signer.issue(stranger)}"}}
+        assert await customer_ids(client, as_stranger) == []
+
+    async def test_events_wait_in_the_broker_while_auth_cannot_say_who_their_tenant_is(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: dict[str, Any],
+        known_tenants: Any,
+        kafka_bootstrap: str,
+    ) -> None:
+        consumer = app.state.workers.events_consumer
+        held = event_envelope(tenant["id"], event("held", "login"))
+        known_tenants.down = True
+        try:
+            await produce(kafka_bootstrap, Topics.CUSTOMER_EVENTS, [("held", held.to_bytes())])
+            await wait_for(lambda: consumer.postponed >= 2, 20)
+            assert "held" not in await customer_ids(client, tenant)
+        finally:
+            known_tenants.down = False
+
+        async def held_ingested() -> bool:
+            return "held" in await customer_ids(client, tenant)
+
+        await wait_for(held_ingested, 30)
+        assert consumer.dead_lettered == 0
 
 
 class TestScores:

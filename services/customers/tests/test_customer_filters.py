@@ -170,3 +170,28 @@ async def test_an_invalid_filter_is_a_422_problem(
         response = await client.get("/v1/customers", params=params, headers=tenant["headers"])
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_prefix_search_matches_whatever_its_last_character(
+    client: httpx.AsyncClient, tenant: dict[str, Any]
+) -> None:
+    """The prefix's last character must not matter: under MariaDB's utf8mb4_unicode_ci,
+    ``'9' + 1`` is ``':'``, which sorts before the digits, so a prefix ending in 9 (1 in 16
+    of the console's random hex prefixes) once matched nothing; and ``%``/``_`` are text."""
+    ids = ["run-a9-1", "run-a9-2", "run-a8-1", "run-a-x", "run-a%b", "run-a_b", "run-aXb"]
+    for cid in ids:
+        created = await client.post(
+            "/v1/customers", json={"customer_id": cid}, headers=tenant["headers"]
+        )
+        assert created.status_code == 201, created.text
+    expected = {
+        "run-a9": {"run-a9-1", "run-a9-2"},
+        "run-a9-": {"run-a9-1", "run-a9-2"},
+        "run-a-": {"run-a-x"},
+        "run-a%": {"run-a%b"},
+        "run-a_": {"run-a_b"},
+        "run-": set(ids),
+    }
+    for prefix, matching in expected.items():
+        found = await walk(client, tenant, [("q", prefix)], "customer_id")
+        assert set(found) == matching, prefix

@@ -10,7 +10,7 @@ import pytest
 
 from churn_customers.features import compute_features
 from churn_customers.schemas import EventIn
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import HISTORY_FEATURE_NAMES, PROFILE_FEATURE_NAMES
 
 AS_OF = datetime(2024, 6, 30, tzinfo=UTC)
 
@@ -73,12 +73,55 @@ def test_every_feature_matches_the_hand_computed_value() -> None:
         "returns_count": 1.0,
         "loyalty_points": 100.0,  # 100 + 50, then balance 80, then + 20
         "account_age_days": 181.0,
+        # Orders on Mar 1, Jun 20 and Jun 29 12:00: intervals of 111 and 9.5 days.
+        "order_interval_mean_days": pytest.approx(60.25),
+        "order_interval_cv": pytest.approx(50.75 / 60.25),
+        "order_recency_ratio": pytest.approx(0.5 / 60.25),
+        # Two orders in the last 30 days, none in the 90 before them.
+        "order_rate_trend_30d": 1.0,
+        # Two in the last 90 days against one in the 91 before them (the account is 181 days
+        # old, so the earlier window is cut from 180 days to 91).
+        "order_rate_trend_90d": pytest.approx((2 / 90 - 1 / 91) / (2 / 90 + 1 / 91)),
+        "spend_trend_90d": pytest.approx((80.5 / 90 - 100 / 91) / (80.5 / 90 + 100 / 91)),
+        "days_since_last_activity": 1.0,  # the login on Jun 29
     }
 
 
 def test_keys_are_exactly_the_contract_feature_names_in_order() -> None:
-    assert tuple(compute_features(history(), AS_OF)) == FEATURE_NAMES
-    assert tuple(compute_features([], AS_OF)) == FEATURE_NAMES
+    assert tuple(compute_features(history(), AS_OF)) == PROFILE_FEATURE_NAMES
+    assert tuple(compute_features([], AS_OF)) == PROFILE_FEATURE_NAMES
+
+
+def test_history_features_are_undefined_without_enough_history() -> None:
+    one_order = [Ev("signup", AS_OF - timedelta(days=20)), Ev("order_placed", AS_OF)]
+    features = compute_features(one_order, AS_OF)
+
+    # One order: no interval. Twenty days old: no window before the last 30 days.
+    assert all(features[name] is None for name in HISTORY_FEATURE_NAMES)
+
+
+def test_orders_at_one_instant_have_a_zero_interval_and_no_variation() -> None:
+    twice = [Ev("order_placed", AS_OF - timedelta(days=3)) for _ in range(2)]
+    features = compute_features(twice, AS_OF)
+
+    assert features["order_interval_mean_days"] == 0.0
+    assert features["order_interval_cv"] is None
+    assert features["order_recency_ratio"] == 3.0  # over an interval of at least a day
+
+
+def test_trends_fall_when_the_customer_orders_less_than_before() -> None:
+    start = AS_OF - timedelta(days=300)
+    events = [Ev("signup", start)] + [
+        Ev("order_placed", start + timedelta(days=d), {"amount": 10}) for d in range(0, 200, 10)
+    ]  # every 10 days until 100 days ago
+    features = compute_features(events, AS_OF)
+
+    assert features["order_rate_trend_30d"] == -1.0
+    assert features["order_rate_trend_90d"] == -1.0
+    assert features["spend_trend_90d"] == -1.0
+    assert features["order_interval_mean_days"] == 10.0
+    assert features["order_interval_cv"] == 0.0
+    assert features["order_recency_ratio"] == pytest.approx(11.0)  # 110 days away
 
 
 def test_events_after_as_of_are_ignored_point_in_time() -> None:
@@ -105,11 +148,9 @@ def test_without_events_counts_are_zero_and_ages_unknown() -> None:
 
     assert features["days_since_last_order"] is None
     assert features["account_age_days"] is None
-    assert all(
-        value == 0.0
-        for name, value in features.items()
-        if name not in ("days_since_last_order", "account_age_days")
-    )
+    unknown = {"days_since_last_order", "account_age_days", *HISTORY_FEATURE_NAMES}
+    assert all(features[name] is None for name in HISTORY_FEATURE_NAMES)
+    assert all(value == 0.0 for name, value in features.items() if name not in unknown)
 
 
 def test_without_orders_days_since_last_order_is_the_account_age() -> None:

@@ -8,21 +8,23 @@ import random
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
 from churn_customers.importing import (
     CHUNK_ROWS,
+    ColumnMapping,
     CsvEncodingError,
     CsvFileError,
     FirstLines,
-    ImportReport,
     MultipartError,
+    ReadLimits,
+    RowError,
     SpreadsheetFileError,
     UploadTooLargeError,
     inspect_csv,
-    read_customer_chunks,
+    read_batches,
     receive_form,
 )
 
@@ -56,14 +58,19 @@ def file_of(content: bytes) -> IO[bytes]:
     return io.BytesIO(content)
 
 
-def read_all(content: bytes, id_column: str = "id", **kwargs: int) -> tuple[dict, ImportReport]:  # type: ignore[type-arg]
+def read_all(
+    content: bytes, id_column: str = "id", **limits: int
+) -> tuple[dict[str, Any], list[RowError]]:
     file = file_of(content)
     summary = inspect_csv(file, None)
-    report = ImportReport()
-    rows: dict = {}  # type: ignore[type-arg]
-    for chunk in read_customer_chunks(file, summary.encoding, id_column, report, **kwargs):
-        rows.update(chunk)
-    return rows, report
+    rows: dict[str, Any] = {}
+    errors: list[RowError] = []
+    for batch in read_batches(
+        file, "csv", summary.encoding, ColumnMapping(id=id_column), ReadLimits(**limits)
+    ):
+        rows.update(batch.customers)
+        errors.extend(batch.errors)
+    return rows, errors
 
 
 class TestReceiveForm:
@@ -156,30 +163,55 @@ class TestInspectCsv:
         assert rows == {"1": {"x": 2}}
 
 
-class TestReadCustomerChunks:
-    def test_chunks_are_bounded_and_hold_every_valid_row_once(self) -> None:
+class TestReadBatches:
+    def test_batches_are_bounded_and_hold_every_valid_row_once(self) -> None:
         content = b"id,x\n" + b"".join(b"c%d,%d\n" % (i % 2500, i) for i in range(3000))
         file = file_of(content)
-        report = ImportReport()
-        sizes, seen = [], set()
-        for chunk in read_customer_chunks(file, "utf-8-sig", "id", report, chunk_rows=700):
-            sizes.append(len(chunk))
-            assert not seen & chunk.keys()
-            seen |= chunk.keys()
+        sizes, seen, errors, read = [], set(), [], 0
+        for batch in read_batches(
+            file, "csv", "utf-8-sig", ColumnMapping(id="id"), ReadLimits(chunk_rows=700)
+        ):
+            sizes.append(len(batch.customers))
+            assert not seen & batch.customers.keys()
+            seen |= batch.customers.keys()
+            errors.extend(batch.errors)
+            assert batch.rows_read > read
+            read = batch.rows_read
         assert max(sizes) == 700
         assert len(seen) == 2500
-        assert (report.rows_total, report.rows_accepted, report.rows_rejected) == (3000, 2500, 500)
-        assert report.errors[0] == {"line": 2502, "error": "'id' 'c0' repeats line 2"}
-        assert len(report.errors) == 50
+        assert (read, len(errors)) == (3000, 500)
+        assert errors[0] == RowError(2502, "id", "c0", "repeats the id of line 2")
+
+    def test_skipped_rows_still_count_as_seen_ids(self) -> None:
+        content = b"id,x\n" + b"".join(b"c%d,%d\n" % (i % 5, i) for i in range(10))
+        batches = list(
+            read_batches(file_of(content), "csv", "utf-8-sig", ColumnMapping(id="id"), skip_rows=3)
+        )
+        customers = {k: v for b in batches for k, v in b.customers.items()}
+        assert customers == {"c3": {"x": 3}, "c4": {"x": 4}}
+        assert [e.line for b in batches for e in b.errors] == [7, 8, 9, 10, 11]
+        assert batches[-1].rows_read == 10
 
     def test_long_cells_hand_a_chunk_over_early(self) -> None:
         content = b"id,x\n" + b"".join(b"c%d,%s\n" % (i, b"z" * 1000) for i in range(50))
-        report = ImportReport()
-        chunks = list(
-            read_customer_chunks(file_of(content), "utf-8-sig", "id", report, chunk_chars=10_000)
+        batches = list(
+            read_batches(
+                file_of(content),
+                "csv",
+                "utf-8-sig",
+                ColumnMapping(id="id"),
+                ReadLimits(chunk_chars=10_000),
+            )
         )
-        assert max(len(c) for c in chunks) <= 10
-        assert report.rows_accepted == 50
+        assert max(len(b.customers) for b in batches) <= 10
+        assert sum(len(b.customers) for b in batches) == 50
+
+    def test_a_cell_over_the_limit_rejects_its_row(self) -> None:
+        content = b"id,x\nc1," + b"z" * 100 + b"\nc2,ok\n"
+        rows, errors = read_all(content, max_cell_chars=64)
+        assert rows == {"c2": {"x": "ok"}}
+        assert (errors[0].line, errors[0].column) == (2, "x")
+        assert "longer than 64" in errors[0].reason
 
     def test_more_rows_than_allowed_fail_the_file(self) -> None:
         content = b"id\n" + b"".join(b"%d\n" % i for i in range(20))
@@ -214,12 +246,13 @@ def _parse_peak(path: Path) -> tuple[int, int]:
     """Peak bytes allocated while checking and reading the file, and the rows read."""
     tracemalloc.start()
     try:
+        accepted = 0
         with path.open("rb") as file:
             summary = inspect_csv(file, None)
-            report = ImportReport()
-            for chunk in read_customer_chunks(file, summary.encoding, "customer_id", report):
-                assert len(chunk) <= CHUNK_ROWS
-        return tracemalloc.get_traced_memory()[1], report.rows_accepted
+            for batch in read_batches(file, "csv", summary.encoding, ColumnMapping()):
+                assert len(batch.customers) <= CHUNK_ROWS
+                accepted += len(batch.customers)
+        return tracemalloc.get_traced_memory()[1], accepted
     finally:
         tracemalloc.stop()
 

@@ -1,4 +1,5 @@
-"""Customer file imports (multipart CSV) and the labelled training-set export."""
+"""Customer file imports (multipart CSV and XLSX, run as durable jobs) and the labelled
+training-set export."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from fastapi import FastAPI
 
 from churn_customers.config import Settings
 from churn_customers.importing import CHUNK_ROWS
+from churn_customers.imports import ImportLimits, ImportService
 from churn_customers.main import create_app
 from churn_customers.models import customer_imports, customers
 from churn_customers.repository import ImportRepository
-from churn_customers.service import ImportLimits, ImportService
 from churn_shared.db import is_transient, unit_of_work, utcnow
 from churn_shared.errors import TooManyRequestsError
 
@@ -51,14 +52,15 @@ async def upload(
 
 
 async def finished(client: httpx.AsyncClient, tenant: dict[str, Any], import_id: str) -> Any:
-    # In-process, background tasks finish before the response returns; poll anyway.
-    for _ in range(200):
+    """Poll the import until the app's runner has finished it."""
+    for _ in range(1200):
         response = await client.get(f"/v1/customers/imports/{import_id}", headers=tenant["headers"])
         assert response.status_code == 200, response.text
         body = response.json()
         if body["status"] in ("succeeded", "failed"):
             return body
-    raise AssertionError("import did not finish")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"import did not finish: {body}")
 
 
 async def test_import_types_cells_and_reports_bad_rows(
@@ -73,7 +75,9 @@ async def test_import_types_cells_and_reports_bad_rows(
     assert report["rows_rejected"] == 3
     assert [e["line"] for e in report["errors"]] == [4, 5, 6]
     assert "fields" in report["errors"][0]["error"]
-    assert "repeats line 2" in report["errors"][2]["error"]
+    assert "repeats the id of line 2" in report["errors"][2]["error"]
+    assert (report["processed_rows"], report["total_rows"]) == (6, 6)
+    assert (report["file_format"], report["encoding"]) == ("csv", "utf-8")
 
     a1 = (await client.get("/v1/customers/A-1", headers=tenant["headers"])).json()
     # The later duplicate row was rejected whole, not half-applied.
@@ -157,29 +161,33 @@ async def test_customer_training_set_and_its_422(
     assert report.status_code == 404
 
 
-async def test_unreadable_files_fail_the_import_with_a_reason(
-    client: httpx.AsyncClient, tenant: dict[str, Any]
+async def test_a_missing_id_column_is_422_and_nothing_is_stored(
+    app: FastAPI, client: httpx.AsyncClient, tenant: dict[str, Any]
 ) -> None:
     response = await upload(client, tenant, b"id,plan\n1,basic\n")
-    assert response.status_code == 202
-    report = await finished(client, tenant, response.json()["import_id"])
-    assert report["status"] == "failed"
-    assert "customerID" in report["failure"]
-    assert report["rows_imported"] == 0
+    assert_problem(response, 422, "no column 'customerID'", "['id', 'plan']")
+    assert await stored(app, tenant["id"]) == (0, [])
 
 
 async def test_spreadsheets_are_415_and_a_missing_file_is_422(
     client: httpx.AsyncClient, tenant: dict[str, Any]
 ) -> None:
-    xlsx = await upload(
+    xls = await upload(
+        client,
+        tenant,
+        b"\xd0\xcf\x11\xe0 an OLE2 file",
+        filename="customers.xls",
+        content_type="application/vnd.ms-excel",
+    )
+    assert_problem(xls, 415, "XLS", "CSV")
+    broken = await upload(
         client,
         tenant,
         b"PK\x03\x04 not really a workbook",
         filename="customers.xlsx",
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
-    assert xlsx.status_code == 415
-    assert "CSV" in xlsx.json()["detail"]
+    assert_problem(broken, 422, "not a readable XLSX")
     no_file = await client.post(
         "/v1/customers/import", data={"id_column": "x"}, headers=tenant["headers"]
     )
@@ -332,31 +340,29 @@ async def test_racing_uploads_of_one_tenant_never_exceed_the_cap(
         "POST", "http://test/", files={"file": ("c.csv", b"customer_id\nc1\n", "text/csv")}
     )
     body, content_type = request.read(), request.headers["content-type"]
-    app = create_app(make_settings(run_workers=False), token_verifier=token_signer.verifier())
+    # No runner: the imports stay queued.
+    app = create_app(
+        make_settings(run_workers=False, import_poll_seconds=3600),
+        token_verifier=token_signer.verifier(),
+    )
     async with in_process(app) as _:
+        await app.state.import_runner.stop()
         factory = app.state.session_factory
-        scheduled: list[tuple[Any, ...]] = []
 
-        async def chunks() -> AsyncIterator[bytes]:
-            yield body
+        async def chunks(n: int) -> AsyncIterator[bytes]:
+            # Distinct files: the same file again would be the same import.
+            yield body.replace(b"customer_id\nc1\n", b"customer_id\nc%d\n" % n)
 
-        def keep(*args: Any) -> None:
-            scheduled.append(args)
-
-        async def start() -> str:
+        async def start(n: int) -> str:
             for _attempt in range(10):  # as the service's error boundary retries a deadlock
                 try:
                     async with unit_of_work(factory) as session:
                         service = ImportService(
-                            session, session_factory=factory, limits=ImportLimits(max_concurrent=2)
+                            session,
+                            imports_dir=app.state.settings.imports_dir,
+                            limits=ImportLimits(max_concurrent=2),
                         )
-                        await service.start_import(
-                            tenant["id"],
-                            None,
-                            content_type,
-                            chunks(),
-                            lambda *a: scheduled.append(a),
-                        )
+                        await service.start_import(tenant["id"], None, content_type, chunks(n))
                     return "accepted"
                 except TooManyRequestsError:
                     return "refused"
@@ -366,9 +372,7 @@ async def test_racing_uploads_of_one_tenant_never_exceed_the_cap(
                     await asyncio.sleep(0.01)
             raise AssertionError("kept conflicting")
 
-        outcomes = await asyncio.gather(*(start() for _ in range(6)))
-        for args in scheduled:
-            args[4].close()  # the spooled upload of an import that will never run
+        outcomes = await asyncio.gather(*(start(n) for n in range(6)))
         assert sorted(outcomes) == ["accepted"] * 2 + ["refused"] * 4
         assert await stored(app, tenant["id"]) == (0, ["queued", "queued"])
 
@@ -392,11 +396,13 @@ async def test_windows_1252_files_are_imported_as_such(
     assert a1["attributes"] == {"city": "Köln"}
 
 
-async def test_a_spreadsheet_named_csv_is_still_415(
+async def test_a_spreadsheet_named_csv_is_read_as_what_it_is(
     client: httpx.AsyncClient, tenant: dict[str, Any]
 ) -> None:
-    response = await upload(client, tenant, b"PK\x03\x04 a zip, whatever its name says")
-    assert_problem(response, 415, "CSV")
+    ole2 = await upload(client, tenant, b"\xd0\xcf\x11\xe0 an XLS, whatever its name says")
+    assert_problem(ole2, 415, "XLS")
+    not_a_workbook = await upload(client, tenant, b"PK\x03\x04 a zip, whatever its name says")
+    assert_problem(not_a_workbook, 422, "XLSX")
 
 
 async def test_a_file_that_breaks_after_some_chunks_imports_nothing(

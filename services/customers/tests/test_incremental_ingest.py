@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from churn_customers.features import compute_features
 from churn_customers.models import customer_features
 from churn_customers.repository import EventRepository, FeatureRepository
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import PROFILE_FEATURE_NAMES
 from churn_shared.db import create_engine, create_session_factory
 
 CUSTOMERS = ["a", "b", "c", "d"]
@@ -115,7 +115,7 @@ async def test_profiles_equal_compute_features_over_every_stored_event(
             ).json()
             as_of = datetime.fromisoformat(profile["as_of"])
             reference = compute_features(stored[cid], as_of)
-            for name in FEATURE_NAMES:
+            for name in PROFILE_FEATURE_NAMES:
                 want = reference[name]
                 got = profile["features"][name]
                 assert got == (want if want is None else pytest.approx(want, rel=1e-9)), (

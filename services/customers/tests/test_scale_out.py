@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -25,16 +26,18 @@ BALANCES = 6
 
 
 async def test_two_replicas_share_the_partitions_and_keep_each_customers_order(
-    make_settings: Callable[..., Settings], kafka_bootstrap: str
+    make_settings: Callable[..., Settings], kafka_bootstrap: str, known_tenants: Any
 ) -> None:
     # A group of their own, so the two replicas are its only members.
     settings = make_settings(consumer_group=f"scale-out-{uuid.uuid4().hex[:8]}")
     tenant_id = f"t-{uuid.uuid4().hex[:12]}"
+    known_tenants.ids.add(tenant_id)
     async with AsyncExitStack() as stack:
         replicas: list[CustomerWorkers] = []
         states = []
         for _ in range(2):
             state = ProcessState(settings)
+            state.tenants = known_tenants
             await stack.enter_async_context(RUNTIME.open(state, run_workers=True))
             assert isinstance(state.workers, CustomerWorkers)
             replicas.append(state.workers)

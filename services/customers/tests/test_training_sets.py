@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from churn_customers.features import compute_features
 from churn_customers.repository import StoredEvent
 from churn_customers.service import TrainingSetService
-from churn_shared.contracts import FEATURE_NAMES, Topics
+from churn_shared.contracts import PROFILE_FEATURE_NAMES, Topics
 from churn_shared.db import unit_of_work
 from churn_shared.kafka import Envelope
 from testkit import read_topic
@@ -80,7 +80,7 @@ class TestPointInTimeLabels:
         response = await events_set(client, tenant, cutoff="2024-03-01", horizon_days=30)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["feature_names"] == list(FEATURE_NAMES)
+        assert body["feature_names"] == list(PROFILE_FEATURE_NAMES)
         labels = dict(zip(body["customer_ids"], body["labels"], strict=True))
         assert labels == {
             "after_end": 1,

@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.dashboard import risk_trend
 from churn_customers.repository import CohortRepository
 from churn_customers.schemas import (
     CohortCreate,
@@ -114,12 +115,14 @@ class CohortService:
         if not await self._cohorts.delete(tenant_id, cohort_id):
             raise CohortNotFoundError(cohort_id)
 
-    async def stats(self, tenant_id: str, cohort_id: str) -> CohortStats:
-        """Size, risk mix, mean probability and revenue at risk of the cohort's members now."""
+    async def stats(self, tenant_id: str, cohort_id: str, days: int = 30) -> CohortStats:
+        """Size, risk mix, mean probability and revenue at risk of the cohort's members now,
+        and their risk levels at the end of each of the last ``days`` days."""
         cohort = await self.get(tenant_id, cohort_id)
         where = cohort.filter.model_copy(deep=True)
         raw = await self._cohorts.stats(tenant_id, where)
-        return CohortStats(cohort_id=cohort.id, name=cohort.name, **raw)
+        trend = await risk_trend(self._session, tenant_id, days, where=where)
+        return CohortStats(cohort_id=cohort.id, name=cohort.name, trend=trend, **raw)
 
 
 def _check_nesting(where: CustomerFilter) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -31,8 +33,32 @@ class Settings(ServiceSettings):
     #: with ``Retry-After``.
     max_concurrent_imports: int = Field(default=2, ge=1, le=100)
     #: A queued or running import older than this no longer counts towards
-    #: ``max_concurrent_imports`` (the process running it died); it stays ``running``.
+    #: ``max_concurrent_imports``; a queued one whose file no replica has by then is failed.
     stale_import_after_seconds: float = Field(default=3600.0, gt=0)
+    #: Where uploaded customer files wait until they are imported (deleted after). It must
+    #: outlive the process (a volume): an import the service stopped during resumes from it.
+    #: Replicas that share it can take over each other's imports.
+    imports_dir: Path = Path("./data/customer-imports")
+    #: Imports one process runs at once, and how often it looks for queued ones (an upload
+    #: wakes it at once).
+    import_workers: int = Field(default=1, ge=1, le=16)
+    import_poll_seconds: float = Field(default=2.0, gt=0)
+    #: A running import whose runner has not renewed it for this long is taken over (its
+    #: process died) and resumed after the rows it committed.
+    import_lease_seconds: float = Field(default=60.0, gt=0)
+    #: An import the service stopped during this many times is failed with that reason.
+    import_max_attempts: int = Field(default=3, ge=1, le=100)
+    #: Least time between two progress writes (``import_progress`` on the live feed).
+    import_progress_interval_seconds: float = Field(default=1.0, ge=0)
+    #: Longest cell (characters); a row with a longer one is rejected.
+    max_import_cell_chars: int = Field(default=32_767, ge=64, le=1_000_000)
+    #: Rejected rows kept in an import's error report (all are counted).
+    max_import_error_rows: int = Field(default=10_000, ge=50, le=1_000_000)
+    #: XLSX zip limits, checked on its central directory before any of it is parsed: total
+    #: uncompressed bytes, and the largest compression ratio of an entry (over 1 MiB) or of
+    #: the whole archive.
+    max_import_xlsx_uncompressed_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    max_import_xlsx_ratio: float = Field(default=200.0, ge=10)
     #: Profiles older than this are recomputed and rescored even without new events, so
     #: time-based features (days since the last order, windows, account age) stay true.
     profile_max_age_hours: float = Field(default=24.0, gt=0)
@@ -50,3 +76,12 @@ class Settings(ServiceSettings):
     score_reconcile_max_backoff_seconds: float = Field(default=3600.0, gt=0)
     #: Profiles re-sent per transaction while reconciling.
     score_reconcile_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: The auth service, asked whether the tenant of an event consumed from Kafka exists; by
+    #: default next to ``jwks_url``.
+    auth_url: str | None = None
+    #: How long a tenant auth confirmed is remembered (tenants are not deleted today; the
+    #: bound lets a future deletion take effect).
+    known_tenant_cache_seconds: float = Field(default=3600.0, ge=0)
+    #: How long a tenant auth does not know is remembered, so a stream of events for it costs
+    #: one lookup per period (it is not cached longer, in case it is registered meanwhile).
+    unknown_tenant_cache_seconds: float = Field(default=30.0, ge=0)

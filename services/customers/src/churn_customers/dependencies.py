@@ -10,12 +10,14 @@ from fastapi import Depends, Request
 from churn_customers.bulk import BulkService
 from churn_customers.cohorts import CohortService
 from churn_customers.config import Settings
+from churn_customers.dashboard import DashboardService
 from churn_customers.exporting import ExportService
+from churn_customers.importing import ZipLimits
+from churn_customers.imports import ImportLimits, ImportRunner, ImportService
+from churn_customers.retention import RetentionService
 from churn_customers.service import (
     CustomerService,
     EventIngestService,
-    ImportLimits,
-    ImportService,
     TrainingSetService,
 )
 from churn_shared.unit_of_work import SessionDep
@@ -41,21 +43,31 @@ CustomerServiceDep = Annotated[CustomerService, Depends(get_customer_service)]
 EventIngestServiceDep = Annotated[EventIngestService, Depends(get_ingest_service)]
 
 
-def get_import_service(
-    request: Request, session: SessionDep, settings: SettingsDep
-) -> ImportService:
+def get_import_service(session: SessionDep, settings: SettingsDep) -> ImportService:
     """The import service with every import limit of the settings (bytes, rows, imports in
-    flight per tenant)."""
+    flight per tenant, cells, XLSX zip directory)."""
     return ImportService(
         session,
-        session_factory=request.app.state.session_factory,
+        imports_dir=settings.imports_dir,
         limits=ImportLimits(
             max_bytes=settings.max_import_bytes,
             max_rows=settings.max_import_rows,
             max_concurrent=settings.max_concurrent_imports,
             stale_after=timedelta(seconds=settings.stale_import_after_seconds),
+            max_cell_chars=settings.max_import_cell_chars,
+            max_error_rows=settings.max_import_error_rows,
+            zip=ZipLimits(
+                max_total_bytes=settings.max_import_xlsx_uncompressed_bytes,
+                max_ratio=settings.max_import_xlsx_ratio,
+            ),
         ),
     )
+
+
+def get_import_runner(request: Request) -> ImportRunner:
+    """The API process's import runner (started with the app)."""
+    runner: ImportRunner = request.app.state.import_runner
+    return runner
 
 
 def get_training_set_service(session: SessionDep) -> TrainingSetService:
@@ -68,6 +80,7 @@ def get_export_service(request: Request) -> ExportService:
 
 
 ImportServiceDep = Annotated[ImportService, Depends(get_import_service)]
+ImportRunnerDep = Annotated[ImportRunner, Depends(get_import_runner)]
 ExportServiceDep = Annotated[ExportService, Depends(get_export_service)]
 
 
@@ -83,4 +96,18 @@ def get_cohort_service(session: SessionDep) -> CohortService:
 
 
 CohortServiceDep = Annotated[CohortService, Depends(get_cohort_service)]
+
+
+def get_retention_service(session: SessionDep) -> RetentionService:
+    return RetentionService(session)
+
+
+RetentionServiceDep = Annotated[RetentionService, Depends(get_retention_service)]
+
+
+def get_dashboard_service(session: SessionDep) -> DashboardService:
+    return DashboardService(session)
+
+
+DashboardServiceDep = Annotated[DashboardService, Depends(get_dashboard_service)]
 TrainingSetServiceDep = Annotated[TrainingSetService, Depends(get_training_set_service)]

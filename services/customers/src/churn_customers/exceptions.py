@@ -38,6 +38,14 @@ class ImportNotFoundError(NotFoundError):
         super().__init__(f"Import {import_id!r} was not found.")
 
 
+class ImportKeyInFlightError(ConflictError):
+    def __init__(self) -> None:
+        super().__init__(
+            "An upload with this Idempotency-Key is being stored at this moment; retry the "
+            "request to get the import it created."
+        )
+
+
 class ImportTooLargeError(PayloadTooLargeError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"A customer file holds at most {limit} bytes.")

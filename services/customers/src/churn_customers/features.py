@@ -2,7 +2,8 @@
 
 Pure (no I/O): the online path (event ingest) and point-in-time training sets both call
 :func:`compute_features`, so it is the single definition of every feature in
-``churn_shared.contracts.FEATURE_NAMES``.
+``churn_shared.contracts.PROFILE_FEATURE_NAMES`` (``FEATURE_NAMES``, then
+``HISTORY_FEATURE_NAMES``).
 
 Definitions (only events with ``occurred_at <= as_of`` count; windows are inclusive,
 ``as_of - N days <= occurred_at``; durations are in days as floats):
@@ -23,6 +24,27 @@ Definitions (only events with ``occurred_at <= as_of`` count; windows are inclus
 * ``account_age_days``: days since the earliest ``signup``, or since the earliest event when
   there is no signup.
 
+Of the raw order and activity history (``HISTORY_FEATURE_NAMES``; ``None`` where undefined):
+
+* ``order_interval_mean_days``: mean days between consecutive orders, ``(last order - first
+  order) / (total_orders - 1)``; ``None`` with fewer than two orders.
+* ``order_interval_cv``: coefficient of variation of those intervals (their population standard
+  deviation over their mean); ``None`` with fewer than two orders or a mean of 0.
+* ``order_recency_ratio``: ``days_since_last_order / max(order_interval_mean_days, 1)``, how
+  long the customer has been away relative to their own rhythm.
+* ``order_rate_trend_30d``: the order rate (orders per day) of the last 30 days against that
+  of the 90 days before them, as ``(recent - before) / (recent + before)`` in ``[-1, 1]``.
+  The earlier window is cut to the account's age (``account_age_days - 30`` days when
+  shorter); ``None`` when it is empty or neither window has an order.
+* ``order_rate_trend_90d``: the same for the last 90 days against the 180 before them.
+* ``spend_trend_90d``: the same for the order amounts of the last 90 days against the 180
+  before them (monetary trend); ``None`` when neither sum is positive.
+* ``days_since_last_activity``: days since the latest non-order activity (``login``,
+  ``email_opened``, ``support_ticket_opened``); ``None`` without any.
+
+(Tenure-normalised frequency and the textbook BG/NBD expectation come from the profile at
+training time, ``churn_prediction.training.derived``, and are not repeated here.)
+
 A customer without any event (up to ``as_of``) has counts, sums and rates of 0, and ``None``
 for ``days_since_last_order`` and ``account_age_days`` (unknown, not zero).
 
@@ -31,7 +53,8 @@ Incremental features (the live path)
 
 Live ingest must not cost more for a customer with years of history, so it keeps a
 :class:`FeatureState` per customer: all-time counts and sums, first/last times, the loyalty
-ledger, and per-UTC-day sums of the windowed events (``_WINDOW_SUMS``) for the last 90 days.
+ledger, the first order and the sum of squared intervals between orders, and per-UTC-day sums
+of the windowed events (``_WINDOW_SUMS``) for the longest window (the last 270 days).
 :meth:`FeatureState.advance` applies new events and moves the state to a later ``as_of`` in
 O(new events + days kept); :meth:`FeatureState.features` derives the vector. A window's first
 day is only partly inside it (``as_of - 90 days`` falls inside a day), so the events of that one
@@ -47,7 +70,9 @@ when an increment cannot be exact:
 * a ``loyalty_points_changed`` event with ``balance`` arrives before the latest loyalty event
   applied but not before the latest balance (it would reset the points and be followed by deltas
   the state no longer has). Late deltas, late balances before the latest balance, and every
-  other late or out-of-order event are exact increments;
+  other late or out-of-order event except an order are exact increments;
+* an ``order_placed`` event arrives dated before the latest order applied (the state keeps the
+  sum of squared intervals between consecutive orders, not the order times);
 * an event stored for the future (``occurred_at`` after the ``as_of`` it arrived at) falls due;
 * ``as_of`` goes back in time, or the stored state is from another :data:`STATE_VERSION`.
 
@@ -60,16 +85,19 @@ the state's JSON (``to_json``/``from_json``). The property test then checks it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import PROFILE_FEATURE_NAMES
 
 _DAY_SECONDS = 86_400.0
 #: The only event types whose properties any feature reads (readers may skip the others').
 PROPERTY_EVENT_TYPES: frozenset[str] = frozenset({"order_placed", "loyalty_points_changed"})
+#: The non-order activity ``days_since_last_activity`` counts.
+ACTIVITY_EVENT_TYPES: frozenset[str] = frozenset({"login", "email_opened", "support_ticket_opened"})
 
 
 class EventLike(Protocol):
@@ -96,17 +124,81 @@ def _days(delta: timedelta) -> float:
     return delta.total_seconds() / _DAY_SECONDS
 
 
+def _trend(
+    recent: float, recent_days: int, total: float, before_days: int, age: float | None
+) -> float | None:
+    """``(r - b) / (r + b)`` of the rate ``r`` of the last ``recent_days`` (sum ``recent``) and
+    the rate ``b`` of the ``before_days`` before them (``total - recent``, ``total`` being the
+    sum of both windows), the earlier window cut to the account's age."""
+    if age is None:
+        return None
+    span = min(float(before_days), age - recent_days)
+    if span <= 0:
+        return None
+    recent_rate = recent / recent_days
+    before_rate = max(total - recent, 0.0) / span
+    both = recent_rate + before_rate
+    return (recent_rate - before_rate) / both if both > 0 else None
+
+
+def _history_features(
+    as_of: datetime,
+    *,
+    total_orders: int,
+    first_order_at: datetime | None,
+    last_order_at: datetime | None,
+    gap_squares: float,
+    days_since_last_order: float | None,
+    account_age: float | None,
+    sums: Mapping[str, float],
+    last_activity_at: datetime | None,
+) -> dict[str, float | None]:
+    """``HISTORY_FEATURE_NAMES`` from what both paths keep (one definition for both)."""
+    gaps = total_orders - 1
+    mean: float | None = None
+    cv: float | None = None
+    ratio: float | None = None
+    if gaps >= 1 and first_order_at is not None and last_order_at is not None:
+        mean = _days(last_order_at - first_order_at) / gaps
+        if mean > 0:
+            variance = max(gap_squares / gaps - mean * mean, 0.0)
+            cv = math.sqrt(variance) / mean
+        if days_since_last_order is not None:
+            ratio = days_since_last_order / max(mean, 1.0)
+    return {
+        "order_interval_mean_days": mean,
+        "order_interval_cv": cv,
+        "order_recency_ratio": ratio,
+        "order_rate_trend_30d": _trend(sums["orders_30"], 30, sums["orders_120"], 90, account_age),
+        "order_rate_trend_90d": _trend(sums["orders_90"], 90, sums["orders_270"], 180, account_age),
+        "spend_trend_90d": _trend(sums["spend_90"], 90, sums["spend_270"], 180, account_age),
+        "days_since_last_activity": (
+            _days(as_of - last_activity_at) if last_activity_at is not None else None
+        ),
+    }
+
+
 def compute_features(events: Sequence[EventLike], as_of: datetime) -> dict[str, float | None]:
-    """The feature vector (keys exactly ``FEATURE_NAMES``, in order) of one customer's events."""
+    """The feature vector (keys exactly ``PROFILE_FEATURE_NAMES``, in order) of one customer's
+    events."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     window_90 = as_of - timedelta(days=90)
     window_30 = as_of - timedelta(days=30)
+    window_120 = as_of - timedelta(days=120)
+    window_270 = as_of - timedelta(days=270)
 
     total_orders = 0
     total_spent = 0.0
     orders_90 = 0
     spend_90 = 0.0
+    orders_30 = 0
+    orders_120 = 0
+    orders_270 = 0
+    spend_270 = 0.0
+    first_order_at: datetime | None = None
+    gap_squares = 0.0
+    last_activity_at: datetime | None = None
     discounted_orders = 0
     last_order_at: datetime | None = None
     emails_sent = 0
@@ -128,16 +220,30 @@ def compute_features(events: Sequence[EventLike], as_of: datetime) -> dict[str, 
         props = event.properties or {}
         if first_event_at is None:
             first_event_at = at
+        if kind in ACTIVITY_EVENT_TYPES:
+            last_activity_at = at
         if kind == "order_placed":
             amount = _number(props, "amount")
             total_orders += 1
             total_spent += amount
+            if last_order_at is None:
+                first_order_at = at
+            else:
+                gap = _days(at - last_order_at)
+                gap_squares += gap * gap
             last_order_at = at
             if _number(props, "discount") > 0:
                 discounted_orders += 1
             if at >= window_90:
                 orders_90 += 1
                 spend_90 += amount
+            if at >= window_30:
+                orders_30 += 1
+            if at >= window_120:
+                orders_120 += 1
+            if at >= window_270:
+                orders_270 += 1
+                spend_270 += amount
         elif kind == "email_sent":
             emails_sent += 1
         elif kind == "email_opened":
@@ -182,7 +288,25 @@ def compute_features(events: Sequence[EventLike], as_of: datetime) -> dict[str, 
         "loyalty_points": loyalty_points,
         "account_age_days": account_age,
     }
-    return {name: features[name] for name in FEATURE_NAMES}
+    features |= _history_features(
+        as_of,
+        total_orders=total_orders,
+        first_order_at=first_order_at,
+        last_order_at=last_order_at,
+        gap_squares=gap_squares,
+        days_since_last_order=days_since_last_order,
+        account_age=account_age,
+        sums={
+            "orders_30": float(orders_30),
+            "orders_90": float(orders_90),
+            "orders_120": float(orders_120),
+            "orders_270": float(orders_270),
+            "spend_90": spend_90,
+            "spend_270": spend_270,
+        },
+        last_activity_at=last_activity_at,
+    )
+    return {name: features[name] for name in PROFILE_FEATURE_NAMES}
 
 
 def churned_after(events: Sequence[EventLike], cutoff: datetime, horizon: timedelta) -> int:
@@ -215,7 +339,7 @@ def point_in_time_rows(
 # --------------------------------------------------------------------------- incremental
 
 #: Version of :class:`FeatureState`'s stored form; a stored state of another one is rebuilt.
-STATE_VERSION = 2
+STATE_VERSION = 3
 _DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -242,6 +366,10 @@ _WINDOW_SUMS: tuple[WindowSum, ...] = (
     WindowSum("logins_30", "login", 30),
     WindowSum("tickets_90", "support_ticket_opened", 90),
     WindowSum("payment_failures_90", "payment_failed", 90),
+    WindowSum("orders_30", "order_placed", 30),
+    WindowSum("orders_120", "order_placed", 120),
+    WindowSum("orders_270", "order_placed", 270),
+    WindowSum("spend_270", "order_placed", 270, lambda props: _number(props, "amount")),
 )
 #: Event types any windowed sum reads, and the window lengths in days.
 WINDOWED_EVENT_TYPES: frozenset[str] = frozenset(w.event_type for w in _WINDOW_SUMS)
@@ -290,6 +418,11 @@ class FeatureState:
     total_spent: float = 0.0
     discounted_orders: int = 0
     last_order_at: datetime | None = None
+    #: The first order, and the sum of squared intervals (days) between consecutive orders.
+    first_order_at: datetime | None = None
+    gap_squares: float = 0.0
+    #: The latest non-order activity (``ACTIVITY_EVENT_TYPES``).
+    last_activity_at: datetime | None = None
     emails_sent: int = 0
     emails_opened: int = 0
     returns: int = 0
@@ -336,13 +469,24 @@ class FeatureState:
     def _apply(self, kind: str, at: datetime, props: Mapping[str, Any], keep_from: int) -> bool:
         if self.first_event_at is None or at < self.first_event_at:
             self.first_event_at = at
+        if kind in ACTIVITY_EVENT_TYPES and (
+            self.last_activity_at is None or at > self.last_activity_at
+        ):
+            self.last_activity_at = at
         if kind == "order_placed":
+            last = self.last_order_at
+            if last is None:
+                self.first_order_at = at
+            elif at < last:
+                return False  # between orders already applied: the intervals change
+            else:
+                gap = _days(at - last)
+                self.gap_squares += gap * gap
+            self.last_order_at = at
             self.total_orders += 1
             self.total_spent += _number(props, "amount")
             if _number(props, "discount") > 0:
                 self.discounted_orders += 1
-            if self.last_order_at is None or at > self.last_order_at:
-                self.last_order_at = at
         elif kind == "email_sent":
             self.emails_sent += 1
         elif kind == "email_opened":
@@ -428,13 +572,12 @@ class FeatureState:
         account_age = _days(as_of - origin) if origin is not None else None
         last_order = self.last_order_at
         orders = self.total_orders
+        since_order = _days(as_of - last_order) if last_order is not None else account_age
         features: dict[str, float | None] = {
             "total_orders": float(orders),
             "total_spent": self.total_spent,
             "avg_order_value": self.total_spent / orders if orders else 0.0,
-            "days_since_last_order": (
-                _days(as_of - last_order) if last_order is not None else account_age
-            ),
+            "days_since_last_order": since_order,
             "orders_last_90d": sums["orders_90"],
             "spend_last_90d": sums["spend_90"],
             "email_open_rate": (
@@ -448,7 +591,18 @@ class FeatureState:
             "loyalty_points": self.loyalty_points,
             "account_age_days": account_age,
         }
-        return {name: features[name] for name in FEATURE_NAMES}
+        features |= _history_features(
+            as_of,
+            total_orders=orders,
+            first_order_at=self.first_order_at,
+            last_order_at=last_order,
+            gap_squares=self.gap_squares,
+            days_since_last_order=since_order,
+            account_age=account_age,
+            sums=sums,
+            last_activity_at=self.last_activity_at,
+        )
+        return {name: features[name] for name in PROFILE_FEATURE_NAMES}
 
     _TIMES = (
         "as_of",
@@ -458,6 +612,8 @@ class FeatureState:
         "last_order_at",
         "loyalty_last_at",
         "loyalty_balance_at",
+        "first_order_at",
+        "last_activity_at",
     )
     _NUMBERS = (
         "total_orders",
@@ -467,6 +623,7 @@ class FeatureState:
         "emails_opened",
         "returns",
         "loyalty_points",
+        "gap_squares",
     )
 
     def to_json(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ bottom of this module; ordinary CRUD goes through the same tables.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,6 +88,14 @@ class CustomerEvent(Base, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "event_id", name="uq_events_tenant_event"),
         sa.Index("ix_events_tenant_customer_occurred", "tenant_id", "customer_id", "occurred_at"),
+        # Retention curves read a tenant's orders from this index alone (customer, then time).
+        sa.Index(
+            "ix_events_tenant_type_customer_occurred",
+            "tenant_id",
+            "type",
+            "customer_id",
+            "occurred_at",
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=_bigint_id())
@@ -101,7 +109,7 @@ class CustomerEvent(Base, table=True):
 
 
 class CustomerFeatures(Base, table=True):
-    """A customer's latest feature profile (``churn_shared.contracts.FEATURE_NAMES``)."""
+    """A customer's latest feature profile (``churn_shared.contracts.PROFILE_FEATURE_NAMES``)."""
 
     __tablename__ = "customer_features"
     __table_args__ = (sa.Index("ix_customer_features_as_of", "as_of"),)
@@ -124,10 +132,22 @@ class CustomerFeatures(Base, table=True):
 
 class CustomerImport(Base, table=True):
     """One uploaded customer file and how its import went (``status``: queued, running,
-    succeeded, failed). ``errors`` holds the first rejected rows, ``{"line", "error"}``."""
+    succeeded, failed). ``errors`` holds the first rejected rows, ``{"line", "error"}``; all
+    of them (up to a limit) are in ``customer_import_errors``.
+
+    The file waits in the imports directory until a runner claims the import (``attempts``,
+    ``heartbeat_at``: a runner that stops renewing it lost it); ``processed_rows`` is how far
+    the committed batches reached, where a resumed import carries on."""
 
     __tablename__ = "customer_imports"
-    __table_args__ = (sa.Index("ix_customer_imports_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_customer_imports_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_customer_imports_status_created", "status", "created_at"),
+        sa.Index("ix_customer_imports_tenant_content", "tenant_id", "content_key"),
+        sa.UniqueConstraint(
+            "tenant_id", "idempotency_key", name="uq_customer_imports_tenant_idempotency_key"
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     tenant_id: str = Field(max_length=64)
@@ -145,6 +165,34 @@ class CustomerImport(Base, table=True):
     created_by: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=_utc_column())
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    #: ``csv`` or ``xlsx``; the text encoding of a CSV (``utf-8``, ``utf-8-bom``,
+    #: ``windows-1252``).
+    file_format: str = Field(default="csv", max_length=8)
+    encoding: str | None = Field(default=None, max_length=16)
+    #: The column mapping (``churn_customers.importing.ColumnMapping.as_json``).
+    mapping: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON(), nullable=True)
+    )
+    file_bytes: int = 0
+    #: SHA-256 of the file and the mapping: the same upload again is the same import.
+    content_key: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    processed_rows: int = 0
+    attempts: int = 0
+    heartbeat_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class CustomerImportError(Base, table=True):
+    """A row an import rejected: its line, the column and value at fault, and why."""
+
+    __tablename__ = "customer_import_errors"
+
+    import_id: str = Field(primary_key=True, max_length=36)
+    line: int = Field(primary_key=True)
+    tenant_id: str = Field(max_length=64)
+    column: str | None = Field(default=None, max_length=255)
+    value: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    reason: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
 
 
 class CustomerScore(Base, table=True):
@@ -174,6 +222,55 @@ class CustomerScore(Base, table=True):
     drivers: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False)
     )
+
+
+class CustomerRiskChange(Base, table=True):
+    """A change of a customer's latest risk level (``from_level`` null: their first score),
+    written with the score that made it; the dashboard's and cohorts' daily trends add them up.
+    A customer's changes go when the customer does."""
+
+    __tablename__ = "customer_risk_changes"
+    __table_args__ = (
+        # The trends group a tenant's changes by day and levels from this index alone, in order.
+        sa.Index(
+            "ix_customer_risk_changes_tenant_day",
+            "tenant_id",
+            "day",
+            "from_level",
+            "to_level",
+            "customer_id",
+        ),
+        sa.Index(
+            "ix_customer_risk_changes_tenant_customer", "tenant_id", "customer_id", "changed_at"
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=_bigint_id())
+    tenant_id: str = Field(max_length=64)
+    customer_id: str = Field(max_length=64)
+    #: When the score that changed the level was computed (its ``scored_at``).
+    changed_at: datetime = Field(sa_column=_utc_column())
+    #: ``changed_at``'s UTC day.
+    day: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
+    from_level: str | None = Field(default=None, max_length=16)
+    to_level: str = Field(max_length=16)
+
+
+class CustomerRiskDay(Base, table=True):
+    """A tenant's customers per risk level at the end of a past UTC day, and how many moved up
+    during it: the dashboard trend's rollup of :class:`CustomerRiskChange`, filled when a trend
+    first needs the day and dropped from a day on when that day's history changes (a late
+    score, a deletion)."""
+
+    __tablename__ = "customer_risk_days"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    day: date = Field(sa_column=sa.Column(sa.Date(), primary_key=True))
+    high: int
+    medium: int
+    low: int
+    unscored: int
+    moved_up: int
 
 
 class CustomerTag(Base, table=True):
@@ -215,8 +312,11 @@ customers: sa.Table = _table(Customer)
 events: sa.Table = _table(CustomerEvent)
 customer_features: sa.Table = _table(CustomerFeatures)
 customer_imports: sa.Table = _table(CustomerImport)
+customer_import_errors: sa.Table = _table(CustomerImportError)
 customer_scores: sa.Table = _table(CustomerScore)
 customer_tags: sa.Table = _table(CustomerTag)
+customer_risk_changes: sa.Table = _table(CustomerRiskChange)
+customer_risk_days: sa.Table = _table(CustomerRiskDay)
 customer_cohorts: sa.Table = _table(CustomerCohort)
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)

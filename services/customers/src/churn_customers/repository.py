@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -20,7 +20,10 @@ from churn_customers.features import PROPERTY_EVENT_TYPES, FeatureState
 from churn_customers.models import (
     customer_cohorts,
     customer_features,
+    customer_import_errors,
     customer_imports,
+    customer_risk_changes,
+    customer_risk_days,
     customer_scores,
     customer_tags,
     customers,
@@ -103,8 +106,18 @@ def search_columns(attributes: Mapping[str, Any]) -> dict[str, str | None]:
     return columns
 
 
-def _prefix_range(column: sa.ColumnElement[Any], prefix: str) -> sa.ColumnElement[bool]:
-    """``column`` starts with ``prefix``, as an index range (``prefix <= column < next``)."""
+def _prefix_range(
+    conn: AsyncConnection, column: sa.ColumnElement[Any], prefix: str
+) -> sa.ColumnElement[bool]:
+    """``column`` starts with ``prefix``, in a form both databases answer from an index.
+
+    SQLite compares text by code point, so ``prefix <= column < next`` (the last character
+    incremented) is the range. MariaDB's ``utf8mb4_unicode_ci`` does not order by code point
+    (``':'``, after ``'9'``, sorts before the digits), so there a ``LIKE 'prefix%'`` with the
+    wildcards escaped, which it turns into the index range of its own collation."""
+    if _is_mysql(conn):
+        escaped = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        return column.like(escaped + "%", escape="/")
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return sa.and_(column >= prefix, column < upper)
 
@@ -127,9 +140,9 @@ def customer_conditions(
         folded = where.q.lower()
         conditions.append(
             sa.or_(
-                _prefix_range(c.customer_id, where.q),
-                _prefix_range(c.search_email, folded),
-                _prefix_range(c.search_name, folded),
+                _prefix_range(conn, c.customer_id, where.q),
+                _prefix_range(conn, c.search_email, folded),
+                _prefix_range(conn, c.search_name, folded),
             )
         )
     if where.seen_after is not None:
@@ -621,6 +634,23 @@ class CustomerRepository(_Repository):
             found.extend(row[0] for row in result)
         return found
 
+    async def lock_levels(
+        self, tenant_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, tuple[str | None, datetime | None]]:
+        """:meth:`lock_existing`, with each customer's latest risk level and its time."""
+        conn = await self._conn()
+        c = customers.c
+        found: dict[str, tuple[str | None, datetime | None]] = {}
+        for chunk in _chunks(sorted(customer_ids)):
+            result = await conn.execute(
+                sa.select(c.customer_id, c.risk_level, c.scored_at)
+                .where(c.tenant_id == tenant_id, c.customer_id.in_(chunk))
+                .order_by(c.customer_id)
+                .with_for_update()
+            )
+            found.update((cid, (level, scored_at)) for cid, level, scored_at in result)
+        return found
+
     async def mark_seen(self, tenant_id: str, customer_ids: Sequence[str], now: datetime) -> None:
         """Touch ``updated_at`` and set ``first_seen_at`` where it is still empty.
 
@@ -816,6 +846,129 @@ class ImportRepository(_Repository):
             .values(**values)
         )
 
+    async def by_idempotency_key(self, tenant_id: str, key: str) -> sa.Row[Any] | None:
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customer_imports).where(
+                customer_imports.c.tenant_id == tenant_id,
+                customer_imports.c.idempotency_key == key,
+            )
+        )
+        return result.first()
+
+    async def by_content(self, tenant_id: str, content_key: str) -> sa.Row[Any] | None:
+        """The latest import of this file and mapping that did not fail."""
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customer_imports)
+            .where(
+                customer_imports.c.tenant_id == tenant_id,
+                customer_imports.c.content_key == content_key,
+                customer_imports.c.status != "failed",
+            )
+            .order_by(customer_imports.c.created_at.desc())
+            .limit(1)
+        )
+        return result.first()
+
+    async def by_id(self, import_id: str) -> sa.Row[Any] | None:
+        """Any tenant's import (the runner works on the imports it holds)."""
+        conn = await self._conn()
+        result = await conn.execute(
+            sa.select(customer_imports).where(customer_imports.c.id == import_id)
+        )
+        return result.first()
+
+    async def claimable(self, stale_before: datetime, limit: int) -> Sequence[Any]:
+        """Imports nobody holds, oldest first: queued ones, and running ones whose runner has
+        not renewed them since ``stale_before`` (its process died)."""
+        conn = await self._conn()
+        c = customer_imports.c
+        result = await conn.execute(
+            sa.select(c.id, c.tenant_id, c.status, c.created_at)
+            .where(
+                sa.or_(
+                    c.status == "queued",
+                    sa.and_(
+                        c.status == "running",
+                        sa.or_(c.heartbeat_at.is_(None), c.heartbeat_at < stale_before),
+                    ),
+                )
+            )
+            .order_by(c.created_at)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def claim(self, import_id: str, now: datetime, stale_before: datetime) -> int | None:
+        """Take the import if it is still free (one conditional UPDATE: of two runners, one
+        wins); its attempt number, or ``None``."""
+        conn = await self._conn()
+        c = customer_imports.c
+        result = await conn.execute(
+            sa.update(customer_imports)
+            .where(
+                c.id == import_id,
+                sa.or_(
+                    c.status == "queued",
+                    sa.and_(
+                        c.status == "running",
+                        sa.or_(c.heartbeat_at.is_(None), c.heartbeat_at < stale_before),
+                    ),
+                ),
+            )
+            .values(status="running", heartbeat_at=now, attempts=c.attempts + 1)
+        )
+        if result.rowcount != 1:
+            return None
+        attempts = await conn.scalar(sa.select(c.attempts).where(c.id == import_id))
+        return int(attempts or 0)
+
+    async def update_held(self, import_id: str, attempt: int, **values: Any) -> bool:
+        """Update the import if this runner (its ``attempt``) still holds it; whether it did."""
+        conn = await self._conn()
+        c = customer_imports.c
+        result = await conn.execute(
+            sa.update(customer_imports)
+            .where(c.id == import_id, c.status == "running", c.attempts == attempt)
+            .values(**values)
+        )
+        return bool(result.rowcount == 1)
+
+    async def add_errors(self, tenant_id: str, import_id: str, rows: Sequence[Any]) -> None:
+        """Store rejected rows (``RowError``); one already stored (a resumed batch) is kept."""
+        if not rows:
+            return
+        conn = await self._conn()
+        statement = _insert_or_ignore(conn, customer_import_errors, ("import_id", "line"))
+        await conn.execute(
+            statement,
+            [
+                {
+                    "import_id": import_id,
+                    "line": row.line,
+                    "tenant_id": tenant_id,
+                    "column": row.column,
+                    "value": row.value,
+                    "reason": row.reason,
+                }
+                for row in rows
+            ],
+        )
+
+    async def errors_page(
+        self, tenant_id: str, import_id: str, after_line: int, limit: int
+    ) -> Sequence[Any]:
+        conn = await self._conn()
+        e = customer_import_errors.c
+        result = await conn.execute(
+            sa.select(e.line, e.column, e.value, e.reason)
+            .where(e.import_id == import_id, e.tenant_id == tenant_id, e.line > after_line)
+            .order_by(e.line)
+            .limit(limit)
+        )
+        return result.all()
+
 
 @dataclass(frozen=True, slots=True)
 class ScoreRecord:
@@ -958,6 +1111,33 @@ class ExportRepository(_Repository):
         return (await conn.execute(query)).all()
 
 
+class ScoringInputRepository(_Repository):
+    """Reads for prediction jobs over a filter: what a model reads about each customer."""
+
+    async def page(
+        self, tenant_id: str, where: CustomerFilter, after: str | None, limit: int
+    ) -> Sequence[Any]:
+        """Up to ``limit`` matching customers after ``after`` (by id): ``customer_id``,
+        ``attributes`` and ``features`` (their stored profile; null when they have none)."""
+        conn = await self._conn()
+        c, f = customers.c, customer_features.c
+        query = (
+            sa.select(c.customer_id, c.attributes, f.features)
+            .select_from(
+                customers.outerjoin(
+                    customer_features,
+                    sa.and_(f.tenant_id == c.tenant_id, f.customer_id == c.customer_id),
+                )
+            )
+            .where(*customer_conditions(conn, tenant_id, where))
+            .order_by(c.customer_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.customer_id > after)
+        return (await conn.execute(query)).all()
+
+
 class BulkRepository(_Repository):
     """Bulk actions on customers: selection, tags, deletion with everything kept about them."""
 
@@ -1036,11 +1216,17 @@ class BulkRepository(_Repository):
 
     async def delete_customers(self, tenant_id: str, customer_ids: Sequence[str]) -> int:
         """Delete these customers (lock them first, in id order) with their events, feature
-        profiles, score histories and tags; how many customers were deleted."""
+        profiles, score histories, risk level changes and tags; how many were deleted."""
         conn = await self._conn()
         deleted = 0
         for chunk in _chunks(sorted(customer_ids)):
-            for table in (events, customer_features, customer_scores, customer_tags):
+            for table in (
+                events,
+                customer_features,
+                customer_scores,
+                customer_risk_changes,
+                customer_tags,
+            ):
                 await conn.execute(
                     sa.delete(table).where(
                         table.c.tenant_id == tenant_id, table.c.customer_id.in_(chunk)
@@ -1052,6 +1238,10 @@ class BulkRepository(_Repository):
                 )
             )
             deleted += int(result.rowcount)
+        # The tenant's daily risk rollup counted them on past days: computed again when needed.
+        await conn.execute(
+            sa.delete(customer_risk_days).where(customer_risk_days.c.tenant_id == tenant_id)
+        )
         return deleted
 
 
@@ -1141,3 +1331,265 @@ class CohortRepository(_Repository):
             "mean_probability": total_p / scored if scored else None,
             "revenue_at_risk": round(revenue, 2),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class RiskChange:
+    """A customer's latest risk level changed (``from_level`` ``None``: their first score)."""
+
+    tenant_id: str
+    customer_id: str
+    changed_at: datetime
+    from_level: str | None
+    to_level: str
+
+
+#: Risk levels, lowest first: a change to a later one is a rise.
+RISK_ORDER = ("low", "medium", "high")
+
+
+def _rank(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.case({level: rank for rank, level in enumerate(RISK_ORDER, 1)}, value=column)
+
+
+def _day(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The UTC day of a stored time (times are stored as naive UTC)."""
+    return sa.func.date(column)
+
+
+def as_date(value: Any) -> date:
+    """A ``DATE()`` result: a date on MySQL, ``YYYY-MM-DD`` text on SQLite."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+class DashboardRepository(_Repository):
+    """The customers' part of the dashboard and of cohort trends: the score distribution and
+    the risk level changes, grouped per UTC day."""
+
+    async def add_risk_changes(self, changes: Sequence[RiskChange]) -> None:
+        if not changes:
+            return
+        conn = await self._conn()
+        for chunk in _chunks(list(changes), 1_000):
+            await conn.execute(
+                sa.insert(customer_risk_changes),
+                [
+                    {
+                        "tenant_id": ch.tenant_id,
+                        "customer_id": ch.customer_id,
+                        "changed_at": ch.changed_at,
+                        "day": ch.changed_at.astimezone(UTC).date(),
+                        "from_level": ch.from_level,
+                        "to_level": ch.to_level,
+                    }
+                    for ch in chunk
+                ],
+            )
+
+    def _members(
+        self, conn: AsyncConnection, query: Any, tenant_id: str, where: CustomerFilter | None
+    ) -> Any:
+        """``query`` over risk changes, limited to the customers matching ``where`` now."""
+        if where is None:
+            return query
+        r, c = customer_risk_changes.c, customers.c
+        return query.join(
+            customers, sa.and_(c.tenant_id == r.tenant_id, c.customer_id == r.customer_id)
+        ).where(*customer_conditions(conn, tenant_id, where))
+
+    async def histogram(self, tenant_id: str, bins: int) -> list[int]:
+        """Scored customers per equal-width probability bin over [0, 1] (1.0 in the last)."""
+        conn = await self._conn()
+        c = customers.c
+        scaled = c.churn_probability * bins
+        # FLOOR: MariaDB's CAST to an integer rounds; SQLite's truncates (and may lack FLOOR).
+        index = sa.func.floor(scaled) if _is_mysql(conn) else sa.cast(scaled, sa.Integer)
+        query = (
+            sa.select(index.label("bin"), sa.func.count())
+            .where(c.tenant_id == tenant_id, c.churn_probability.is_not(None))
+            .group_by("bin")
+        )
+        counts = [0] * bins
+        for position, n in await conn.execute(query):
+            counts[min(max(int(position), 0), bins - 1)] += int(n)
+        return counts
+
+    async def risen(self, tenant_id: str, since: datetime) -> int:
+        """How many customers' risk level rose at least once since ``since``."""
+        conn = await self._conn()
+        r = customer_risk_changes.c
+        query = sa.select(sa.func.count(sa.distinct(r.customer_id))).where(
+            r.tenant_id == tenant_id,
+            r.day >= since.astimezone(UTC).date(),
+            r.changed_at >= since,
+            r.from_level.is_not(None),
+            _rank(r.to_level) > _rank(r.from_level),
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+    async def changes_by_day(
+        self, tenant_id: str, last_day: date, where: CustomerFilter | None = None
+    ) -> list[tuple[date, str | None, str, int]]:
+        """Risk level changes up to ``last_day`` per (day, from level, to level)."""
+        conn = await self._conn()
+        r = customer_risk_changes.c
+        query = sa.select(r.day, r.from_level, r.to_level, sa.func.count()).where(
+            r.tenant_id == tenant_id, r.day <= last_day
+        )
+        query = self._members(conn, query, tenant_id, where).group_by(
+            r.day, r.from_level, r.to_level
+        )
+        return [
+            (as_date(d), from_level, to_level, int(n))
+            for d, from_level, to_level, n in await conn.execute(query)
+        ]
+
+    async def risen_by_day(
+        self,
+        tenant_id: str,
+        first_day: date,
+        last_day: date,
+        where: CustomerFilter | None = None,
+    ) -> dict[date, int]:
+        """Per day from ``first_day`` to ``last_day``: how many customers' level rose."""
+        conn = await self._conn()
+        r = customer_risk_changes.c
+        query = sa.select(r.day, sa.func.count(sa.distinct(r.customer_id))).where(
+            r.tenant_id == tenant_id,
+            r.day >= first_day,
+            r.day <= last_day,
+            r.from_level.is_not(None),
+            _rank(r.to_level) > _rank(r.from_level),
+        )
+        query = self._members(conn, query, tenant_id, where).group_by(r.day)
+        return {as_date(d): int(n) for d, n in await conn.execute(query)}
+
+    async def created_by_day(
+        self, tenant_id: str, until: datetime, where: CustomerFilter | None = None
+    ) -> list[tuple[date, int]]:
+        """Customers (matching ``where``) created before ``until``, per day of creation."""
+        conn = await self._conn()
+        c = customers.c
+        day = _day(c.created_at).label("day")
+        query = (
+            sa.select(day, sa.func.count())
+            .where(*customer_conditions(conn, tenant_id, where), c.created_at < until)
+            .group_by(day)
+        )
+        return [(as_date(d), int(n)) for d, n in await conn.execute(query)]
+
+    async def level_counts(self, tenant_id: str) -> dict[str | None, int]:
+        """The tenant's customers per latest risk level now (``None``: unscored)."""
+        conn = await self._conn()
+        c = customers.c
+        result = await conn.execute(
+            sa.select(c.risk_level, sa.func.count())
+            .where(c.tenant_id == tenant_id)
+            .group_by(c.risk_level)
+        )
+        return {level: int(n) for level, n in result}
+
+    async def stored_days(
+        self, tenant_id: str, first_day: date, last_day: date
+    ) -> list[sa.Row[Any]]:
+        """The tenant's rolled-up days from ``first_day`` to ``last_day`` that are stored."""
+        conn = await self._conn()
+        d = customer_risk_days.c
+        result = await conn.execute(
+            sa.select(customer_risk_days).where(
+                d.tenant_id == tenant_id, d.day >= first_day, d.day <= last_day
+            )
+        )
+        return list(result.all())
+
+    async def store_days(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store rolled-up days; a day stored meanwhile (a concurrent trend) is kept."""
+        if not rows:
+            return
+        conn = await self._conn()
+        await conn.execute(
+            _insert_or_ignore(conn, customer_risk_days, ("tenant_id", "day")), list(rows)
+        )
+
+    async def forget_days(self, tenant_id: str, since: date) -> None:
+        """Drop the tenant's rolled-up days from ``since`` on (their history changed)."""
+        conn = await self._conn()
+        d = customer_risk_days.c
+        await conn.execute(
+            sa.delete(customer_risk_days).where(d.tenant_id == tenant_id, d.day >= since)
+        )
+
+
+def period_index(conn: AsyncConnection, period: str) -> sa.ColumnElement[int]:
+    """An event's ``occurred_at`` as a period number: months since year 0 (``year * 12 +
+    month - 1``), or weeks since Monday 0001-01-01 (``(date ordinal - 1) // 7``, so a week
+    runs Monday to Sunday, as ISO weeks do). ``churn_customers.retention`` names them back."""
+    at = events.c.occurred_at
+    if _is_mysql(conn):
+        if period == "month":
+            return sa.func.year(at) * 12 + sa.func.month(at) - 1
+        # TO_DAYS counts from year 0: TO_DAYS('0001-01-01') is 366.
+        return (sa.func.to_days(at) - 366) // 7
+    # SQLite keeps UTCDateTime as text, 'YYYY-MM-DD HH:MM:SS.ffffff'.
+    if period == "month":
+        year = sa.cast(sa.func.substr(at, 1, 4), sa.Integer)
+        month = sa.cast(sa.func.substr(at, 6, 2), sa.Integer)
+        return year * 12 + month - 1
+    # julianday('0001-01-01') is 1721425.5; integer division of a whole number of days.
+    days = sa.cast(sa.func.julianday(sa.func.substr(at, 1, 10)) - 1721425.5, sa.Integer)
+    return days // 7
+
+
+class RetentionRepository(_Repository):
+    """Reads for retention curves: a tenant's ``order_placed`` events, per period."""
+
+    async def last_order_at(self, tenant_id: str) -> datetime | None:
+        """When the tenant's latest order was placed (none: no order at all)."""
+        conn = await self._conn()
+        e = events.c
+        result = await conn.execute(
+            sa.select(sa.func.max(e.occurred_at)).where(
+                e.tenant_id == tenant_id, e.type == "order_placed"
+            )
+        )
+        value: Any = result.scalar()
+        if value is None:
+            return None
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(moment, datetime)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+    async def order_periods(
+        self, tenant_id: str, period: str, where: CustomerFilter | None, *, partition: int = 5_000
+    ) -> AsyncIterator[set[int]]:
+        """For each customer matching ``where`` who placed an order: the distinct periods
+        (:func:`period_index`) of their orders, one set per customer.
+
+        One streamed statement grouped by customer alone, in the order of
+        ``ix_events_tenant_type_customer_occurred``, which covers it: neither database builds
+        a temporary table of (customer, period) pairs (MariaDB took minutes over one at 100k
+        customers) nor visits the event rows, and memory stays flat. A customer's periods come
+        as one ``GROUP_CONCAT(DISTINCT …)`` text, at most a few thousand periods long (well
+        under MariaDB's default ``group_concat_max_len`` of 1 MB)."""
+        conn = await self._conn()
+        e = events.c
+        p = period_index(conn, period)
+        conditions = [e.tenant_id == tenant_id, e.type == "order_placed"]
+        selected = customer_conditions(conn, tenant_id, where)
+        if len(selected) > 1:  # a filter beyond the tenant: its customers only
+            conditions.append(
+                e.customer_id.in_(sa.select(customers.c.customer_id).where(*selected))
+            )
+        result = await conn.stream(
+            sa.select(sa.func.group_concat(sa.distinct(p)))
+            .where(*conditions)
+            .group_by(e.customer_id)
+        )
+        async for rows in result.partitions(partition):
+            for (periods,) in rows:
+                text = periods.decode() if isinstance(periods, bytes) else str(periods)
+                yield {int(number) for number in text.split(",")}

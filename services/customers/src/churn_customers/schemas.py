@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +22,8 @@ from churn_shared.contracts import CustomerTrainingSet as CustomerTrainingSet
 from churn_shared.contracts import Driver
 from churn_shared.contracts import EventTrainingSet as EventTrainingSet
 from churn_shared.contracts.events import CustomerEventType
+from churn_shared.contracts.http import MAX_SCORING_INPUTS_PAGE
+from churn_shared.contracts.http import ScoringInputsPage as ScoringInputsPage
 from churn_shared.fields import Timestamp
 
 CustomerSort = Literal["customer_id", "-churn_probability", "-updated_at"]
@@ -96,6 +98,18 @@ class CustomerFilter(BaseModel):
         if self.seen_after and self.seen_before and self.seen_after >= self.seen_before:
             raise ValueError("seen_after must be before seen_before")
         return self
+
+
+class ScoringInputsIn(BaseModel):
+    """``POST /v1/internal/scoring-inputs``: the shared ``ScoringInputsQuery`` contract, its
+    filter read as this service's :class:`CustomerFilter` (a bad one is a 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: CustomerFilter = Field(default_factory=CustomerFilter)
+    after: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=MAX_SCORING_INPUTS_PAGE, ge=0, le=MAX_SCORING_INPUTS_PAGE)
+    count_up_to: int | None = Field(default=None, ge=1, le=100_000_000)
 
 
 #: ``order_placed`` properties that must be numbers ≥ 0 when present.
@@ -244,26 +258,54 @@ class ImportAccepted(BaseModel):
 
 
 class ImportRowError(BaseModel):
-    #: Line of the file (1 = the header) where the rejected row ends.
+    #: Line of the file (1 = the header; the sheet's row number in an XLSX) of the rejected row.
     line: int
     error: str
+    #: The column and value at fault, when one is.
+    column: str | None = None
+    value: str | None = None
+
+
+class ImportMapping(BaseModel):
+    """Which column of the file is what (the ``mapping`` form field of the upload)."""
+
+    id: str = Field(description="The column holding each customer's id")
+    email: str | None = Field(default=None, description="Stored as the attribute `email`")
+    name: str | None = Field(default=None, description="Stored as the attribute `name`")
+    label: str | None = Field(
+        default=None, description="The label column (kept under its own name)"
+    )
+    attributes: list[str] | None = Field(
+        default=None, description="The other columns kept; null: every one"
+    )
 
 
 class ImportRead(BaseModel):
     """How an import went. ``errors`` lists the first 50 rejected rows (``rows_rejected`` counts
-    them all); ``failure`` says why the whole file was refused, when it was."""
+    them all; ``GET /v1/customers/imports/{id}/errors`` lists them as CSV); ``failure`` says
+    why the whole file was refused, when it was. ``processed_rows`` of ``total_rows`` is the
+    progress (``total_rows`` is null until the file was counted)."""
 
     model_config = ConfigDict(from_attributes=True)
 
     import_id: str
     status: ImportStatus
     filename: str | None = None
+    file_format: Literal["csv", "xlsx"] = "csv"
+    #: ``utf-8``, ``utf-8-bom`` or ``windows-1252`` (CSV); null for XLSX.
+    encoding: str | None = None
     id_column: str
+    mapping: ImportMapping | None = None
     rows_total: int
+    total_rows: int | None = None
+    processed_rows: int = 0
     rows_imported: int
     rows_rejected: int
     errors: list[ImportRowError]
     failure: str | None = None
+    #: How many times a runner took this import (more than one: the service stopped during it
+    #: and it was resumed after the rows it had committed).
+    attempts: int = 0
     created_at: datetime
     finished_at: datetime | None = None
 
@@ -366,6 +408,83 @@ class CohortList(BaseModel):
     items: list[CohortRead]
 
 
+class RiskLevelCounts(BaseModel):
+    """Customers per latest risk level; ``unscored``: not scored yet."""
+
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    unscored: int = 0
+
+
+class RiskTrendDay(BaseModel):
+    """One UTC day: the customers per risk level at its end (today: now), and how many of them
+    moved up a risk level during it (low → medium, medium → high, low → high; a first score
+    is not a move)."""
+
+    date: date
+    risk_levels: RiskLevelCounts
+    moved_up: int
+
+
+class RiskTrend(BaseModel):
+    """Day by day, oldest first, the last day included."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "date": "2026-11-30",
+                            "risk_levels": {"high": 120, "medium": 300, "low": 760, "unscored": 20},
+                            "moved_up": 4,
+                        },
+                        {
+                            "date": "2026-12-01",
+                            "risk_levels": {"high": 126, "medium": 296, "low": 758, "unscored": 21},
+                            "moved_up": 7,
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    items: list[RiskTrendDay]
+
+
+class CustomersSummary(BaseModel):
+    """The customers' part of the dashboard (``GET /v1/dashboard/summary`` at the gateway).
+    ``score_histogram[i]`` counts the scored customers with i/20 ≤ probability < (i+1)/20
+    (1.0 in the last bin); ``revenue_at_risk`` = Σ over scored customers of churn probability
+    * the customer's spend in the last 90 days (``spend_last_90d``: their ``order_placed``
+    amounts, 0 without orders)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customers": 1200,
+                    "risk_levels": {"high": 126, "medium": 296, "low": 758, "unscored": 20},
+                    "score_histogram": [
+                        *(310, 220, 128, 100, 60, 50, 45, 40, 35, 30),
+                        *(30, 28, 25, 22, 20, 18, 10, 5, 2, 2),
+                    ],
+                    "moved_up_last_7_days": 31,
+                    "revenue_at_risk": 18342.5,
+                }
+            ]
+        }
+    )
+
+    customers: int
+    risk_levels: RiskLevelCounts
+    score_histogram: list[int]
+    moved_up_last_7_days: int
+    revenue_at_risk: float
+
+
 class CohortStats(BaseModel):
     """The cohort's members now: how many, their risk levels (``unscored`` for customers with
     no score yet), their mean churn probability (scored members) and the revenue at risk,
@@ -381,6 +500,18 @@ class CohortStats(BaseModel):
                     "risk_levels": {"high": 130, "medium": 282},
                     "mean_probability": 0.61,
                     "revenue_at_risk": 18342.5,
+                    "trend": [
+                        {
+                            "date": "2026-11-30",
+                            "risk_levels": {"high": 121, "medium": 291, "low": 0, "unscored": 0},
+                            "moved_up": 3,
+                        },
+                        {
+                            "date": "2026-12-01",
+                            "risk_levels": {"high": 130, "medium": 282, "low": 0, "unscored": 0},
+                            "moved_up": 9,
+                        },
+                    ],
                 }
             ]
         }
@@ -392,3 +523,51 @@ class CohortStats(BaseModel):
     risk_levels: dict[str, int]
     mean_probability: float | None
     revenue_at_risk: float
+    #: The members' (those of now) risk levels at the end of each of the last ``days`` days.
+    trend: list[RiskTrendDay] = Field(default_factory=list)
+
+
+#: A retention curve's period: calendar months, or ISO weeks (Monday to Sunday, UTC).
+RetentionPeriod = Literal["month", "week"]
+
+
+class RetentionCohort(BaseModel):
+    """The customers whose first ``order_placed`` fell in ``cohort`` (``2010-12``, or an ISO
+    week ``2010-W49``): ``retention[k]`` is the share of them that ordered in the k-th period
+    after it (``retention[0]`` is 1.0), up to the tenant's latest order."""
+
+    cohort: str
+    size: int
+    retention: list[float]
+
+
+class RetentionCurves(BaseModel):
+    """Retention curves per acquisition cohort (a triangle: newer cohorts have fewer periods).
+    The examples are the first cohorts of the UCI Online Retail file, as if it ended in the
+    third period."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "period": "month",
+                    "cohorts": [
+                        {"cohort": "2010-12", "size": 948, "retention": [1.0, 0.3819, 0.3344]},
+                        {"cohort": "2011-01", "size": 421, "retention": [1.0, 0.2399]},
+                        {"cohort": "2011-02", "size": 380, "retention": [1.0]},
+                    ],
+                },
+                {
+                    "period": "week",
+                    "cohorts": [
+                        {"cohort": "2010-W48", "size": 323, "retention": [1.0, 0.2477, 0.2663]},
+                        {"cohort": "2010-W49", "size": 368, "retention": [1.0, 0.2337]},
+                        {"cohort": "2010-W50", "size": 214, "retention": [1.0]},
+                    ],
+                },
+            ]
+        }
+    )
+
+    period: RetentionPeriod
+    cohorts: list[RetentionCohort]

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.attributes import publish_attributes_changed
 from churn_customers.bulk import delete_customers
 from churn_customers.cohorts import resolve_segment
 from churn_customers.exceptions import (
@@ -21,10 +19,7 @@ from churn_customers.exceptions import (
     CustomerAlreadyExistsError,
     CustomerNotFoundError,
     EventBatchTooLargeError,
-    ImportNotFoundError,
-    ImportTooLargeError,
     TrainingSetError,
-    UnsupportedMediaTypeError,
 )
 from churn_customers.features import (
     WINDOWED_EVENT_TYPES,
@@ -33,29 +28,19 @@ from churn_customers.features import (
     compute_features,
     point_in_time_rows,
 )
-from churn_customers.importing import (
-    CsvEncodingError,
-    CsvFileError,
-    ImportReport,
-    MultipartError,
-    SpooledUpload,
-    SpreadsheetFileError,
-    UploadTooLargeError,
-    inspect_csv,
-    looks_like_spreadsheet,
-    read_customer_chunks,
-    receive_form,
-)
 from churn_customers.models import outbox
 from churn_customers.repository import (
     BulkRepository,
     CustomerRepository,
+    DashboardRepository,
     EventRepository,
+    ExportRepository,
     FeatureRepository,
-    ImportRepository,
+    RiskChange,
     ScoreHistoryRepository,
     ScoreRecord,
     ScoreUpdate,
+    ScoringInputRepository,
     StoredEvent,
     StoredProfile,
 )
@@ -70,24 +55,22 @@ from churn_customers.schemas import (
     CustomerUpdate,
     EventBatchAccepted,
     EventIn,
-    ImportAccepted,
-    ImportRead,
     ScoreHistoryItem,
     ScoreHistoryPage,
+    ScoringInputsIn,
 )
 from churn_shared.contracts import (
-    FEATURE_NAMES,
+    PROFILE_FEATURE_NAMES,
     ChurnScoreComputedV1,
     CustomerFeaturesUpdatedV1,
     CustomerTrainingSet,
     EventTrainingSet,
     Topics,
 )
-from churn_shared.db import unit_of_work, utcnow
+from churn_shared.contracts.http import CustomerScoringInput, ScoringInputsPage
+from churn_shared.db import utcnow
 from churn_shared.errors import (
     BadRequestError,
-    PayloadTooLargeError,
-    TooManyRequestsError,
     UnprocessableError,
 )
 from churn_shared.kafka import Envelope, enqueue
@@ -366,9 +349,22 @@ class EventIngestService:
         return {cid: advanced[cid] for cid in customer_ids}
 
     async def record_scores(self, scores: Sequence[TenantScore]) -> None:
-        """Keep each customer's latest score (an older score than the stored one is ignored)
-        and add every score of a known customer to their history."""
-        await record_score_history(self._session, scores)
+        """Keep each customer's latest score (an older score than the stored one is ignored),
+        add every score of a known customer to their history and note the changes of their
+        latest risk level (the dashboard's trends)."""
+        latest = await record_score_history(self._session, scores)
+        changes = risk_changes(latest, scores)
+        dashboard = DashboardRepository(self._session)
+        await dashboard.add_risk_changes(changes)
+        # A change on a past day alters that day's rolled-up trend and every later one's.
+        today = utcnow().date()
+        earliest: dict[str, date] = {}
+        for change in changes:
+            day = change.changed_at.astimezone(UTC).date()
+            if day < today and day < earliest.get(change.tenant_id, today):
+                earliest[change.tenant_id] = day
+        for tenant_id, day in sorted(earliest.items()):
+            await dashboard.forget_days(tenant_id, day)
         await self._customers.apply_scores(
             ScoreUpdate(
                 tenant_id=s.tenant_id,
@@ -382,18 +378,28 @@ class EventIngestService:
         )
 
 
-async def record_score_history(session: AsyncSession, scores: Sequence[TenantScore]) -> None:
+#: A customer's latest risk level and its time, by (tenant id, customer id).
+LatestLevels = dict[tuple[str, str], tuple[str | None, datetime | None]]
+
+
+async def record_score_history(
+    session: AsyncSession, scores: Sequence[TenantScore]
+) -> LatestLevels:
     """Add these scores to their customers' histories (scores of unknown customers are
-    dropped). The customers are locked in id order first, as every writer locks them."""
+    dropped); the known customers' latest levels before these scores. The customers are
+    locked in id order first, as every writer locks them."""
     customers = CustomerRepository(session)
     by_tenant: dict[str, list[TenantScore]] = {}
     for s in scores:
         by_tenant.setdefault(s.tenant_id, []).append(s)
     records: list[ScoreRecord] = []
+    latest: LatestLevels = {}
     for tenant_id, tenant_scores in sorted(by_tenant.items()):
-        known = set(
-            await customers.lock_existing(tenant_id, [s.score.customer_id for s in tenant_scores])
+        levels = await customers.lock_levels(
+            tenant_id, [s.score.customer_id for s in tenant_scores]
         )
+        latest.update(((tenant_id, cid), level) for cid, level in levels.items())
+        known = set(levels)
         records.extend(
             ScoreRecord(
                 tenant_id=tenant_id,
@@ -408,6 +414,34 @@ async def record_score_history(session: AsyncSession, scores: Sequence[TenantSco
             if s.score.customer_id in known
         )
     await ScoreHistoryRepository(session).add_many(records)
+    return latest
+
+
+def risk_changes(latest: LatestLevels, scores: Sequence[TenantScore]) -> list[RiskChange]:
+    """The changes of the customers' latest risk level that these scores make, applied
+    oldest first as :meth:`CustomerRepository.apply_scores` applies them (a score older than
+    the customer's latest is ignored); unknown customers have none."""
+    current = dict(latest)
+    changes: list[RiskChange] = []
+    for s in sorted(scores, key=lambda s: (s.tenant_id, s.score.customer_id, s.score.scored_at)):
+        key = (s.tenant_id, s.score.customer_id)
+        if key not in current:
+            continue
+        level, at = current[key]
+        if at is not None and s.score.scored_at < at:
+            continue
+        if s.score.risk_level != level:
+            changes.append(
+                RiskChange(
+                    tenant_id=s.tenant_id,
+                    customer_id=s.score.customer_id,
+                    changed_at=s.score.scored_at,
+                    from_level=level,
+                    to_level=s.score.risk_level,
+                )
+            )
+        current[key] = (s.score.risk_level, s.score.scored_at)
+    return changes
 
 
 def _cursor_values(sort: CustomerSort, row: Any) -> list[Any]:
@@ -443,6 +477,7 @@ class CustomerService:
     """Customer CRUD, scoped to one tenant."""
 
     def __init__(self, session: AsyncSession) -> None:
+        self._session = session
         self._customers = CustomerRepository(session)
         self._events = EventRepository(session)
         self._features = FeatureRepository(session)
@@ -487,6 +522,10 @@ class CustomerService:
             )
         except IntegrityError as exc:
             raise CustomerAlreadyExistsError(data.customer_id) from exc
+        if data.attributes:
+            await publish_attributes_changed(
+                self._session, tenant_id, {data.customer_id: data.attributes}, now
+            )
         return await self._read(tenant_id, data.customer_id)
 
     async def get_customer(self, tenant_id: str, customer_id: str) -> CustomerDetail:
@@ -513,7 +552,10 @@ class CustomerService:
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        await self._customers.set_attributes(tenant_id, customer_id, merged, utcnow())
+        now = utcnow()
+        await self._customers.set_attributes(tenant_id, customer_id, merged, now)
+        if merged != (row.attributes or {}):
+            await publish_attributes_changed(self._session, tenant_id, {customer_id: merged}, now)
         return await self._read(tenant_id, customer_id)
 
     async def delete_customer(self, tenant_id: str, customer_id: str) -> None:
@@ -561,218 +603,41 @@ class CustomerService:
             customer_id=customer_id, features=profile.features, as_of=profile.as_of
         )
 
+    async def scoring_inputs(self, tenant_id: str, query: ScoringInputsIn) -> ScoringInputsPage:
+        """A page of what a model reads about the customers matching ``query.filter`` (profile
+        and imported attributes), in id order; with their number when asked for."""
+        session = self._customers.session
+        await resolve_segment(session, tenant_id, query.filter)
+        total = None
+        if query.count_up_to is not None:
+            total = await ExportRepository(session).count_up_to(
+                tenant_id, query.filter, query.count_up_to
+            )
+        rows = (
+            await ScoringInputRepository(session).page(
+                tenant_id, query.filter, query.after, query.limit
+            )
+            if query.limit
+            else []
+        )
+        return ScoringInputsPage(
+            customers=[
+                CustomerScoringInput(
+                    customer_id=row.customer_id,
+                    features=row.features,
+                    attributes=row.attributes or {},
+                )
+                for row in rows
+            ],
+            next_after=rows[-1].customer_id if len(rows) == query.limit and rows else None,
+            total=total,
+        )
+
     async def _read(self, tenant_id: str, customer_id: str) -> CustomerRead:
         row = await self._customers.get(tenant_id, customer_id)
         if row is None:  # pragma: no cover - read right after a write in one transaction
             raise CustomerNotFoundError(customer_id)
         return CustomerRead.model_validate(row)
-
-
-# --------------------------------------------------------------------------- imports
-
-#: ``schedule(function, *args)`` runs ``await function(*args)`` after the response (and after
-#: the request's transaction committed): FastAPI's ``BackgroundTasks.add_task``.
-Scheduler = Callable[..., None]
-#: ``Retry-After`` of a 429 for a tenant that has ``max_concurrent`` imports in flight.
-IMPORT_RETRY_AFTER_SECONDS = 30
-
-
-@dataclass(frozen=True, slots=True)
-class ImportLimits:
-    """What one upload may cost (``None``: unlimited)."""
-
-    max_bytes: int | None = None
-    max_rows: int | None = None
-    #: Imports of one tenant queued or running at once.
-    max_concurrent: int | None = None
-    #: A queued or running import older than this no longer counts towards ``max_concurrent``.
-    stale_after: timedelta = timedelta(hours=1)
-
-
-class ImportService:
-    """Customer file uploads: checked and accepted in the request, imported in the background
-    (:func:`run_import`)."""
-
-    def __init__(
-        self,
-        session: AsyncSession,
-        *,
-        session_factory: async_sessionmaker[AsyncSession] | None = None,
-        max_bytes: int | None = None,
-        limits: ImportLimits | None = None,
-    ) -> None:
-        self._imports = ImportRepository(session)
-        self._session_factory = session_factory
-        self._limits = limits or ImportLimits(max_bytes=max_bytes)
-
-    async def start_import(
-        self,
-        tenant_id: str,
-        subject: str | None,
-        content_type: str,
-        body: AsyncIterator[bytes],
-        schedule: Scheduler,
-    ) -> ImportAccepted:
-        """Read the multipart body (fields ``file`` and ``id_column``) into a spooled file,
-        refuse what cannot be imported (415 spreadsheets, 413 too many bytes or rows, 422
-        undecodable text or a bad form, 429 too many imports in flight) with nothing stored,
-        record the import as queued and schedule :func:`run_import`."""
-        if self._session_factory is None:  # pragma: no cover - wired by the dependency
-            raise RuntimeError("ImportService needs a session factory for background imports")
-        limits = self._limits
-        try:
-            form = await receive_form(body, content_type, max_file_bytes=limits.max_bytes)
-        except MultipartError as exc:
-            raise UnprocessableError(f"Send the file as multipart/form-data: {exc}.") from exc
-        except UploadTooLargeError as exc:
-            raise ImportTooLargeError(exc.limit) from exc
-        upload = form.file
-        if upload is None:
-            raise UnprocessableError("Send the customer file in a multipart form field 'file'.")
-        scheduled = False
-        try:
-            id_column = (form.fields.get("id_column") or "customer_id").strip()
-            if looks_like_spreadsheet(upload.filename, upload.content_type):
-                raise _spreadsheet_refused()
-            if not id_column:
-                raise UnprocessableError("id_column must not be blank.")
-            try:
-                summary = await asyncio.to_thread(inspect_csv, upload.file, limits.max_rows)
-            except SpreadsheetFileError as exc:
-                raise _spreadsheet_refused() from exc
-            except CsvEncodingError as exc:
-                raise UnprocessableError(str(exc)) from exc
-            if summary.too_many_rows:
-                raise PayloadTooLargeError(
-                    f"A customer file holds at most {limits.max_rows} rows; this one has more. "
-                    "Nothing was imported; split the file and upload the parts one by one."
-                )
-            import_id = str(uuid.uuid4())
-            now = utcnow()
-            row: dict[str, Any] = {
-                "id": import_id,
-                "tenant_id": tenant_id,
-                "status": "queued",
-                "filename": (upload.filename or "")[:255] or None,
-                "id_column": id_column[:255],
-                "rows_total": 0,
-                "rows_imported": 0,
-                "rows_rejected": 0,
-                "errors": [],
-                "created_by": (subject or "")[:64] or None,
-                "created_at": now,
-            }
-            # In the caller's transaction: the request's unit of work commits it before the
-            # response, so before the scheduled import runs.
-            if limits.max_concurrent is None:
-                await self._imports.add(row)
-            elif not await self._imports.add_if_fewer_active(
-                row, limit=limits.max_concurrent, active_since=now - limits.stale_after
-            ):
-                raise TooManyRequestsError(
-                    f"This tenant already has {limits.max_concurrent} customer imports "
-                    "queued or running; retry when one has finished.",
-                    # ProblemError's extra keywords reach problem_response: a header, not a field.
-                    headers={"Retry-After": str(IMPORT_RETRY_AFTER_SECONDS)},
-                )
-            schedule(
-                run_import,
-                self._session_factory,
-                tenant_id,
-                import_id,
-                upload,
-                summary.encoding,
-                id_column,
-                limits.max_rows,
-            )
-            scheduled = True
-        finally:
-            if not scheduled:
-                await asyncio.to_thread(upload.close)
-        return ImportAccepted(import_id=import_id)
-
-    async def get_import(self, tenant_id: str, import_id: str) -> ImportRead:
-        row = await self._imports.get(tenant_id, import_id)
-        if row is None:
-            raise ImportNotFoundError(import_id)
-        return ImportRead.model_validate({**row._mapping, "import_id": row.id})
-
-
-def _spreadsheet_refused() -> UnsupportedMediaTypeError:
-    return UnsupportedMediaTypeError(
-        "Spreadsheets (XLSX/XLS) cannot be read here (no spreadsheet reader is "
-        "installed); save the sheet as CSV (UTF-8) and upload that."
-    )
-
-
-async def run_import(
-    session_factory: async_sessionmaker[AsyncSession],
-    tenant_id: str,
-    import_id: str,
-    upload: SpooledUpload,
-    encoding: str,
-    id_column: str,
-    max_rows: int | None = None,
-) -> None:
-    """Import a spooled customer file; a background task, run after the response.
-
-    The request's transaction has ended by then, so this task is its own caller and owns its
-    units of work (through ``session_factory``): one marks the import running, one upserts
-    every valid row and records the outcome — all rows or none (a rejected row is reported and
-    skipped whole) — and, when that fails, one records why.
-    The file is parsed in a worker thread chunk by chunk (:func:`read_customer_chunks`) and
-    each chunk is merged into the stored attributes with bulk statements and dropped, so memory
-    does not grow with the file. Closes ``upload``."""
-    try:
-        async with unit_of_work(session_factory) as session:
-            await ImportRepository(session).update(tenant_id, import_id, status="running")
-        report = ImportReport()
-        chunks = read_customer_chunks(upload.file, encoding, id_column, report, max_rows=max_rows)
-        try:
-            now = utcnow()
-            async with unit_of_work(session_factory) as session:
-                customers = CustomerRepository(session)
-                while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-                    existing = await customers.attributes_for(tenant_id, list(chunk))
-                    await customers.upsert_attributes(
-                        tenant_id,
-                        {cid: {**existing.get(cid, {}), **values} for cid, values in chunk.items()},
-                        now,
-                    )
-                    del chunk, existing
-                await ImportRepository(session).update(
-                    tenant_id,
-                    import_id,
-                    status="succeeded",
-                    rows_total=report.rows_total,
-                    rows_imported=report.rows_accepted,
-                    rows_rejected=report.rows_rejected,
-                    errors=report.errors,
-                    finished_at=utcnow(),
-                )
-            log.info(
-                "customers imported",
-                import_id=import_id,
-                tenant_id=tenant_id,
-                rows=report.rows_accepted,
-                rejected=report.rows_rejected,
-            )
-        except Exception as exc:
-            failure = (
-                str(exc) if isinstance(exc, CsvFileError) else "internal error while importing"
-            )
-            if not isinstance(exc, CsvFileError):
-                log.exception("customer import failed", import_id=import_id, tenant_id=tenant_id)
-            async with unit_of_work(session_factory) as session:
-                await ImportRepository(session).update(
-                    tenant_id, import_id, status="failed", failure=failure, finished_at=utcnow()
-                )
-        finally:
-            # Still executing in its thread when this task was cancelled: it stops on its own.
-            with contextlib.suppress(ValueError):
-                chunks.close()
-    finally:
-        await asyncio.to_thread(upload.close)
 
 
 # --------------------------------------------------------------------------- training sets
@@ -817,6 +682,7 @@ class TrainingSetService:
     """Training sets built from a tenant's data (read only)."""
 
     def __init__(self, session: AsyncSession) -> None:
+        self._session = session
         self._customers = CustomerRepository(session)
         self._events = EventRepository(session)
 
@@ -887,7 +753,7 @@ class TrainingSetService:
             raise TrainingSetError("No customer has an event at or before the cutoff.")
 
         labels = [label for *_, label in rows]
-        names = list(FEATURE_NAMES)
+        names = list(PROFILE_FEATURE_NAMES)
         cutoff_text = [format_cutoff(c) for c in ordered]
         return EventTrainingSet(
             feature_names=names,

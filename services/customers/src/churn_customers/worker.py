@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,10 +19,12 @@ from churn_customers.config import Settings
 from churn_customers.events.handlers import churn_scores_handler, customer_events_handler
 from churn_customers.models import outbox, processed_events
 from churn_customers.service import EventIngestService, RepublishedBatch
+from churn_customers.tenants import HttpTenantDirectory, TenantDirectory
 from churn_shared.contracts import (
     ChurnScoreComputedV1,
     CustomerEventReceivedV1,
     CustomerTopics,
+    JobTopics,
     Topics,
 )
 from churn_shared.db import (
@@ -28,10 +32,12 @@ from churn_shared.db import (
     unit_of_work,
     utcnow,
 )
+from churn_shared.http import service_client
 from churn_shared.kafka import EventPublisher
 from churn_shared.logging import get_logger
 from churn_shared.loops import PeriodicLoop
 from churn_shared.runtime import ServiceResources, ServiceRuntime
+from churn_shared.security import JWKS_PATH
 from churn_shared.workers import ServiceWorkers
 
 MIGRATIONS = str(Path(__file__).resolve().parent / "migrations")
@@ -40,6 +46,8 @@ TOPICS = (
     Topics.CUSTOMER_FEATURES,
     Topics.CHURN_SCORES,
     CustomerTopics.CUSTOMER_DELETED,
+    CustomerTopics.CUSTOMER_ATTRIBUTES,
+    JobTopics.CUSTOMER_IMPORTS,
 )
 _log = get_logger(__name__)
 
@@ -178,6 +186,7 @@ class CustomerWorkers(ServiceWorkers):
         engine: AsyncEngine,
         session_factory: async_sessionmaker[AsyncSession],
         publisher: EventPublisher,
+        tenants: TenantDirectory,
     ) -> None:
         super().__init__(
             settings,
@@ -191,13 +200,15 @@ class CustomerWorkers(ServiceWorkers):
             name="customers-events",
             topics=[CustomerEventReceivedV1.topic],
             group_id=f"{settings.consumer_group}-events",
-            handler=customer_events_handler(session_factory, self.relay.notify),
+            handler=customer_events_handler(session_factory, self.relay.notify, tenants),
         )
         self.scores_consumer = self.add_consumer(
             name="customers-scores",
             topics=[ChurnScoreComputedV1.topic],
             group_id=f"{settings.consumer_group}-scores",
             handler=churn_scores_handler(session_factory),
+            # Keeps each customer's latest score for the API: not on the way to an alert.
+            background=True,
         )
         self.refresher = self.add_loop(
             ProfileRefresher(
@@ -222,8 +233,28 @@ class CustomerWorkers(ServiceWorkers):
 
 def _workers(settings: Settings, resources: ServiceResources) -> CustomerWorkers:
     return CustomerWorkers(
-        settings, resources.engine, resources.session_factory, resources.publisher
+        settings,
+        resources.engine,
+        resources.session_factory,
+        resources.publisher,
+        resources.state.tenants,
     )
+
+
+async def _open(state: Any, stack: AsyncExitStack) -> None:
+    """The process's own resource: the directory of tenants (auth's internal API), which the
+    events consumer asks about the tenants of the events it consumes."""
+    if hasattr(state, "tenants"):  # given by the caller (tests)
+        return
+    settings: Settings = state.settings
+    base = settings.auth_url or settings.jwks_url.removesuffix(JWKS_PATH)
+    directory = HttpTenantDirectory(
+        service_client(base.rstrip("/"), timeout=5.0),
+        known_ttl=settings.known_tenant_cache_seconds,
+        unknown_ttl=settings.unknown_tenant_cache_seconds,
+    )
+    stack.push_async_callback(directory.aclose)
+    state.tenants = directory
 
 
 #: How the service process starts and stops (``churn_shared.runtime``): the API's lifespan and
@@ -233,6 +264,7 @@ RUNTIME = ServiceRuntime(
     topics=TOPICS,
     client_id="churn-customers",
     make_workers=_workers,
+    setup=_open,
 )
 
 

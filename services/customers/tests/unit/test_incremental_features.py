@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churn_customers.features import FeatureState, compute_features
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import PROFILE_FEATURE_NAMES
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DAY = 86_400
@@ -123,8 +123,8 @@ def arrivals(
 
 
 def assert_same(actual: dict[str, float | None], expected: dict[str, float | None]) -> None:
-    assert list(actual) == list(FEATURE_NAMES)
-    for name in FEATURE_NAMES:
+    assert list(actual) == list(PROFILE_FEATURE_NAMES)
+    for name in PROFILE_FEATURE_NAMES:
         want = expected[name]
         if want is None:
             assert actual[name] is None, name
@@ -163,14 +163,49 @@ def test_state_after_increments_equals_compute_features_on_the_full_history(
     replay(batches)
 
 
+#: Mostly orders, so the order intervals and the order and spend trends are mostly defined.
+ORDER_HEAVY = ["order_placed"] * 4 + ["login", "email_opened", "signup"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrivals(kinds=ORDER_HEAVY))
+def test_order_history_features_after_increments_equal_compute_features(
+    batches: list[tuple[list[Ev], datetime]],
+) -> None:
+    """The history features (intervals, their variation, trends, last activity) on histories
+    where they are mostly defined; late orders force rebuilds, which stay exact."""
+    replay(batches)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrivals(kinds=[k for k in KINDS if k != "loyalty_points_changed"], future=False))
 def test_late_and_out_of_order_events_never_need_the_history(
     batches: list[tuple[list[Ev], datetime]],
 ) -> None:
     """Without loyalty events and without events dated after their arrival, every batch is an
-    increment: the history is read only for the first one."""
-    assert replay(batches) == 0
+    increment — the history is read only for the first one — except a batch bringing an order
+    dated before an order already applied (the intervals between orders change)."""
+    late_orders = 0
+    latest_order: datetime | None = None
+    for index, (batch, _) in enumerate(batches):
+        orders = [e.occurred_at for e in batch if e.type == "order_placed"]
+        if index and orders and latest_order is not None and min(orders) < latest_order:
+            late_orders += 1
+        latest_order = max([*orders, *([latest_order] if latest_order else [])], default=None)
+    assert replay(batches) == late_orders
+
+
+def test_orders_in_time_order_never_need_the_history() -> None:
+    days = [3, 10, 10, 40, 41, 200]
+    state = FeatureState.from_events([], moment(0, 0))
+    stored: list[Ev] = []
+    for day in days:
+        order = Ev("order_placed", moment(day, 5), {"amount": day})
+        stored.append(order)
+        assert state.advance([order], moment(day, 10))
+    now = moment(200, 10)
+    assert_same(state.features(edge_events(state, stored)), compute_features(stored, now))
+    assert not state.advance([Ev("order_placed", moment(100, 0))], now)  # between two orders
 
 
 def loyalty(day: int, **props: float) -> Ev:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
+from churn_customers.dashboard import MAX_TREND_DAYS
 from churn_customers.dependencies import (
     BulkServiceDep,
     CohortServiceDep,
     CustomerServiceDep,
+    DashboardServiceDep,
     EventIngestServiceDep,
     ExportServiceDep,
+    ImportRunnerDep,
     ImportServiceDep,
+    RetentionServiceDep,
     TrainingSetServiceDep,
 )
 from churn_customers.exporting import ExportFormat
+from churn_customers.imports import error_report
+from churn_customers.retention import MAX_RETENTION_COHORTS
 from churn_customers.schemas import (
     BulkActionIn,
     BulkActionResult,
@@ -33,17 +40,22 @@ from churn_customers.schemas import (
     CustomerPage,
     CustomerRead,
     CustomerSort,
+    CustomersSummary,
     CustomerTrainingSet,
     CustomerUpdate,
     EventBatchAccepted,
     EventBatchIn,
     EventTrainingSet,
-    ImportAccepted,
     ImportRead,
+    RetentionCurves,
+    RetentionPeriod,
     RiskLevel,
+    RiskTrend,
     ScoreHistoryPage,
+    ScoringInputsIn,
+    ScoringInputsPage,
 )
-from churn_customers.service import parse_cutoff
+from churn_customers.service import HORIZONS, parse_cutoff
 from churn_shared.errors import PROBLEM_RESPONSES, UnprocessableError, problem_doc
 from churn_shared.fields import Timestamp
 from churn_shared.security import Principal, PrincipalDep, require_role
@@ -341,52 +353,114 @@ _IMPORT_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "CSV with a header row (XLSX is refused with 415)",
+                            "description": (
+                                "CSV (UTF-8 with or without BOM, or Latin-1/Windows-1252; "
+                                "delimiter `,` `;` or tab) or XLSX (the first worksheet; "
+                                "formulas are not evaluated: their cached value is read) "
+                                "with a header row. XLS and ODS are refused with 415."
+                            ),
+                        },
+                        "mapping": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "description": (
+                                "Which column is what, as a JSON object: `id` (required), "
+                                "`email` and `name` (stored as the attributes `email` and "
+                                "`name`), `label` (kept under its own name), `attributes` "
+                                "(the other columns kept; null or absent: every one). "
+                                "Columns the header lacks, a column named twice or unknown "
+                                "keys are refused with 422."
+                            ),
+                            "example": (
+                                '{"id": "customerID", "email": "Email", "name": "Name", '
+                                '"label": "Churn", "attributes": ["plan", "tenure"]}'
+                            ),
                         },
                         "id_column": {
                             "type": "string",
                             "default": "customer_id",
-                            "description": "The column holding each customer's id",
+                            "description": (
+                                "The column holding each customer's id, when there is no "
+                                "`mapping` (every other column is kept)"
+                            ),
                         },
                     },
-                }
+                },
+                "encoding": {"mapping": {"contentType": "application/json"}},
             }
         },
-    }
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": (
+                "Retries with the same key return the import the first upload created "
+                "(200), whatever happened to the connection; the same key with another file "
+                "or mapping is refused with 422."
+            ),
+        }
+    ],
 }
 
 
 @imports_router.post(
     "/import",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=ImportAccepted,
+    response_model=ImportRead,
     operation_id="customers_import",
     openapi_extra=_IMPORT_BODY,
     responses={
-        415: {**PROBLEM_RESPONSES[422], "description": "A spreadsheet, not CSV"},
+        200: {
+            "model": ImportRead,
+            "description": "The same file and mapping, or the same Idempotency-Key, was "
+            "uploaded before: that import (nothing new is queued)",
+        },
+        413: {
+            **PROBLEM_RESPONSES[422],
+            "description": "Too many bytes or rows, or an XLSX whose zip directory declares "
+            "more than the uncompressed-size or compression-ratio limits (a zip bomb)",
+        },
+        409: problem_doc(
+            "An upload with the same Idempotency-Key is being stored at this moment; retry"
+        ),
+        415: {**PROBLEM_RESPONSES[422], "description": "XLS, ODS or another unread format"},
         429: {**PROBLEM_RESPONSES[422], "description": "Too many imports of this tenant in flight"},
     },
 )
 async def import_customers(
     request: Request,
+    response: Response,
     background: BackgroundTasks,
     principal: WriterDep,
     service: ImportServiceDep,
-) -> ImportAccepted:
-    """Upload a customer file; its rows are upserted in the background (poll the import).
+    runner: ImportRunnerDep,
+) -> ImportRead:
+    """Upload a customer file (CSV or XLSX) with its column mapping; it is stored and imported
+    in the background (poll the import, or follow `import_progress` on the live feed).
 
     Cells are typed (numbers as numbers, blanks as null) and merged into each customer's
-    attributes; rows with errors are skipped whole and reported with their line numbers.
-    A file over the byte or row limit is refused with 413, text that is neither UTF-8 nor
-    Windows-1252 with 422, and an upload while the tenant has its maximum of imports queued or
-    running with 429 (``Retry-After``); a refused file leaves nothing stored."""
-    return await service.start_import(
+    attributes; rows with errors are skipped whole and listed at
+    `GET /v1/customers/imports/{id}/errors`. A file over the byte or row limit, or an XLSX
+    zip bomb, is refused with 413, XLS/ODS with 415, undecodable text or a mapping that does
+    not fit the header with 422, and an upload while the tenant has its maximum of imports
+    queued or running with 429 (`Retry-After`); a refused file leaves nothing stored. The same
+    file and mapping again, or the same `Idempotency-Key`, answers 200 with the earlier
+    import instead of queueing another."""
+    started = await service.start_import(
         principal.tenant_id,
         principal.subject,
         request.headers.get("content-type", ""),
         request.stream(),
-        background.add_task,
+        idempotency_key=request.headers.get("idempotency-key"),
     )
+    if started.created:
+        background.add_task(runner.wake)  # after the response, so after the commit
+    else:
+        response.status_code = status.HTTP_200_OK
+    return started.read
 
 
 @imports_router.get(
@@ -395,7 +469,43 @@ async def import_customers(
 async def get_import(
     import_id: str, principal: PrincipalDep, service: ImportServiceDep
 ) -> ImportRead:
+    """An import's state: `processed_rows` of `total_rows` while it runs, its counts and first
+    rejected rows once done."""
     return await service.get_import(principal.tenant_id, import_id)
+
+
+@imports_router.get(
+    "/imports/{import_id}/errors",
+    operation_id="customers_import_errors",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The rejected rows as CSV (UTF-8 with a BOM): `line,column,value,"
+            "reason`; text a spreadsheet would run as a formula is prefixed with `'`",
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": 'line,column,value,reason\r\n4,,,"expected 6 fields, found '
+                    '4"\r\n5,customerID,,blank id\r\n',
+                }
+            },
+        }
+    },
+)
+async def get_import_errors(
+    import_id: str, request: Request, principal: PrincipalDep, service: ImportServiceDep
+) -> StreamingResponse:
+    """Every row the import rejected (up to `max_import_error_rows`; `rows_rejected` counts
+    them all), in file order: its line (1 = the header; the sheet's row number in an XLSX),
+    the column and value at fault when one is, and why. Grows while the import runs."""
+    await service.get_import(principal.tenant_id, import_id)  # 404 for another tenant's
+    return StreamingResponse(
+        error_report(request.app.state.session_factory, principal.tenant_id, import_id),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="import-{import_id[:36]}-errors.csv"'
+        },
+    )
 
 
 def _json(body: BaseModel) -> Response:
@@ -425,7 +535,9 @@ async def customer_training_set(
 async def event_training_set(
     principal: PrincipalDep,
     service: TrainingSetServiceDep,
-    horizon_days: Annotated[int, Query(description="30, 60, 90 or 180")],
+    horizon_days: Annotated[
+        int, Query(description="30, 60, 90 or 180", json_schema_extra={"enum": list(HORIZONS)})
+    ],
     cutoff: Annotated[str | None, Query(description="YYYY-MM-DD (midnight UTC)")] = None,
     cutoffs: Annotated[
         list[str] | None, Query(description="Several cutoffs to stack (repeat the parameter)")
@@ -461,6 +573,46 @@ async def list_cohorts(principal: PrincipalDep, service: CohortServiceDep) -> Co
     return await service.list(principal.tenant_id)
 
 
+# Before /{cohort_id}: "retention" is not a cohort id.
+@cohorts_router.get(
+    "/retention",
+    response_model=RetentionCurves,
+    operation_id="cohorts_retention",
+    openapi_extra={"parameters": [_ATTRIBUTE_FILTER_PARAMETER]},
+)
+async def cohort_retention(
+    principal: PrincipalDep,
+    service: RetentionServiceDep,
+    where: CustomerFilterDep,
+    period: Annotated[
+        RetentionPeriod,
+        Query(description="`month` (cohort `2010-12`) or `week` (ISO week, cohort `2010-W49`)"),
+    ] = "month",
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_RETENTION_COHORTS,
+            description="The latest this many periods' cohorts (up to the latest order)",
+        ),
+    ] = MAX_RETENTION_COHORTS,
+) -> RetentionCurves:
+    """Retention curves per acquisition cohort, from the tenant's `order_placed` events.
+
+    A customer's cohort is the period of their first `order_placed`: a calendar month
+    (`"2010-12"`) for `period=month`, an ISO 8601 week (Monday to Sunday, UTC, labelled by its
+    ISO year and week number: `"2010-W49"`) for `period=week`. `retention[k]` is the share of
+    the cohort's customers with at least one `order_placed` in period cohort + k, so
+    `retention[0]` is 1.0; each curve runs to the period of the tenant's latest order (which
+    may be incomplete), so newer cohorts have shorter curves. Cohorts are oldest first;
+    periods in which nobody placed a first order are left out.
+
+    The customer-list filters (`risk_level`, probabilities, `q`, `seen_after`/`seen_before`,
+    `tag`, `segment`, `attr.<name>`) select whose orders count; an unknown `segment` is 404.
+    Viewers and above."""
+    return await service.curves(principal.tenant_id, period, where, limit)
+
+
 @cohorts_router.get("/{cohort_id}", response_model=CohortRead, operation_id="cohorts_get")
 async def get_cohort(
     cohort_id: str, principal: PrincipalDep, service: CohortServiceDep
@@ -493,10 +645,70 @@ async def delete_cohort(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+#: How many days a trend covers: 1 to 365.
+TrendDays = Annotated[int, Query(ge=1, le=MAX_TREND_DAYS, description="Days of trend (1-365)")]
+
+
 @cohorts_router.get("/{cohort_id}/stats", response_model=CohortStats, operation_id="cohorts_stats")
 async def cohort_stats(
-    cohort_id: str, principal: PrincipalDep, service: CohortServiceDep
+    cohort_id: str, principal: PrincipalDep, service: CohortServiceDep, days: TrendDays = 30
 ) -> CohortStats:
     """The cohort's members now: size, risk mix, mean churn probability and revenue at risk
-    (Σ churn probability * the member's spend in the last 90 days, `spend_last_90d`)."""
-    return await service.stats(principal.tenant_id, cohort_id)
+    (Σ churn probability * the member's spend in the last 90 days, `spend_last_90d`), and
+    `trend`: for each of the last `days` UTC days (oldest first, today last), how many of
+    today's members were at each risk level at the day's end and how many moved up a level
+    during it (from the stored risk level changes, not sampled)."""
+    return await service.stats(principal.tenant_id, cohort_id, days)
+
+
+#: The customers' part of the dashboard, for the gateway's composed ``/v1/dashboard/*``
+#: (internal: the gateway answers 404 for ``/v1/internal/*``). Viewers and above.
+dashboard_router = APIRouter(
+    prefix="/v1/internal/dashboard/customers", tags=["internal"], responses=PROBLEM_RESPONSES
+)
+
+
+@dashboard_router.get(
+    "/summary", response_model=CustomersSummary, operation_id="internal_dashboard_customers"
+)
+async def dashboard_summary(
+    principal: PrincipalDep, service: DashboardServiceDep
+) -> CustomersSummary:
+    """Customers per risk level, the score histogram (20 bins), customers that moved up a
+    level in the last 7 days and revenue at risk (Σ churn probability * `spend_last_90d`)."""
+    return await service.summary(principal.tenant_id)
+
+
+@dashboard_router.get(
+    "/trend", response_model=RiskTrend, operation_id="internal_dashboard_customers_trend"
+)
+async def dashboard_trend(
+    principal: PrincipalDep,
+    service: DashboardServiceDep,
+    days: TrendDays = 90,
+    last_day: Annotated[
+        date | None, Query(description="The trend's last UTC day (default: today)")
+    ] = None,
+) -> RiskTrend:
+    """Per UTC day: customers per risk level at its end and how many moved up a level."""
+    return await service.trend(principal.tenant_id, days, last_day)
+
+
+#: What prediction jobs over a filter read (internal: the gateway answers 404 for
+#: ``/v1/internal/*``). Any role: the prediction service calls it as the job's submitter.
+scoring_inputs_router = APIRouter(
+    prefix="/v1/internal/scoring-inputs", tags=["internal"], responses=PROBLEM_RESPONSES
+)
+
+
+@scoring_inputs_router.post(
+    "", response_model=ScoringInputsPage, operation_id="internal_scoring_inputs"
+)
+async def scoring_inputs(
+    body: ScoringInputsIn, principal: PrincipalDep, service: CustomerServiceDep
+) -> ScoringInputsPage:
+    """A keyset page (by customer id, up to 1,000) of the customers matching `filter` (the
+    filters of `GET /v1/customers`, as JSON; a bad one is a 422, an unknown `segment` a 404):
+    each customer's feature profile (null without one) and imported attributes; `total` when
+    `count_up_to` is given. A read: nothing changes."""
+    return await service.scoring_inputs(principal.tenant_id, body)

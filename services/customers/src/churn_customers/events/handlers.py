@@ -13,8 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_customers.models import processed_events
 from churn_customers.schemas import EventBatchAccepted, EventIn
 from churn_customers.service import EventIngestService, TenantScore
+from churn_customers.tenants import TenantDirectory
 from churn_shared.contracts import ChurnScoreComputedV1, CustomerEventReceivedV1
-from churn_shared.kafka import Received, TransactionalHandler
+from churn_shared.kafka import Received, Rejection, TransactionalHandler
 from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -25,15 +26,27 @@ SCORES_CONSUMER = "customers-scores"
 
 
 def customer_events_handler(
-    session_factory: async_sessionmaker[AsyncSession], wake_relay: Callable[[], None]
+    session_factory: async_sessionmaker[AsyncSession],
+    wake_relay: Callable[[], None],
+    tenants: TenantDirectory,
 ) -> TransactionalHandler[CustomerEventReceivedV1, EventBatchAccepted]:
     """Consumes ``customer.events.v1`` through the same service method as ``POST /v1/events``.
 
     Idempotent by the events' own ids (unique per tenant), exactly like the HTTP path, so a
     redelivered message or the same event over HTTP is counted as a duplicate and applied once;
     no envelope ids are claimed. A payload that is not a valid event raises, so the consumer
-    isolates and dead-letters it while the rest of the batch is applied.
+    isolates and dead-letters it while the rest of the batch is applied. An event whose tenant
+    the auth service does not know is dead-lettered with that reason (``tenants``; when auth
+    cannot answer, the batch waits in the broker).
     """
+
+    async def screen(received: list[Received[CustomerEventReceivedV1]]) -> list[Rejection]:
+        unknown = await tenants.unknown({r.tenant_id for r in received})
+        return [
+            Rejection(r.delivery, f"unknown tenant {r.tenant_id!r}")
+            for r in received
+            if r.tenant_id in unknown
+        ]
 
     async def record(
         session: AsyncSession, received: list[Received[CustomerEventReceivedV1]]
@@ -60,6 +73,7 @@ def customer_events_handler(
         processed_events=None,
         apply=record,
         on_committed=committed,
+        screen=screen,
     )
 
 
