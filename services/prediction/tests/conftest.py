@@ -18,7 +18,7 @@ def service_name() -> str:
 
 @pytest.fixture
 def make_settings(database_url: str, kafka_bootstrap: str) -> Callable[..., Settings]:
-    """Settings for one test app: the test's database, the session's broker, no workers."""
+    """Settings for one test app: the test's database, the module's broker, no workers."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {

@@ -515,7 +515,9 @@ async def test_evaluate_on_a_point_in_time_set_with_the_recency_baseline(
         assert comparison["model"]["roc_auc"] == pytest.approx(body["roc_auc"])
         assert 0.5 < comparison["bgnbd"]["roc_auc"] < 1
         assert comparison["bgnbd"]["params"][0]["r"] > 0
-        for name in ("recency", "bgnbd"):
+        assert comparison["pareto_nbd"]["roc_auc"] == pytest.approx(body["baselines"]["pareto_nbd"])
+        assert comparison["pareto_nbd"]["params"][0]["beta"] > 0
+        for name in ("recency", "bgnbd", "pareto_nbd"):
             lift = comparison["lift"][name]
             assert lift["roc_auc_diff"] == pytest.approx(
                 body["roc_auc"] - comparison[name]["roc_auc"]

@@ -1,5 +1,6 @@
-"""Outbound HTTP: the customers service's feature profiles (for scoring by customer id) and
-training sets, parsed into their contracts (:mod:`churn_shared.contracts.http`)."""
+"""Outbound HTTP: the customers service's feature profiles (for scoring by customer id),
+training sets and scoring inputs of a filter (prediction jobs), parsed into their contracts
+(:mod:`churn_shared.contracts.http`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from churn_prediction.exceptions import (
+    CustomerFilterRefusedError,
     CustomerNotFoundError,
     CustomersUnavailableError,
     TrainingSetError,
     TrainingSetRefusedError,
 )
 from churn_shared.contracts import CustomerFeaturesRead, CustomerTrainingSet, EventTrainingSet
+from churn_shared.contracts.http import ScoringInputsPage, ScoringInputsQuery
 
 ContractT = TypeVar("ContractT", bound=BaseModel)
 
@@ -142,3 +145,68 @@ class TrainingSetClient:
             authorization,
             EventTrainingSet,
         )
+
+
+class ScoringInputsClient:
+    """``POST /v1/internal/scoring-inputs`` on the customers service, as the job's submitter:
+    pages of the customers a filter selects, with their profiles and attributes."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def page(
+        self, query: ScoringInputsQuery, *, authorization: str | None
+    ) -> ScoringInputsPage:
+        """One page; a filter the customers service refuses (400/404/422) is a
+        :class:`CustomerFilterRefusedError` carrying its reasons, anything else that is not a
+        page a :class:`CustomersUnavailableError`."""
+        headers = {"authorization": authorization} if authorization else {}
+        try:
+            response = await self.http.post(
+                "/v1/internal/scoring-inputs",
+                content=query.model_dump_json(),
+                headers={**headers, "content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise CustomersUnavailableError(
+                f"The customers service cannot be reached ({type(exc).__name__})."
+            ) from exc
+        if response.status_code in (*_REFUSALS, 404):
+            raise CustomerFilterRefusedError(
+                f"The customer filter is refused: {_filter_refusal(response)}"
+            )
+        if response.status_code != 200:
+            raise CustomersUnavailableError(
+                f"The customers service answered {response.status_code} for the customers."
+            )
+        try:
+            return ScoringInputsPage.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise CustomersUnavailableError(
+                "The customers service sent no page of scoring inputs."
+            ) from exc
+
+
+def _filter_refusal(response: httpx.Response) -> str:
+    """Why the customers service refused a filter: each invalid member (``risk_level.0:
+    Input should be ...``) or its ``detail`` (an unknown segment)."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        return f"the customers service answered {response.status_code}."
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors:
+        reasons = []
+        for error in errors[:10]:
+            if not isinstance(error, dict):
+                continue
+            loc = [str(part) for part in error.get("loc", [])]
+            while loc and loc[0] in ("body", "filter"):
+                loc = loc[1:]
+            reasons.append(f"{'.'.join(loc) or 'filter'}: {str(error.get('msg', ''))[:200]}")
+        if reasons:
+            return "; ".join(reasons) + "."
+    detail = problem.get("detail")
+    return str(detail)[:500] if isinstance(detail, str) else "no reason given."

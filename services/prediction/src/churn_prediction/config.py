@@ -71,6 +71,11 @@ class Settings(ServiceSettings):
     job_max_attempts: int = Field(default=3, ge=1)
     #: Bad rows listed in a job's error report (all are counted).
     job_max_error_rows: int = Field(default=10_000, ge=1)
+    #: A finished job (succeeded or failed) is deleted, its files and its row, this long after
+    #: it finished; so is a job directory no row names (an upload a crash cut short) this old.
+    job_retention_days: float = Field(default=7.0, gt=0)
+    #: How often a replica that runs the jobs deletes those past their retention.
+    job_cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:

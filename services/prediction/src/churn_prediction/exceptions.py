@@ -107,3 +107,10 @@ class UnsupportedJobFileError(ProblemError):
 
 class InvalidJobFileError(UnprocessableError):
     type_slug = "invalid-job-file"
+
+
+class CustomerFilterRefusedError(UnprocessableError):
+    """A prediction job's customer filter that the customers service refuses (or that selects
+    more customers than a job may score)."""
+
+    type_slug = "invalid-customer-filter"

@@ -16,10 +16,14 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
 from churn_prediction.api.job_routes import jobs_router
-from churn_prediction.api.protocol_routes import mlflow_router, oip_router
+from churn_prediction.api.protocol_routes import mlflow_router, oip_router, protocol_edge_error
 from churn_prediction.api.routes import models_router, predictions_router, rules_router
 from churn_prediction.batch_jobs.runner import PredictionJobRunner
-from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
+from churn_prediction.clients import (
+    CustomerFeaturesClient,
+    ScoringInputsClient,
+    TrainingSetClient,
+)
 from churn_prediction.config import Settings
 from churn_prediction.dependencies import PredictionState
 from churn_prediction.registry.service import ModelRegistryService
@@ -28,7 +32,7 @@ from churn_prediction.worker import TOPICS, ScoringWorker
 from churn_shared.db import unit_of_work
 from churn_shared.http import service_client
 from churn_shared.logging import get_logger
-from churn_shared.middleware import STREAMED_BODIES
+from churn_shared.middleware import EDGE_ERRORS, STREAMED_BODIES
 from churn_shared.runtime import ServiceResources, ServiceRuntime
 from churn_shared.security import ApiKeyExchanger, TokenVerifier, api_key_verify_url
 
@@ -81,10 +85,13 @@ async def _open(state: PredictionState, stack: AsyncExitStack) -> None:
         notify=wake_relay,
     )
     stack.push_async_callback(state.job_runner.stop)
+    # Uploads are stored here; the jobs' claim loop runs with the workers (``_workers``).
     state.prediction_jobs = PredictionJobRunner(
-        settings=settings, session_factory=state.session_factory, notify=wake_relay
+        settings=settings,
+        session_factory=state.session_factory,
+        notify=wake_relay,
+        scoring_inputs=ScoringInputsClient(state.customers_client.http),
     )
-    state.prediction_jobs.start()
     stack.push_async_callback(state.prediction_jobs.stop)
 
 
@@ -95,13 +102,16 @@ async def _model_ready(state: PredictionState) -> None:
 
 def _workers(settings: Settings, resources: ServiceResources) -> ScoringWorker:
     state: PredictionState = resources.state
-    return ScoringWorker(
+    workers = ScoringWorker(
         settings=settings,
         engine=resources.engine,
         session_factory=resources.session_factory,
         publisher=resources.publisher,
         models=state.serving_models,
     )
+    # File batch jobs are claimed and run where the workers run, not in every API process.
+    workers.add_loop(state.prediction_jobs)
+    return workers
 
 
 RUNTIME = ServiceRuntime(
@@ -126,6 +136,8 @@ def create_app(
     state = PredictionState(settings, customers_transport=customers_transport)
     # File uploads stream to disk instead of being held in memory.
     setattr(state, STREAMED_BODIES, {"/v1/predictions/jobs": settings.max_job_bytes})
+    # A body over the limit on an inference protocol's path: that protocol's error form.
+    setattr(state, EDGE_ERRORS, protocol_edge_error)
     return RUNTIME.create_app(
         state,
         title="Churn prediction service",

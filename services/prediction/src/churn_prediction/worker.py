@@ -1,5 +1,6 @@
-"""The background work of the prediction service: the feature-snapshot scorer, the model hot
-reload, the relay and the pruning of consumer idempotency records."""
+"""The background work of the prediction service: the feature-snapshot scorer, the scorer of
+changed customer attributes, the model hot reload, the relay and the pruning of consumer
+idempotency records."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.config import Settings
 from churn_prediction.events.handlers import (
+    ATTRIBUTE_SCORER,
     CUSTOMER_DELETIONS,
     MODEL_EVENTS,
     SCORER,
+    customer_attributes_handler,
     customer_deleted_handler,
     feature_snapshots_handler,
     model_promoted_handler,
@@ -20,6 +23,7 @@ from churn_prediction.events.handlers import (
 from churn_prediction.models import outbox, processed_events
 from churn_prediction.scoring.serving import ServingModels
 from churn_shared.contracts import (
+    CustomerAttributesChangedV1,
     CustomerDeletedV1,
     CustomerFeaturesUpdatedV1,
     JobTopics,
@@ -37,11 +41,13 @@ TOPICS = (
     ModelTopics.TRAINING_PROGRESS,
     JobTopics.PREDICTION_JOBS,
     CustomerDeletedV1.topic,
+    CustomerAttributesChangedV1.topic,
 )
 
 
 class ScoringWorker(ServiceWorkers):
-    """Consumes ``customer.features.v1`` in micro-batches, reloads models on
+    """Consumes ``customer.features.v1`` in micro-batches (and ``customer.attributes.v1``, for
+    tenants whose champion reads imported attributes), reloads models on
     ``model.events.v1`` (a consumer group of its own per replica: a broadcast) and relays the
     outbox to Kafka."""
 
@@ -71,6 +77,7 @@ class ScoringWorker(ServiceWorkers):
             group_id=self.model_group_id,
             handler=self.model_events,
             auto_offset_reset="latest",
+            background=True,
         )
         self.handler = feature_snapshots_handler(
             session_factory=session_factory,
@@ -89,4 +96,17 @@ class ScoringWorker(ServiceWorkers):
             topics=[CustomerDeletedV1.topic],
             group_id=f"{settings.scorer_group_id}-deletions",
             handler=customer_deleted_handler(session_factory=session_factory),
+            background=True,
+        )
+        self.attributes = self.add_consumer(
+            name=ATTRIBUTE_SCORER,
+            topics=[CustomerAttributesChangedV1.topic],
+            group_id=f"{settings.scorer_group_id}-attributes",
+            handler=customer_attributes_handler(
+                session_factory=session_factory,
+                models=models,
+                settings=settings,
+                wake_relay=self.relay.notify,
+            ),
+            background=True,
         )

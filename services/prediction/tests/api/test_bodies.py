@@ -7,10 +7,15 @@ import numpy as np
 import orjson
 import pytest
 
-from churn_prediction.api.bodies import JsonBatch
+from churn_prediction.api.bodies import JsonBatch, prediction_objects
 from churn_prediction.api.protocol_bodies import MlflowBody
 from churn_prediction.exceptions import InvalidPredictionInputError
-from churn_prediction.scoring.scorer import FeatureColumns, InvalidFeatureValueError, _float_matrix
+from churn_prediction.scoring.scorer import (
+    FeatureColumns,
+    InvalidFeatureValueError,
+    _float_matrix,
+    risk_level_array,
+)
 
 NAMES = ("a", "b", "c")
 
@@ -84,3 +89,18 @@ def test_mlflow_split_and_records_fast_paths_match() -> None:
     parsed = MlflowBody(orjson.dumps(text), content_type="application/json", max_rows=10)
     with pytest.raises(InvalidFeatureValueError):
         matrix(parsed.columns(NAMES))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000])
+def test_predictions_written_without_row_objects_equal_the_per_row_dicts(n: int) -> None:
+    rng = np.random.default_rng(n)
+    probabilities = rng.random(n)
+    probabilities[: min(n, 3)] = [0.0, 1.0, 1e-17][: min(n, 3)]
+    levels = risk_level_array(probabilities, 0.3, 0.7)
+    written = prediction_objects(probabilities, levels)
+    rows = [
+        {"churn_probability": p, "risk_level": level}
+        for p, level in zip(probabilities.tolist(), levels.tolist(), strict=True)
+    ]
+    assert written == orjson.dumps(rows)
+    assert orjson.loads(written) == rows

@@ -263,3 +263,21 @@ async def test_mlflow_errors_take_mlflows_form(
         unauthenticated = await client.post("/invocations", json={"instances": [[1]]})
         assert unauthenticated.status_code == 401
         assert unauthenticated.json()["error_code"] == "UNAUTHENTICATED"
+
+    # A body over the service's limit is refused before any route, in each path's own form.
+    small = create_app(make_settings(max_body_bytes=2048), token_verifier=token_signer.verifier())
+    async with in_process(small) as client:
+        headers = auth(token_signer, tenant) | {"Content-Type": "application/json"}
+        big = b" " * 4096
+        mlflow = await client.post("/invocations", content=big, headers=headers)
+        assert mlflow.status_code == 400
+        assert mlflow.json() == {
+            "error_code": "BAD_REQUEST",
+            "message": "The request body exceeds the limit of 2048 bytes.",
+        }
+        oip = await client.post("/v2/models/churn/infer", content=big, headers=headers)
+        assert oip.status_code == 413
+        assert oip.json() == {"error": "The request body exceeds the limit of 2048 bytes."}
+        batch = await client.post("/v1/predictions/batch", content=big, headers=headers)
+        assert batch.status_code == 413
+        assert batch.headers["content-type"] == "application/problem+json"

@@ -4,6 +4,7 @@ and broker: uploads, the child process scoring them, results, bad rows, limits a
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,12 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from churn_prediction.main import create_app
-from churn_prediction.models import PredictionJob, outbox
+from churn_prediction.models import PredictionJob
 from churn_prediction.scoring.scorer import BoosterScorer
 from churn_prediction.training.simulation import simulate_customers
 from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import utcnow
-from testkit import wait_for
+from testkit import read_topic, wait_for
 
 PROBLEM = "application/problem+json"
 CSV = {"Content-Type": "text/csv"}
@@ -42,10 +43,13 @@ def tenant() -> str:
 
 @pytest.fixture
 def job_settings(make_settings: Callable[..., Any], tmp_path: Path) -> Callable[..., Any]:
-    """A small default model (fast start) and a quick job loop."""
+    """A small default model (fast start), the workers (the jobs' claim loop runs with them)
+    and a quick job loop."""
 
     def make(**overrides: Any) -> Any:
         values: dict[str, Any] = {
+            "run_workers": True,
+            "scorer_group_id": f"scorer-{uuid.uuid4().hex[:8]}",
             "prediction_jobs_dir": tmp_path / "jobs",
             "default_model_customers": 600,
             "default_model_trees": 20,
@@ -85,7 +89,11 @@ def parquet_bytes(frame: pd.DataFrame, path: Path) -> bytes:
 
 
 async def test_csv_job_scores_the_good_rows_and_lists_the_bad_ones_by_line(
-    job_settings: Callable[..., Any], in_process: Any, token_signer: Any, tenant: str
+    job_settings: Callable[..., Any],
+    in_process: Any,
+    token_signer: Any,
+    tenant: str,
+    kafka_bootstrap: str,
 ) -> None:
     app = create_app(job_settings(), token_verifier=token_signer.verifier())
     frame = customers_frame(250)
@@ -134,17 +142,17 @@ async def test_csv_job_scores_the_good_rows_and_lists_the_bad_ones_by_line(
         assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
         assert parquet.content[:4] == b"PAR1"
 
-        # Progress went queued → running → succeeded on prediction.jobs.v1 (outbox events).
-        async with app.state.engine.connect() as conn:
-            payloads = (
-                await conn.execute(
-                    sa.select(outbox.c.payload)
-                    .where(outbox.c.topic == "prediction.jobs.v1")
-                    .order_by(outbox.c.id)
-                )
-            ).scalars()
-            events = [orjson.loads(p)["payload"] for p in payloads]
-        mine = [e for e in events if e["job_id"] == job_id]
+        # Progress went queued → running → succeeded on prediction.jobs.v1 (relayed events).
+        mine: list[dict[str, Any]] = []
+
+        def until_done(value: bytes, _headers: Any) -> bool:
+            event = orjson.loads(value)["payload"]
+            if event["job_id"] != job_id:
+                return False
+            mine.append(event)
+            return bool(event["status"] == "succeeded")
+
+        await read_topic(kafka_bootstrap, "prediction.jobs.v1", until_done, timeout=60)
         assert [mine[0]["status"], mine[1]["status"], mine[-1]["status"]] == [
             "queued",
             "running",
@@ -188,6 +196,41 @@ async def test_parquet_job_results_match_the_model_and_stay_in_the_tenant(
         np.testing.assert_allclose(scores["churn_probability"].to_numpy(), expected, atol=1e-12)
         levels = np.where(expected >= 0.7, "high", np.where(expected >= 0.4, "medium", "low"))
         assert scores["risk_level"].tolist() == levels.tolist()
+
+        # With ?drivers=true each score carries its top 3 drivers, exactly the model's.
+        explained = await client.post(
+            "/v1/predictions/jobs?drivers=true", content=body, headers=headers | PARQUET
+        )
+        assert explained.status_code == 202, explained.text
+        assert (await finished(client, explained.json()["job_id"], headers))["status"] == (
+            "succeeded"
+        )
+        with_drivers = pd.read_csv(
+            io.BytesIO(
+                (
+                    await client.get(
+                        f"/v1/predictions/jobs/{explained.json()['job_id']}/result",
+                        headers=headers,
+                    )
+                ).content
+            )
+        )
+        assert list(with_drivers.columns[4:]) == [
+            f"driver_{k}{suffix}" for k in (1, 2, 3) for suffix in ("", "_contribution")
+        ]
+        truth = served(app, tenant).explain(frame[list(FEATURE_NAMES)].to_numpy(np.float64), 3)
+        np.testing.assert_allclose(
+            with_drivers["churn_probability"].to_numpy(), truth.probabilities, atol=1e-12
+        )
+        for k in range(3):
+            assert with_drivers[f"driver_{k + 1}"].tolist() == [
+                row[k]["feature"] for row in truth.drivers
+            ]
+            np.testing.assert_allclose(
+                with_drivers[f"driver_{k + 1}_contribution"].to_numpy(),
+                [row[k]["contribution"] for row in truth.drivers],
+                rtol=1e-9,
+            )
 
         # Another tenant sees nothing; a viewer may not score.
         other = auth(token_signer, f"t-{uuid.uuid4().hex[:12]}")
@@ -313,3 +356,63 @@ async def test_a_job_survives_a_stop_and_a_crash_and_is_given_up_after_too_many(
         job = await finished(client, again, headers)
         assert job["status"] == "failed"
         assert "stopped during this job 3 times" in job["error"]
+
+
+async def test_an_api_process_without_workers_stores_jobs_that_a_workers_process_runs(
+    job_settings: Callable[..., Any], in_process: Any, token_signer: Any, tenant: str
+) -> None:
+    headers = auth(token_signer, tenant)
+    body = customers_frame(120).to_csv(index=False).encode()
+    api_only = create_app(job_settings(run_workers=False), token_verifier=token_signer.verifier())
+    async with in_process(api_only) as client:
+        assert api_only.state.prediction_jobs.claiming is False  # no claim loop here
+        accepted = await client.post("/v1/predictions/jobs", content=body, headers=headers | CSV)
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["job_id"]
+        assert accepted.json()["status"] == "queued"
+
+    workers = create_app(job_settings(), token_verifier=token_signer.verifier())
+    async with in_process(workers) as client:
+        job = await finished(client, job_id, headers)
+        assert job["status"] == "succeeded", job
+        assert (job["attempts"], job["rows_scored"]) == (1, 120)
+
+
+async def test_jobs_past_their_retention_are_deleted_with_their_files(
+    job_settings: Callable[..., Any], in_process: Any, token_signer: Any, tenant: str
+) -> None:
+    app = create_app(job_settings(job_retention_days=7), token_verifier=token_signer.verifier())
+    headers = auth(token_signer, tenant)
+    body = customers_frame(50).to_csv(index=False).encode()
+    async with in_process(app) as client:
+        ids = []
+        for _ in range(2):
+            accepted = await client.post(
+                "/v1/predictions/jobs", content=body, headers=headers | CSV
+            )
+            ids.append(accepted.json()["job_id"])
+            assert (await finished(client, ids[-1], headers))["status"] == "succeeded"
+        old, recent = ids
+        async with app.state.session_factory() as session:
+            await session.execute(
+                sa.update(PredictionJob)
+                .where(PredictionJob.id == old)
+                .values(finished_at=utcnow() - timedelta(days=8))
+            )
+            await session.commit()
+        jobs_dir = app.state.settings.prediction_jobs_dir
+        # Directories no job names: one as old as the retention, one fresh (an upload going on).
+        week_ago = (utcnow() - timedelta(days=8)).timestamp()
+        (jobs_dir / "cut-short-upload").mkdir()
+        os.utime(jobs_dir / "cut-short-upload", (week_ago, week_ago))
+        (jobs_dir / "upload-in-progress").mkdir()
+
+        assert await app.state.prediction_jobs.clean_up() == 1
+
+        gone = await client.get(f"/v1/predictions/jobs/{old}", headers=headers)
+        assert gone.status_code == 404
+        kept = await client.get(f"/v1/predictions/jobs/{recent}/result", headers=headers)
+        assert kept.status_code == 200
+        names = {p.name for p in jobs_dir.iterdir() if p.is_dir()}
+        assert names == {recent, "upload-in-progress"}
+        assert await app.state.prediction_jobs.clean_up() == 0

@@ -7,14 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn_prediction.training.candidates import WithDerivedFeatures
 from churn_prediction.training.card import model_card
-from churn_prediction.training.derived import CREDIT, DerivedFeatures
+from churn_prediction.training.derived import (
+    CREDIT,
+    SUPERSEDED_BY,
+    DerivedFeatures,
+    derived_names,
+)
 from churn_prediction.training.features import FeatureSchema
 from churn_prediction.training.model import TrainedModel
 from churn_prediction.training.procedure import train
 from churn_prediction.training.sets import TrainingSet
 from churn_prediction.training.simulation import simulate_customers
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import FEATURE_NAMES, HISTORY_FEATURE_NAMES, PROFILE_FEATURE_NAMES
 
 
 def _frame() -> pd.DataFrame:
@@ -93,3 +99,34 @@ def test_a_model_with_derived_features_keeps_the_plain_schema() -> None:
     plain = train(ts, seed=2, derived_features=False)
     assert plain.metrics["derived_features"] == []
     assert not set(CREDIT) & set(plain.metrics["feature_importance"])
+
+
+def test_history_features_of_the_profile_supersede_their_derived_approximations() -> None:
+    frame = _frame()
+    for name in HISTORY_FEATURE_NAMES:
+        frame[name] = [1.0, np.nan]
+    schema = FeatureSchema.infer(frame, list(PROFILE_FEATURE_NAMES), [])
+    derived = DerivedFeatures(schema, 90.0).fit(pd.concat([frame] * 5, ignore_index=True))
+    kept = [name for name in CREDIT if name not in SUPERSEDED_BY]
+    assert derived.names == derived_names(schema) == kept
+    assert list(derived.transform(frame).columns) == list(PROFILE_FEATURE_NAMES) + kept
+    wide = np.ones((2, len(PROFILE_FEATURE_NAMES) + len(kept)))
+    np.testing.assert_allclose(derived.fold(wide).sum(axis=1), wide.sum(axis=1))
+
+
+def test_a_model_stored_before_derived_features_kept_their_names_still_scores() -> None:
+    ts = _point_in_time_set()
+    model = train(ts, seed=2, candidates=("lightgbm",), n_splits=2)
+    candidate = model._candidate
+    assert isinstance(candidate, WithDerivedFeatures)
+    # As pickled before the instance kept its names: the class-level default (all of CREDIT).
+    del candidate.derived.__dict__["credit"]
+    loaded = TrainedModel.from_bytes(model.to_bytes())
+    stored = loaded._candidate
+    assert isinstance(stored, WithDerivedFeatures)
+    assert "credit" not in stored.derived.__dict__
+    assert stored.derived.names == list(CREDIT)
+    rows = ts.X.head(20)
+    np.testing.assert_allclose(loaded.predict_proba(rows), model.predict_proba(rows))
+    contrib, bias = loaded.contributions(rows)
+    np.testing.assert_allclose(contrib.sum(axis=1) + bias, loaded.raw_margin(rows), atol=1e-6)

@@ -83,7 +83,7 @@ def test_bootstrap_auc_is_paired_and_exact_on_each_resample() -> None:
         assert boot[b, 1] == pytest.approx(roc_auc_score(y[idx], tied[idx]))
 
 
-def test_baseline_comparison_puts_recency_and_bgnbd_beside_the_model() -> None:
+def test_baseline_comparison_puts_recency_bgnbd_and_pareto_nbd_beside_the_model() -> None:
     from churn_prediction.training.evaluation import baseline_comparison
     from churn_prediction.training.simulation import simulate_customers
     from churn_shared.contracts import FEATURE_NAMES
@@ -98,7 +98,9 @@ def test_baseline_comparison_puts_recency_and_bgnbd_beside_the_model() -> None:
     days = frame["days_since_last_order"]
     assert report["recency"]["roc_auc"] == pytest.approx(recency_baseline_auc(days, y))
     assert 0.5 < report["bgnbd"]["roc_auc"] < 1.0
-    for name in ("recency", "bgnbd"):
+    assert 0.5 < report["pareto_nbd"]["roc_auc"] < 1.0
+    assert report["pareto_nbd"]["params"][0]["s"] > 0
+    for name in ("recency", "bgnbd", "pareto_nbd"):
         lift = report["lift"][name]
         assert lift["roc_auc_diff"] == pytest.approx(1.0 - report[name]["roc_auc"])
         assert 0 < lift["ci_low"] <= lift["roc_auc_diff"] <= lift["ci_high"]

@@ -335,6 +335,21 @@ def test_synthetic_signal_is_found_and_explained() -> None:
     np.testing.assert_allclose(contrib.sum(axis=1) + bias, margin, atol=1e-6)
 
 
+def test_a_numeric_column_missing_on_every_row_still_trains_and_explains_exactly() -> None:
+    # A tenant whose customers never log in, or a file column left blank throughout: the
+    # linear model keeps the column (as a constant) instead of dropping it from its matrix.
+    frame = synthetic().drop(columns=["customer"])
+    frame["never_recorded"] = np.full(len(frame), np.nan)
+    ts = labelled_training_set(frame, "churned")
+    assert "never_recorded" in ts.feature_names
+    model = train(ts, seed=0, candidates=("logistic_regression",))
+    rows = frame.drop(columns=["churned"]).head(20)
+    contrib, bias = model.contributions(rows)
+    assert contrib.shape == (20, len(ts.feature_names))
+    np.testing.assert_allclose(contrib.sum(axis=1) + bias, model.raw_margin(rows), atol=1e-9)
+    assert np.all(contrib[:, ts.feature_names.index("never_recorded")] == 0.0)
+
+
 def test_non_numeric_text_in_a_numeric_column_is_rejected_at_scoring() -> None:
     model = train_labelled(
         synthetic(), "churned", id_column="customer", feature_columns=["x1", "x2"]
@@ -386,7 +401,8 @@ def test_point_in_time_training_reports_the_textbook_baselines_and_calibration()
     # On the latest held-out cutoff: one BG/NBD fit, on those 400 customers.
     assert baselines["cutoff"] == "2024-07-01"
     assert len(baselines["bgnbd"]["params"]) == 1
-    for name in ("recency", "bgnbd"):
+    assert len(baselines["pareto_nbd"]["params"]) == 1
+    for name in ("recency", "bgnbd", "pareto_nbd"):
         lift = baselines["lift"][name]
         model_auc = baselines["model"]["roc_auc"]
         assert lift["roc_auc_diff"] == pytest.approx(model_auc - baselines[name]["roc_auc"])
@@ -401,6 +417,7 @@ def test_point_in_time_training_reports_the_textbook_baselines_and_calibration()
     card = model_card(train(ts, seed=1), "Shop model")
     assert "## Against the textbook baselines" in card
     assert f"{baselines['bgnbd']['roc_auc']:.3f}" in card
+    assert f"| Pareto/NBD expected purchases | {baselines['pareto_nbd']['roc_auc']:.3f}" in card
     assert f"expected calibration error {m['ece']:.3f}" in card
 
 

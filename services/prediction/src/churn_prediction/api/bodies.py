@@ -3,8 +3,9 @@ cell through a model class, so 10,000 rows stay fast) and documented as JSON sch
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -21,7 +22,15 @@ from churn_prediction.scoring.scorer import FeatureColumns
 from churn_prediction.scoring.service import ScoredBatch
 from churn_shared.contracts import FEATURE_NAMES
 
-__all__ = ["BATCH_REQUEST_SCHEMA", "INLINE_BODY_BYTES", "JsonBatch", "numeric_rows", "render_batch"]
+__all__ = [
+    "BATCH_REQUEST_SCHEMA",
+    "INLINE_BODY_BYTES",
+    "JsonBatch",
+    "numeric_row_type",
+    "numeric_rows",
+    "prediction_objects",
+    "render_batch",
+]
 
 #: Bodies up to this size (a few rows) are parsed and scored on the event loop: their whole
 #: work costs less than the hop to a worker thread. Larger ones always go to the thread.
@@ -32,14 +41,31 @@ class _NumericColumns(msgspec.Struct, forbid_unknown_fields=True):
     columns: dict[str, list[float | None]]
 
 
-class _NumericRows(msgspec.Struct, forbid_unknown_fields=True):
-    rows: list[dict[str, float | None]]
-
-
 #: Typed decoders: a body of numbers and nulls is checked in C while it is parsed (booleans and
 #: text are refused), straight into lists of floats; anything else takes the general path.
 _COLUMNS = msgspec.json.Decoder(_NumericColumns)
-_ROWS = msgspec.json.Decoder(_NumericRows)
+
+
+@functools.cache
+def numeric_row_type(feature_names: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A row object of ``feature_names``, each a number or null (absent: unknown), decoded in C
+    into one small struct per row (no per-row dict, no key strings); any other key is refused
+    (the general path then names it). One type per feature list, made once."""
+    fields = [(f"f{i}", float | None, None) for i in range(len(feature_names))]
+    return msgspec.defstruct(
+        "NumericRow",
+        fields,
+        rename={f"f{i}": name for i, name in enumerate(feature_names)},
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+
+
+@functools.cache
+def _rows_decoder(feature_names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    row_list = types.GenericAlias(list, (numeric_row_type(feature_names),))
+    body = msgspec.defstruct("NumericRows", [("rows", row_list)], forbid_unknown_fields=True)
+    return msgspec.json.Decoder(body)
 
 
 def _as_floats(values: list[float | None]) -> npt.NDArray[np.float64]:
@@ -48,33 +74,19 @@ def _as_floats(values: list[float | None]) -> npt.NDArray[np.float64]:
 
 
 def numeric_rows(
-    rows: list[dict[str, float | None]], feature_names: Sequence[str], max_rows: int
+    rows: Sequence[msgspec.Struct], feature_names: Sequence[str], max_rows: int
 ) -> FeatureColumns:
-    """Rows already known to hold only numbers and nulls, as float columns: one ``itemgetter``
-    per row when every row names the same features (the usual case), else per feature."""
+    """Rows decoded as :func:`numeric_row_type` structs, as one float matrix (null and absent:
+    NaN) whose columns are the features."""
     n = len(rows)
     if n > max_rows:
         raise BatchTooLargeError(f"At most {max_rows} rows per batch; got {n}.")
     if n == 0:
         raise InvalidPredictionInputError("The batch has no rows.")
-    seen: set[str] = set()
-    for row in rows:
-        seen.update(row)
-    unknown = seen - set(feature_names)
-    if unknown:
-        raise InvalidPredictionInputError(f"Unknown features: {', '.join(sorted(unknown))}.")
-    names = [name for name in feature_names if name in seen]
-    if not names:
-        return FeatureColumns(n, [None] * len(feature_names))
-    width = len(names)
-    by_name: dict[str, npt.NDArray[np.float64]] = {}
-    if all(len(row) == width for row in rows):
-        values = list(map(itemgetter(*names), rows))
-        matrix = np.array(values, dtype=np.float64).reshape(n, width)
-        by_name = {name: matrix[:, j] for j, name in enumerate(names)}
-    else:
-        by_name = {name: _as_floats([row.get(name) for row in rows]) for name in names}
-    return FeatureColumns(n, [by_name.get(name) for name in feature_names])
+    width = len(feature_names)
+    matrix = np.array(list(map(msgspec.structs.astuple, rows)), dtype=np.float64)
+    matrix = matrix.reshape(n, width)
+    return FeatureColumns(n, [matrix[:, j] for j in range(width)])
 
 
 class JsonBatch:
@@ -165,7 +177,7 @@ class JsonBatch:
         else:
             return _numeric_columns(columns, feature_names, self.max_rows)
         try:
-            rows = _ROWS.decode(raw).rows
+            rows = _rows_decoder(tuple(feature_names)).decode(raw).rows
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
         return numeric_rows(rows, feature_names, self.max_rows)
@@ -192,21 +204,51 @@ def _numeric_columns(
     )
 
 
+_PREDICTION_OPEN = b'{"churn_probability":'
+#: What follows a probability: its risk level, then the opening of the next prediction.
+_LEVEL_THEN_NEXT = {
+    level: b',"risk_level":"' + level.encode() + b'"},' + _PREDICTION_OPEN
+    for level in ("low", "medium", "high")
+}
+
+
+def prediction_objects(
+    probabilities: npt.NDArray[np.float64], levels: npt.NDArray[np.str_]
+) -> bytes:
+    """``[{"churn_probability": p, "risk_level": level}, ...]`` as JSON, written without a
+    Python object per row: orjson writes the probability array in one call (the same digits
+    as for a float) and the pieces are joined once."""
+    n = int(probabilities.shape[0])
+    if n == 0:
+        return b"[]"
+    numbers = orjson.dumps(probabilities, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+    pieces: list[bytes] = [b""] * (2 * n)
+    pieces[0::2] = numbers
+    pieces[1::2] = list(map(_LEVEL_THEN_NEXT.__getitem__, levels.tolist()))
+    joined = b"".join(pieces)
+    return b"[" + _PREDICTION_OPEN + joined[: -len(_PREDICTION_OPEN) - 1] + b"]"
+
+
 def render_batch(scored: ScoredBatch) -> bytes:
     """The ``POST /v1/predictions/batch`` answer: predictions in input order."""
+    if scored.drivers is None or scored.recommendations is None:
+        version = orjson.dumps(scored.serving.version)
+        predictions = prediction_objects(scored.probabilities, scored.levels)
+        return b'{"model_version":' + version + b',"predictions":' + predictions + b"}"
     probabilities = scored.probabilities.tolist()
     levels = scored.levels.tolist()
-    predictions: list[dict[str, Any]] = [
-        {"churn_probability": p, "risk_level": level}
-        for p, level in zip(probabilities, levels, strict=True)
+    explained: list[dict[str, Any]] = [
+        {
+            "churn_probability": p,
+            "risk_level": level,
+            "drivers": drivers,
+            "recommendations": recommendations,
+        }
+        for p, level, drivers, recommendations in zip(
+            probabilities, levels, scored.drivers, scored.recommendations, strict=True
+        )
     ]
-    if scored.drivers is not None and scored.recommendations is not None:
-        for item, drivers, recommendations in zip(
-            predictions, scored.drivers, scored.recommendations, strict=True
-        ):
-            item["drivers"] = drivers
-            item["recommendations"] = recommendations
-    return orjson.dumps({"model_version": scored.serving.version, "predictions": predictions})
+    return orjson.dumps({"model_version": scored.serving.version, "predictions": explained})
 
 
 def _feature_properties() -> dict[str, Any]:

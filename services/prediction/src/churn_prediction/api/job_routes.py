@@ -1,10 +1,12 @@
-"""Routes of file batch jobs: upload a CSV or Parquet file, follow the job, stream its results."""
+"""Routes of batch jobs: upload a CSV or Parquet file (or name customers by a filter), follow
+the job, stream its results."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
 from starlette.responses import FileResponse, Response
 
 from churn_prediction.batch_jobs.schemas import (
@@ -13,6 +15,7 @@ from churn_prediction.batch_jobs.schemas import (
     MEDIA_TYPES,
     RESULTS,
     FileFormat,
+    PredictionJobCustomersIn,
     PredictionJobRead,
 )
 from churn_prediction.dependencies import (
@@ -21,14 +24,22 @@ from churn_prediction.dependencies import (
     PredictionServiceDep,
     SettingsDep,
 )
-from churn_prediction.exceptions import PredictionJobNotFoundError, UnsupportedJobFileError
+from churn_prediction.exceptions import (
+    CustomerFilterRefusedError,
+    JobFileTooLargeError,
+    PredictionJobNotFoundError,
+    UnsupportedJobFileError,
+)
 from churn_shared.errors import PROBLEM_RESPONSES
-from churn_shared.security import Principal, require_role
+from churn_shared.security import Principal, forwarded_authorization, require_role
 
 #: Like every scoring endpoint: analyst or higher; an API key needs its ``predictions`` scope.
 ScorerDep = Annotated[Principal, Depends(require_role("analyst", scope="predictions"))]
 
 jobs_router = APIRouter(prefix="/v1/predictions/jobs", tags=["predictions"])
+
+#: Largest JSON body (a customer filter) of ``POST /v1/predictions/jobs``.
+MAX_FILTER_BODY_BYTES = 64 * 1024
 
 _FILE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -36,6 +47,7 @@ _FILE_BODY: dict[str, Any] = {
         "content": {
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": PredictionJobCustomersIn.model_json_schema()},
         },
     }
 }
@@ -46,11 +58,14 @@ _FILE_BODY: dict[str, Any] = {
     status_code=202,
     response_model=PredictionJobRead,
     operation_id="prediction_jobs_create",
-    summary="Score a CSV or Parquet file in the background (up to 1,000,000 rows)",
+    summary="Score a CSV or Parquet file, or the customers a filter selects, in the background "
+    "(up to 1,000,000 rows)",
     responses={
         **PROBLEM_RESPONSES,
         413: {"description": "The file is larger than the limits (bytes or rows)"},
-        415: {"description": "Neither CSV nor Parquet"},
+        415: {"description": "Neither CSV, Parquet nor a JSON customer filter"},
+        422: {"description": "A file that cannot be read, or a customer filter refused"},
+        503: {"description": "The customers service cannot be reached (a filter job)"},
     },
     openapi_extra=_FILE_BODY,
 )
@@ -59,11 +74,17 @@ async def create_prediction_job(
     principal: ScorerDep,
     service: PredictionServiceDep,
     runner: PredictionJobRunnerDep,
+    settings: SettingsDep,
     id_column: str | None = Query(
         default="customer_id",
         min_length=1,
         max_length=200,
         description="A column copied into the results next to each score, when the file has it.",
+    ),
+    drivers: bool = Query(
+        default=False,
+        description="Write each score's top drivers beside it (`driver_1` … the feature, "
+        "`driver_1_contribution` … its log-odds contribution, largest first).",
     ),
 ) -> Response:
     """The body is the file itself (`Content-Type: text/csv` or
@@ -72,8 +93,27 @@ async def create_prediction_job(
     needs a header line. Limits: `max_job_bytes` (default 512 MiB) and `max_job_rows`
     (1,000,000): 413 beyond. The job is scored with the tenant's champion at upload time, in
     a process of its own; follow it at `GET /v1/predictions/jobs/{job_id}` or on the live feed
-    (`prediction_job_progress`)."""
+    (`prediction_job_progress`).
+
+    With `Content-Type: application/json` the body names customers instead of a file:
+    `{"customers": {...}}`, the filters of `GET /v1/customers` (see the schema). The customers
+    service counts them first (a bad filter is a 422; more than `max_job_rows` a 422 too), then
+    their feature profiles and imported attributes are read page by page and scored like a CSV
+    file: results with `customer_id`, `line` being the customer's rank in the selection (by
+    id, from 1), and customers that cannot be scored (no feature profile yet) listed at
+    `.../errors` with their `customer_id` and the reason. `id_column` does not apply."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    top_k = settings.drivers_top_k if drivers else 0
+    if media == "application/json":
+        selection = await _customer_selection(request)
+        job = await runner.submit_customers(
+            principal.tenant_id,
+            service.models.for_tenant(principal.tenant_id),
+            selection.customers,
+            authorization=forwarded_authorization(request),
+            drivers=top_k,
+        )
+        return _accepted(job)
     input_format = CONTENT_TYPES.get(media)
     if input_format is None:
         raise UnsupportedJobFileError(
@@ -86,13 +126,37 @@ async def create_prediction_job(
         request.stream(),
         input_format=input_format,
         id_column=id_column,
+        drivers=top_k,
     )
+    return _accepted(job)
+
+
+def _accepted(job: PredictionJobRead) -> Response:
     return Response(
         job.model_dump_json(),
         status_code=202,
         media_type="application/json",
         headers={"Location": f"/v1/predictions/jobs/{job.job_id}"},
     )
+
+
+async def _customer_selection(request: Request) -> PredictionJobCustomersIn:
+    """The JSON body (a customer filter), read up to :data:`MAX_FILTER_BODY_BYTES`."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FILTER_BODY_BYTES:
+            raise JobFileTooLargeError(
+                f"A customer filter is at most {MAX_FILTER_BODY_BYTES} bytes of JSON."
+            )
+    try:
+        return PredictionJobCustomersIn.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise CustomerFilterRefusedError(f"The body is not a customer filter: {reasons}.") from exc
 
 
 @jobs_router.get(

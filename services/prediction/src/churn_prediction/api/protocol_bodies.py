@@ -13,8 +13,10 @@ Both are parsed in the scoring worker thread (``columns`` is called there), neve
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from churn_prediction.api.bodies import numeric_rows
+from churn_prediction.api.bodies import numeric_row_type, numeric_rows, prediction_objects
 from churn_prediction.exceptions import (
     BatchTooLargeError,
     InvalidPredictionInputError,
@@ -356,15 +358,25 @@ class _NumericSplitBody(msgspec.Struct, forbid_unknown_fields=True):
     params: dict[str, Any] = msgspec.field(default_factory=dict)  # an object, never null
 
 
-class _NumericRecordsBody(msgspec.Struct, forbid_unknown_fields=True):
-    dataframe_records: list[dict[str, float | None]]
-    params: dict[str, Any] = msgspec.field(default_factory=dict)  # an object, never null
-
-
 #: Typed decoders for the two pandas formats when every value is a number or null: checked in C
 #: while parsed; any other body takes the general path (text attributes, its error messages).
 _SPLIT = msgspec.json.Decoder(_NumericSplitBody)
-_RECORDS = msgspec.json.Decoder(_NumericRecordsBody)
+
+
+@functools.cache
+def _records_decoder(feature_names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    """``dataframe_records`` of the model's features as row structs (:func:`numeric_row_type`)."""
+    records = types.GenericAlias(list, (numeric_row_type(feature_names),))
+    body = msgspec.defstruct(
+        "NumericRecordsBody",
+        [
+            ("dataframe_records", records),
+            # An object when given, never null.
+            ("params", dict[str, Any], msgspec.field(default_factory=dict)),
+        ],
+        forbid_unknown_fields=True,
+    )
+    return msgspec.json.Decoder(body)
 
 
 def _columns_from_records(
@@ -502,7 +514,7 @@ class MlflowBody:
                 n, [matrix[:, position[f]] if f in position else None for f in feature_names]
             )
         try:
-            records = _RECORDS.decode(self.raw).dataframe_records
+            records = _records_decoder(tuple(feature_names)).decode(self.raw).dataframe_records
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
         return numeric_rows(records, feature_names, self.max_rows)
@@ -539,14 +551,8 @@ class MlflowBody:
 
 def render_mlflow(scored: ScoredBatch) -> bytes:
     """``{"predictions": [{"churn_probability": p, "risk_level": level}, ...]}``: a pandas
-    DataFrame answer as MLflow's scoring server writes it (records)."""
-    probabilities = scored.probabilities.tolist()
-    levels = scored.levels.tolist()
-    predictions = [
-        {OUTPUT_PROBABILITY: p, OUTPUT_LEVEL: level}
-        for p, level in zip(probabilities, levels, strict=True)
-    ]
-    return orjson.dumps({"predictions": predictions})
+    DataFrame answer as MLflow's scoring server writes it (records), without per-row objects."""
+    return b'{"predictions":' + prediction_objects(scored.probabilities, scored.levels) + b"}"
 
 
 _TENSOR_SCHEMA: dict[str, Any] = {

@@ -95,6 +95,20 @@ class MlflowRoute(_ProtocolRoute):
         )
 
 
+#: The MLflow scoring server's paths (the Open Inference Protocol's are ``/v2`` and below).
+MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
+
+
+def protocol_edge_error(path: str, exc: ProblemError) -> Response | None:
+    """An error the shared middleware answers before any route (a body over the limit), in
+    the protocol's own form on its paths; ``None`` elsewhere (problem+json)."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return OipRoute.error_response(exc.status, exc.detail, exc.headers)
+    if path in MLFLOW_PATHS:
+        return MlflowRoute.error_response(exc.status, exc.detail, exc.headers)
+    return None
+
+
 async def _reader(principal: PrincipalDep) -> Principal:
     """Metadata: any role; an API key needs its ``predictions`` or ``read`` scope."""
     if principal.is_api_key and not {"predictions", "read"} & principal.scopes:

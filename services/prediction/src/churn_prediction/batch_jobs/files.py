@@ -12,6 +12,12 @@ between jobs, so its imports (LightGBM, scikit-learn, fastparquet: seconds) are 
 ``python -m churn_prediction.batch_jobs.files <job directory>`` scores one job and exits.
 fastparquet is imported here only, so the API process never loads it.
 
+A filter job (``POST /v1/predictions/jobs`` with a customer filter) reaches this process as a
+CSV that the API process wrote from the customers service's pages (``customer_id``, the model's
+features and :data:`UNSCORABLE_COLUMN`): its ``line`` is the customer's rank in the selection
+(1 = the first customer by id), customers that cannot be scored are reported with their reason,
+and the error report names the customer of each line.
+
 Memory stays bounded: the CSV is parsed ``chunk_rows`` rows at a time by pandas' C parser, the
 Parquet file one row group at a time, and the outputs are appended chunk by chunk.
 """
@@ -36,8 +42,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from churn_prediction.batch_jobs.schemas import ERRORS, INPUTS, MODEL, RESULTS, JobSpec
+from churn_prediction.batch_jobs.schemas import (
+    CUSTOMER_ID,
+    ERRORS,
+    INPUTS,
+    MODEL,
+    RESULTS,
+    UNSCORABLE_COLUMN,
+    JobSpec,
+)
 from churn_prediction.scoring.scorer import (
+    DriverRow,
     FeatureColumns,
     InvalidFeatureValueError,
     Scorer,
@@ -96,21 +111,40 @@ class ChunkScorer:
         self.directory = directory
         self.id_column = id_column
         self.started = False
+        #: A filter job's error report names the customer of each line.
+        self.by_customer = spec.source == "customers"
+        self.customer_of: dict[int, str] = {}
         self.errors_file: TextIO = (directory / ERRORS).open("w", newline="")
         self.errors = csv.writer(self.errors_file)
-        self.errors.writerow(["line", "column", "value", "error"])
+        self.errors.writerow(
+            ["line", CUSTOMER_ID, "column", "value", "error"]
+            if self.by_customer
+            else ["line", "column", "value", "error"]
+        )
 
     def error(self, counts: Counts, line: int, column: str, value: Any, message: str) -> None:
         if counts.errors_written >= self.spec.max_error_rows:
             counts.truncated = True
             return
         text = "" if value is None or value != value else str(value)[:200]
-        self.errors.writerow([line, column, text, message])
+        if self.by_customer:
+            self.errors.writerow([line, self.customer_of.get(line, ""), column, text, message])
+        else:
+            self.errors.writerow([line, column, text, message])
         counts.errors_written += 1
 
     def score(self, frame: pd.DataFrame, lines: npt.NDArray[np.int64], counts: Counts) -> None:
         n = len(frame)
         good = np.ones(n, dtype=bool)
+        if self.by_customer:
+            self.customer_of = dict(
+                zip(lines.tolist(), frame[CUSTOMER_ID].astype(str).tolist(), strict=True)
+            )
+            if UNSCORABLE_COLUMN in frame.columns:
+                reasons = frame[UNSCORABLE_COLUMN]
+                for i in np.flatnonzero(reasons.notna().to_numpy()):
+                    self.error(counts, int(lines[i]), "", None, str(reasons.iat[i]))
+                    good[i] = False
         columns: list[Any] = []
         for name in self.model.feature_names:
             if name not in frame.columns:
@@ -120,13 +154,14 @@ class ChunkScorer:
             if self.model.numeric_only:
                 values, bad = _numeric(raw)
                 if bad is not None:
+                    bad &= good  # an unscorable customer is reported once
                     for i in np.flatnonzero(bad):
                         self.error(counts, int(lines[i]), name, raw.iat[i], "not a number")
                     good &= ~bad
                 columns.append(values)
             else:
                 columns.append([None if v != v else v for v in raw.tolist()])
-        scored, probabilities = self._predict(columns, np.flatnonzero(good), lines, counts)
+        scored, probabilities, drivers = self._predict(columns, np.flatnonzero(good), lines, counts)
         counts.rows_failed += n - len(scored)
         counts.rows_scored += len(scored)
         out: dict[str, Any] = {"line": lines[scored]}
@@ -136,7 +171,25 @@ class ChunkScorer:
         out["risk_level"] = risk_level_array(
             probabilities, self.spec.low_risk_below, self.spec.high_risk_from
         ).astype(object)
+        out.update(self._driver_columns(drivers, len(scored)))
         self._write(pd.DataFrame(out))
+
+    def _driver_columns(
+        self, drivers: list[list[DriverRow]] | None, n: int
+    ) -> dict[str, npt.NDArray[Any]]:
+        """``driver_k`` (the feature) and ``driver_k_contribution`` for k = 1 … ``spec.drivers``;
+        empty (None, NaN) where a row has fewer drivers."""
+        columns: dict[str, npt.NDArray[Any]] = {}
+        for k in range(self.spec.drivers):
+            names = np.full(n, None, dtype=object)
+            contributions = np.full(n, np.nan)
+            for i, row in enumerate(drivers or ()):
+                if k < len(row):
+                    names[i] = row[k]["feature"]
+                    contributions[i] = row[k]["contribution"]
+            columns[f"driver_{k + 1}"] = names
+            columns[f"driver_{k + 1}_contribution"] = contributions
+        return columns
 
     def _write(self, result: pd.DataFrame) -> None:
         first = not self.started
@@ -157,14 +210,15 @@ class ChunkScorer:
         keep: npt.NDArray[np.intp],
         lines: npt.NDArray[np.int64],
         counts: Counts,
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
-        """The rows scored (indices into the chunk) and their probabilities."""
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], list[list[DriverRow]] | None]:
+        """The rows scored (indices into the chunk), their probabilities and, when the job asks
+        for them, their top drivers."""
         if len(keep) == 0:
-            return keep, np.empty(0)
+            return keep, np.empty(0), None
         if self.model.numeric_only:
             picked = [None if c is None else c[keep] for c in columns]
             matrix = self.model.parse(FeatureColumns(len(keep), picked))
-            return keep, self.model.predict(matrix)
+            return (keep, *self._scores(matrix))
         picked_lists = [None if c is None else [c[i] for i in keep] for c in columns]
         try:
             parsed = self.model.parse(FeatureColumns(len(keep), picked_lists))
@@ -181,10 +235,16 @@ class ChunkScorer:
                     good.append(i)
             keep = np.asarray(good, dtype=np.intp)
             if len(keep) == 0:
-                return keep, np.empty(0)
+                return keep, np.empty(0), None
             picked_lists = [None if c is None else [c[i] for i in keep] for c in columns]
             parsed = self.model.parse(FeatureColumns(len(keep), picked_lists))
-        return keep, self.model.predict(parsed)
+        return (keep, *self._scores(parsed))
+
+    def _scores(self, parsed: Any) -> tuple[npt.NDArray[np.float64], list[list[DriverRow]] | None]:
+        if not self.spec.drivers:
+            return self.model.predict(parsed), None
+        explained = self.model.explain(parsed, self.spec.drivers)
+        return explained.probabilities, explained.drivers
 
     def close(self) -> None:
         if not self.started:
@@ -194,6 +254,7 @@ class ChunkScorer:
                 empty[self.id_column] = np.empty(0, object)
             empty["churn_probability"] = np.empty(0)
             empty["risk_level"] = np.empty(0, object)
+            empty.update(self._driver_columns(None, 0))
             self._write(pd.DataFrame(empty))
         self.errors_file.close()
 
@@ -244,9 +305,10 @@ def _csv_chunks(
     """The file's chunks; rows with more fields than the header are skipped and recorded."""
     # Every column is parsed (with ``usecols`` pandas lets a row with extra fields through);
     # only the wanted ones are kept.
+    text_columns = [name for name in (id_column, UNSCORABLE_COLUMN) if name in wanted]
     reader = pd.read_csv(
         path,
-        dtype={id_column: str} if id_column else None,
+        dtype=dict.fromkeys(text_columns, str) or None,
         chunksize=chunk_rows,
         on_bad_lines="warn",
         skip_blank_lines=False,
@@ -281,6 +343,9 @@ def score_csv(run: Run) -> None:
     if not header:
         raise JobFileError("The CSV file has no header line.")
     wanted, id_column = _wanted(run.model, header, run.spec)
+    by_customer = run.spec.source == "customers"
+    if by_customer and UNSCORABLE_COLUMN in header:
+        wanted.append(UNSCORABLE_COLUMN)
     scorer = run.open_scorer(id_column)
     parsed = 0
     reported = 0
@@ -292,6 +357,8 @@ def score_csv(run: Run) -> None:
                 scorer.error(counts, int(line), "", None, "more fields than the header has")
             reported = len(skipped)
             lines = csv_lines(parsed, len(chunk), skipped)
+            if by_customer:
+                lines -= 1  # the customer's rank: no header line to count
             parsed += len(chunk)
             scorer.score(chunk, lines, counts)
             if counts.rows_scored + counts.rows_failed > run.spec.max_rows:

@@ -29,12 +29,13 @@ class PredictionJobRepository:
         return await self.session.get(PredictionJob, job_id)
 
     async def claimable(self, stale_before: datetime, limit: int) -> list[str]:
-        """Jobs nobody holds: queued ones, and running ones whose runner went silent."""
+        """Jobs nobody holds: queued ones (but a filter job whose customers are still being
+        read), and running ones whose runner went silent."""
         query = (
             select(PredictionJob.id)
             .where(
                 sa.or_(
-                    col(PredictionJob.status) == "queued",
+                    _free_queued(stale_before),
                     sa.and_(
                         col(PredictionJob.status) == "running",
                         col(PredictionJob.heartbeat_at) < stale_before,
@@ -53,7 +54,7 @@ class PredictionJobRepository:
             .where(
                 col(PredictionJob.id) == job_id,
                 sa.or_(
-                    col(PredictionJob.status) == "queued",
+                    _free_queued(stale_before),
                     sa.and_(
                         col(PredictionJob.status) == "running",
                         col(PredictionJob.heartbeat_at) < stale_before,
@@ -68,3 +69,39 @@ class PredictionJobRepository:
             )
         )
         return bool(result.rowcount == 1)
+
+    async def finished_before(self, cutoff: datetime, limit: int) -> list[str]:
+        """Jobs that succeeded or failed before ``cutoff`` (oldest first)."""
+        query = (
+            select(PredictionJob.id)
+            .where(
+                col(PredictionJob.status).in_(("succeeded", "failed")),
+                col(PredictionJob.finished_at) < cutoff,
+            )
+            .order_by(col(PredictionJob.finished_at))
+            .limit(limit)
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def delete(self, job_ids: list[str]) -> int:
+        result = await self.session.exec(
+            sa.delete(PredictionJob).where(col(PredictionJob.id).in_(job_ids))
+        )
+        return int(result.rowcount)
+
+    async def existing(self, job_ids: list[str]) -> set[str]:
+        """Which of ``job_ids`` name a job."""
+        query = select(PredictionJob.id).where(col(PredictionJob.id).in_(job_ids))
+        return set((await self.session.exec(query)).all())
+
+
+def _free_queued(stale_before: datetime) -> sa.ColumnElement[bool]:
+    """A queued job nobody holds: a filter job's reader keeps ``heartbeat_at`` fresh until its
+    input is complete (a reader that went silent leaves it to a runner, which fails it)."""
+    return sa.and_(
+        col(PredictionJob.status) == "queued",
+        sa.or_(
+            col(PredictionJob.heartbeat_at).is_(None),
+            col(PredictionJob.heartbeat_at) < stale_before,
+        ),
+    )

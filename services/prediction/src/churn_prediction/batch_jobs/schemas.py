@@ -6,12 +6,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 FileFormat = Literal["csv", "parquet"]
+#: What a job scores: an uploaded file, or the customers a filter selects (``customers``).
+JobInput = Literal["csv", "parquet", "customers"]
+JobSource = Literal["file", "customers"]
 
 #: Content types of an uploaded file, by format.
 CONTENT_TYPES: dict[str, FileFormat] = {
@@ -33,6 +36,12 @@ MODEL = "model.pkl"
 SPEC = "spec.json"
 RESULTS: dict[FileFormat, str] = {"csv": "result.csv", "parquet": "result.parquet"}
 ERRORS = "errors.csv"
+#: A filter job's input (``input.csv``) while its customers are being read; renamed when done.
+PARTIAL_INPUT = "input.csv.partial"
+#: In a filter job's input: why a customer cannot be scored (empty when it can).
+UNSCORABLE_COLUMN = "__unscorable__"
+#: The id column of a filter job's input and results.
+CUSTOMER_ID = "customer_id"
 #: In the jobs directory itself: what the worker processes write to stderr.
 WORKER_LOG = "workers.log"
 
@@ -50,6 +59,11 @@ class JobSpec:
     max_error_rows: int
     #: Rows counted while the file was uploaded (CSV), for progress before parsing.
     rows_hint: int | None = None
+    #: ``customers``: the input was read from the customers service for a filter (``line`` is
+    #: then the customer's rank in the selection and the error report names the customer).
+    source: JobSource = "file"
+    #: Top drivers written beside each score (``?drivers=true``: ``drivers_top_k``), 0 for none.
+    drivers: int = 0
 
     @classmethod
     def read(cls, directory: Path) -> JobSpec:
@@ -65,13 +79,16 @@ class PredictionJobRead(BaseModel):
 
     job_id: str
     status: JobStatus
-    input_format: FileFormat
-    input_bytes: int = Field(ge=0)
+    input_format: JobInput = Field(
+        description="`csv` or `parquet` for a file; `customers` for a job over a filter."
+    )
+    input_bytes: int = Field(ge=0, description="The file's size (0 for a filter job).")
     model_version: str
     id_column: str | None
     progress: int = Field(ge=0, le=100)
     rows_total: int | None = Field(
-        description="Rows in the file (counted on upload for CSV, from the footer for Parquet)."
+        description="Rows in the file (counted on upload for CSV, from the footer for Parquet); "
+        "for a filter job, the customers it matched when submitted, then those read."
     )
     rows_scored: int
     rows_failed: int = Field(description="Bad rows, listed by line at `.../errors`.")
@@ -80,3 +97,27 @@ class PredictionJobRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+
+
+class PredictionJobCustomersIn(BaseModel):
+    """``POST /v1/predictions/jobs`` as JSON: score the tenant's customers that a filter
+    selects, instead of a file."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"customers": {"risk_level": ["high", "medium"], "attributes": {"plan": "gold"}}},
+                {"customers": {"segment": "2b1d6c0e-4f7a-4a51-9a43-3f8e2f1d9c10"}},
+                {"customers": {}},
+            ]
+        },
+    )
+
+    customers: dict[str, Any] = Field(
+        description="The filters of `GET /v1/customers`, as JSON (the same object as a cohort's "
+        "or `POST /v1/customers/bulk`'s `filter`): `risk_level` (a list), `min_probability`, "
+        "`max_probability`, `q`, `seen_after`, `seen_before`, `attributes` (name → value), "
+        "`tag`, `segment`. `{}` selects every customer. The customers service checks it: a "
+        "bad filter is a 422 naming the reason.",
+    )

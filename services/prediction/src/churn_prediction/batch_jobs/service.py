@@ -35,7 +35,10 @@ class PredictionJobService:
         model_version: str,
         id_column: str | None,
         rows_total: int | None,
+        held: bool = False,
     ) -> PredictionJobRead:
+        """A queued job; ``held``: not to be claimed while the caller prepares its input (a
+        filter job's customers), which :meth:`update` with ``hold`` keeps renewing."""
         now = utcnow()
         job = await self.repository.add(
             PredictionJob(
@@ -47,6 +50,7 @@ class PredictionJobService:
                 model_version=model_version,
                 id_column=id_column,
                 rows_total=rows_total,
+                heartbeat_at=now if held else None,
                 created_at=now,
                 updated_at=now,
             )
@@ -79,8 +83,24 @@ class PredictionJobService:
             await self._publish(job)
         return job
 
-    async def update(self, job_id: str, *, publish: bool = True, **changes: Any) -> None:
-        """Write progress (and the runner's heartbeat); publish the new state."""
+    async def expire(self, cutoff: datetime, limit: int) -> list[str]:
+        """Delete the rows of up to ``limit`` jobs finished before ``cutoff``; their ids (the
+        caller removes their files once this commits)."""
+        job_ids = await self.repository.finished_before(cutoff, limit)
+        if job_ids:
+            await self.repository.delete(job_ids)
+        return job_ids
+
+    async def unknown(self, job_ids: list[str]) -> list[str]:
+        """Which of ``job_ids`` name no job."""
+        known = await self.repository.existing(job_ids)
+        return [job_id for job_id in job_ids if job_id not in known]
+
+    async def update(
+        self, job_id: str, *, publish: bool = True, hold: bool = False, **changes: Any
+    ) -> None:
+        """Write progress (and the runner's heartbeat); publish the new state. ``hold``: a
+        queued job stays held (its input is still being read)."""
         job = await self.repository.by_id(job_id)
         if job is None:
             return
@@ -88,7 +108,7 @@ class PredictionJobService:
         for key, value in changes.items():
             setattr(job, key, value)
         job.updated_at = now
-        if job.status == "running":
+        if job.status == "running" or (hold and job.status == "queued"):
             job.heartbeat_at = now
         elif job.status in ("succeeded", "failed"):
             job.finished_at = job.finished_at or now

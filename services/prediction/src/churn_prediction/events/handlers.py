@@ -12,9 +12,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_prediction.config import Settings
 from churn_prediction.models import processed_events
 from churn_prediction.registry.service import ModelRegistryService
-from churn_prediction.scoring.service import FeatureSnapshot, PredictionService, forget_customers
+from churn_prediction.scoring.service import (
+    AttributeChange,
+    FeatureSnapshot,
+    PredictionService,
+    forget_customers,
+)
 from churn_prediction.scoring.serving import ServingModels
-from churn_shared.contracts import CustomerDeletedV1, CustomerFeaturesUpdatedV1, ModelPromotedV1
+from churn_shared.contracts import (
+    CustomerAttributesChangedV1,
+    CustomerDeletedV1,
+    CustomerFeaturesUpdatedV1,
+    ModelPromotedV1,
+)
 from churn_shared.kafka import Received, TransactionalHandler
 from churn_shared.logging import get_logger
 
@@ -24,6 +34,7 @@ _log = get_logger(__name__)
 SCORER = "prediction-scorer"
 MODEL_EVENTS = "prediction-model-events"
 CUSTOMER_DELETIONS = "prediction-customer-deletions"
+ATTRIBUTE_SCORER = "prediction-attribute-scorer"
 
 
 def customer_deleted_handler(
@@ -84,6 +95,52 @@ def feature_snapshots_handler(
     return TransactionalHandler(
         name=SCORER,
         contract=CustomerFeaturesUpdatedV1,
+        session_factory=session_factory,
+        processed_events=processed_events,
+        apply=score,
+        on_committed=committed,
+    )
+
+
+def customer_attributes_handler(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    models: ServingModels,
+    settings: Settings,
+    wake_relay: Callable[[], None],
+) -> TransactionalHandler[CustomerAttributesChangedV1, int]:
+    """Scores ``customer.attributes.v1`` micro-batches with each tenant's champion when it reads
+    imported attributes (each event once; other tenants' events are claimed and skipped); a
+    payload that is not a valid ``CustomerAttributesChangedV1`` ends in the dead-letter topic."""
+    service = PredictionService(models, settings)
+
+    async def score(
+        session: AsyncSession, received: list[Received[CustomerAttributesChangedV1]]
+    ) -> int:
+        # An import right after a promotion: score with the champion the registry names, even
+        # before this replica has consumed the promotion's reload event.
+        await ModelRegistryService(session).refresh_champions(
+            models, [r.tenant_id for r in received], settings.model_num_threads
+        )
+        changes = [
+            AttributeChange(
+                tenant_id=r.tenant_id,
+                customer_id=r.payload.customer_id,
+                attributes=r.payload.attributes,
+                request_id=r.request_id,
+            )
+            for r in received
+        ]
+        return len(await service.score_attributes(session, changes))
+
+    def committed(scored: int) -> None:
+        if scored:
+            _log.info("customer_attributes_scored", scored=scored)
+            wake_relay()
+
+    return TransactionalHandler(
+        name=ATTRIBUTE_SCORER,
+        contract=CustomerAttributesChangedV1,
         session_factory=session_factory,
         processed_events=processed_events,
         apply=score,

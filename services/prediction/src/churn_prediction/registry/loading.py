@@ -20,7 +20,7 @@ from churn_prediction.models import ModelVersion
 from churn_prediction.scoring.scorer import BoosterScorer, PipelineScorer, Scorer
 from churn_prediction.scoring.serving import ServingModel
 from churn_prediction.training.model import TrainedModel
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import ONLINE_FEATURE_SETS
 
 BOOSTER = "lightgbm_booster"
 PIPELINE = "pipeline"
@@ -94,10 +94,15 @@ def load_version(row: ModelVersion, *, num_threads: int = 1) -> ServingModel:
 
 
 def _require_online(version: str, names: Sequence[str], what: str) -> None:
-    if list(names) != list(FEATURE_NAMES):
-        missing = [n for n in FEATURE_NAMES if n not in names]
-        extra = [n for n in names if n not in FEATURE_NAMES]
-        raise ModelSchemaMismatchError(
-            f"Model {version} is {what} and must read exactly the online features "
-            f"{list(FEATURE_NAMES)} in order; missing {missing}, unexpected {extra}."
-        )
+    """``names`` must be one of the online feature sets (any profile contract version: a model
+    keeps the list it was trained on)."""
+    if tuple(names) in ONLINE_FEATURE_SETS.values():
+        return
+    latest = ONLINE_FEATURE_SETS[max(ONLINE_FEATURE_SETS)]
+    missing = [n for n in latest if n not in names]
+    extra = [n for n in names if n not in latest]
+    raise ModelSchemaMismatchError(
+        f"Model {version} is {what} and must read exactly the online features of one profile "
+        f"version ({sorted(ONLINE_FEATURE_SETS)}; the latest reads {list(latest)}) in order; "
+        f"missing {missing}, unexpected {extra}."
+    )

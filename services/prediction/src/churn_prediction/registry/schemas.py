@@ -80,6 +80,19 @@ class BgnbdScores(BaselineScores):
     params: list[BgnbdParameters] = Field(description="One fit per cutoff, without labels.")
 
 
+class ParetoNbdParameters(BaseModel):
+    """Pareto/NBD parameters (Schmittlein, Morrison & Colombo 1987), time in days."""
+
+    r: float
+    alpha: float
+    s: float
+    beta: float
+
+
+class ParetoNbdScores(BaselineScores):
+    params: list[ParetoNbdParameters] = Field(description="One fit per cutoff, without labels.")
+
+
 class Lift(BaseModel):
     """The model's ROC-AUC minus the baseline's, with a paired-bootstrap 95 % interval."""
 
@@ -91,6 +104,7 @@ class Lift(BaseModel):
 class BaselineLifts(BaseModel):
     recency: Lift
     bgnbd: Lift
+    pareto_nbd: Lift | None = None
 
 
 class BootstrapSettings(BaseModel):
@@ -101,11 +115,12 @@ class BootstrapSettings(BaseModel):
 
 class BaselineComparison(BaseModel):
     """The model beside the textbook baselines on the same customers: days since the last
-    order (recency) and BG/NBD's expected purchases in the horizon."""
+    order (recency), and BG/NBD's and Pareto/NBD's expected purchases in the horizon."""
 
     model: BaselineScores
     recency: BaselineScores
     bgnbd: BgnbdScores
+    pareto_nbd: ParetoNbdScores | None = None
     lift: BaselineLifts
     horizon_days: float
     bootstrap: BootstrapSettings
@@ -121,7 +136,8 @@ class EvaluationRead(BaseModel):
     n_customers: int
     positive_rate: float
     baselines: dict[str, float | None] = Field(
-        description="ROC-AUC of each baseline (`recency`, `bgnbd`); details in `comparison`."
+        description="ROC-AUC of each baseline (`recency`, `bgnbd`, `pareto_nbd`); details in "
+        "`comparison`."
     )
     comparison: BaselineComparison | None = Field(
         default=None, description="None when the set lacks the behavioural features."

@@ -148,6 +148,18 @@ class ModelRegistryService:
             challenger=getattr(loaded[CHALLENGER], "version", None),
         )
 
+    async def refresh_champions(
+        self, models: ServingModels, tenant_ids: Sequence[str], num_threads: int
+    ) -> None:
+        """Reload those of these tenants whose champion in the registry is not the one
+        ``models`` serves: a promotion or rollback whose ``ModelPromotedV1`` this replica has
+        not consumed yet (one look-up per tenant; a reload only when they differ)."""
+        for tenant_id in dict.fromkeys(tenant_ids):
+            served = models.by_tenant.get(tenant_id)
+            target = await self.repository.alias_target(tenant_id, CHAMPION)
+            if target != (served.version if served is not None else None):
+                await self.reload_tenant(models, tenant_id, num_threads)
+
     async def list_models(self, tenant_id: str) -> ModelList:
         versions = await self.repository.list_versions(tenant_id)
         aliases = await self.repository.aliases_by_version(tenant_id)
@@ -391,6 +403,7 @@ def _evaluate_version(
         baselines={
             "recency": baseline,
             "bgnbd": comparison["bgnbd"]["roc_auc"] if comparison else None,
+            "pareto_nbd": comparison["pareto_nbd"]["roc_auc"] if comparison else None,
         },
         comparison=BaselineComparison.model_validate(comparison) if comparison else None,
         ece=report["ece"],

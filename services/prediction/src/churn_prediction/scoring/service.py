@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -45,14 +45,18 @@ from churn_prediction.scoring.serving import ServingModel, ServingModels
 from churn_shared.contracts import ChurnScoreComputedV1
 from churn_shared.db import utcnow
 from churn_shared.kafka import Envelope, enqueue
+from churn_shared.logging import get_logger
 
 __all__ = [
+    "AttributeChange",
     "BatchInput",
     "FeatureSnapshot",
     "PredictionService",
     "RulesLoader",
     "ScoredBatch",
 ]
+
+_log = get_logger(__name__)
 
 RulesLoader = Callable[[str], Awaitable[list[dict[str, Any]]]]
 RenderedT = TypeVar("RenderedT")
@@ -65,6 +69,29 @@ class FeatureSnapshot:
     tenant_id: str
     customer_id: str
     features: dict[str, float | None]
+    backfill: bool = False
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeChange:
+    """One customer's attributes after a change (from ``customer.attributes.v1``)."""
+
+    tenant_id: str
+    customer_id: str
+    attributes: dict[str, Any]
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Score:
+    """One computed score, before it is stored and published."""
+
+    tenant_id: str
+    customer_id: str
+    probability: float
+    drivers: list[DriverRow]
+    version: str
     backfill: bool = False
     request_id: str | None = None
 
@@ -112,6 +139,44 @@ def _predict(model: Scorer[Any], columns: FeatureColumns) -> FloatArray:
 def _explain(model: Scorer[Any], columns: FeatureColumns, top_k: int) -> Explained:
     """Probabilities and each row's top drivers (blocking: run it in a thread)."""
     return model.explain(_parse(model, columns), top_k)
+
+
+def _attribute_value(value: Any) -> Any:
+    """An attribute as a model reads it: a JSON boolean is the number it was trained as."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def _explain_readable(
+    model: Scorer[Any], rows: Sequence[Mapping[str, Any]], top_k: int
+) -> tuple[Explained, list[int]]:
+    """Probabilities and drivers of the rows the model can read, and which rows those are (a
+    row with a value of a type its feature cannot take — text for a number — is left out).
+    Blocking: run it in a thread."""
+    names = model.feature_names
+    try:
+        everything = model.explain(model.parse(FeatureColumns.from_mappings(rows, names)), top_k)
+        return everything, list(range(len(rows)))
+    except ValueError:  # InvalidFeatureValueError, or text in a numeric column
+        pass
+    readable: list[int] = []
+    for i, row in enumerate(rows):
+        try:
+            model.predict(model.parse(FeatureColumns.from_mappings([row], names)))
+        except ValueError:
+            continue
+        readable.append(i)
+    if not readable:
+        return Explained(np.empty(0, dtype=np.float64), []), []
+    columns = FeatureColumns.from_mappings([rows[i] for i in readable], names)
+    return model.explain(model.parse(columns), top_k), readable
+
+
+def _contract_drivers(drivers: Sequence[DriverRow]) -> list[dict[str, Any]]:
+    """Drivers as ``ChurnScoreComputedV1`` carries them: a driver's value is a number or null
+    (a category's text is not sent; its feature and contribution are)."""
+    return [
+        {**d, "value": d["value"] if isinstance(d["value"], int | float) else None} for d in drivers
+    ]
 
 
 async def forget_customers(session: AsyncSession, deleted: Sequence[tuple[str, str]]) -> int:
@@ -286,53 +351,126 @@ class PredictionService:
                 drivers[i] = explained.drivers[position]
                 versions[i] = serving.version
 
-        scores = ScoreRepository(session)
-        last = await scores.latest_probabilities([(s.tenant_id, s.customer_id) for s in snapshots])
         scored_at = utcnow()
+        events = await self._record(
+            session,
+            [
+                _Score(
+                    tenant_id=snapshot.tenant_id,
+                    customer_id=snapshot.customer_id,
+                    probability=probabilities[i],
+                    drivers=drivers[i],
+                    version=versions[i],
+                    backfill=snapshot.backfill,
+                    request_id=snapshot.request_id,
+                )
+                for i, snapshot in enumerate(snapshots)
+            ],
+            scored_at,
+        )
+        await self._shadow(session, snapshots, probabilities, versions, scored_at)
+        return events
+
+    async def score_attributes(
+        self, session: AsyncSession, changes: Sequence[AttributeChange]
+    ) -> list[ChurnScoreComputedV1]:
+        """Score customers whose attributes changed with their tenant's champion when it reads
+        imported attributes; store the scores and enqueue ``ChurnScoreComputedV1`` exactly as
+        :meth:`score_snapshots` does. A tenant whose champion reads the online features (or who
+        has none) is skipped: the event stream scores its customers. A customer changed twice
+        in the batch is scored once, on the latest attributes; a row the model cannot read (a
+        text value for a numeric feature) is left out. Missing attributes and unseen
+        categories are scored as the batch endpoint scores them."""
+        latest: dict[tuple[str, str], AttributeChange] = {}
+        for change in changes:
+            key = (change.tenant_id, change.customer_id)
+            latest.pop(key, None)
+            latest[key] = change
+        groups: dict[str, tuple[ServingModel, list[AttributeChange]]] = {}
+        for change in latest.values():
+            serving = self.models.attribute_champion(change.tenant_id)
+            if serving is not None:
+                groups.setdefault(serving.version, (serving, []))[1].append(change)
+        scores: list[_Score] = []
+        for serving, group in groups.values():
+            rows = [
+                {k: _attribute_value(v) for k, v in change.attributes.items()} for change in group
+            ]
+            explained, readable = await asyncio.to_thread(
+                _explain_readable, serving.model, rows, self.settings.drivers_top_k
+            )
+            if len(readable) < len(group):
+                kept = set(readable)
+                _log.warning(
+                    "customer_attributes_unreadable",
+                    model_version=serving.version,
+                    customers=[c.customer_id for i, c in enumerate(group) if i not in kept][:20],
+                )
+            for position, i in enumerate(readable):
+                change = group[i]
+                scores.append(
+                    _Score(
+                        tenant_id=change.tenant_id,
+                        customer_id=change.customer_id,
+                        probability=float(explained.probabilities[position]),
+                        drivers=explained.drivers[position],
+                        version=serving.version,
+                        request_id=change.request_id,
+                    )
+                )
+        return await self._record(session, scores, utcnow())
+
+    async def _record(
+        self, session: AsyncSession, scores: Sequence[_Score], scored_at: datetime
+    ) -> list[ChurnScoreComputedV1]:
+        """Store the scores (one bulk insert) and enqueue their ``ChurnScoreComputedV1`` (one
+        outbox write per request id), each with the customer's previous probability."""
+        if not scores:
+            return []
+        repository = ScoreRepository(session)
+        last = await repository.latest_probabilities([(s.tenant_id, s.customer_id) for s in scores])
         rows: list[dict[str, Any]] = []
         events: list[ChurnScoreComputedV1] = []
         envelopes: dict[str | None, list[Envelope]] = {}
-        for i, snapshot in enumerate(snapshots):
-            key = (snapshot.tenant_id, snapshot.customer_id)
-            probability = probabilities[i]
-            level = self._risk(probability)
+        for score in scores:
+            key = (score.tenant_id, score.customer_id)
+            level = self._risk(score.probability)
             event = ChurnScoreComputedV1.model_validate(
                 {
-                    "customer_id": snapshot.customer_id,
-                    "churn_probability": probability,
+                    "customer_id": score.customer_id,
+                    "churn_probability": score.probability,
                     "previous_probability": last.get(key),
                     "risk_level": level,
-                    "model_version": versions[i],
+                    "model_version": score.version,
                     "scored_at": scored_at,
-                    "drivers": drivers[i],
-                    "backfill": snapshot.backfill,
+                    "drivers": _contract_drivers(score.drivers),
+                    "backfill": score.backfill,
                 }
             )
-            last[key] = probability
+            last[key] = score.probability
             events.append(event)
             rows.append(
                 {
-                    "tenant_id": snapshot.tenant_id,
-                    "customer_id": snapshot.customer_id,
-                    "churn_probability": probability,
+                    "tenant_id": score.tenant_id,
+                    "customer_id": score.customer_id,
+                    "churn_probability": score.probability,
                     "risk_level": level,
-                    "model_version": versions[i],
+                    "model_version": score.version,
                     "drivers": [d.model_dump(mode="json") for d in event.drivers],
                     "scored_at": scored_at,
                 }
             )
-            envelopes.setdefault(snapshot.request_id, []).append(
+            envelopes.setdefault(score.request_id, []).append(
                 Envelope.wrap(
-                    tenant_id=snapshot.tenant_id,
+                    tenant_id=score.tenant_id,
                     producer=PRODUCER,
                     payload=event,
-                    key=snapshot.customer_id,
+                    key=score.customer_id,
                     event_id=str(uuid.uuid4()),
                     occurred_at=scored_at,
                 )
             )
-        await scores.insert_many(rows)
-        await self._shadow(session, snapshots, probabilities, versions, scored_at)
+        await repository.insert_many(rows)
         for request_id, batch in envelopes.items():
             await enqueue(session, outbox, ChurnScoreComputedV1.topic, batch, request_id=request_id)
         return events

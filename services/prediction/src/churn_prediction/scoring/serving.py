@@ -1,11 +1,13 @@
 """The models a replica serves, in memory: the global default, each tenant's champion, and each
 tenant's challenger (for shadow scoring).
 
-A model trained on point-in-time event sets reads exactly ``FEATURE_NAMES`` (all numeric), so it
-can score the online stream (``customer.features.v1``). A model trained on imported customer
-attributes (a labelled snapshot) has its own schema: it serves ``POST /v1/predictions`` and the
-batch endpoint only; the online stream keeps the global default (or the tenant's events model
-when that is the champion). Loading registry versions into these is the registry's job
+A model trained on point-in-time event sets reads exactly one of ``ONLINE_FEATURE_SETS`` (the
+profile's features of the contract version it was trained on, all numeric), so it can score the
+online stream (``customer.features.v1``). A model trained on imported customer
+attributes (a labelled snapshot) has its own schema: it serves ``POST /v1/predictions``, the
+batch endpoint and the customers whose attributes change (``customer.attributes.v1``); the
+online stream keeps the global default (or the tenant's events model when that is the
+champion). Loading registry versions into these is the registry's job
 (:mod:`churn_prediction.registry.loading`).
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 from churn_prediction.exceptions import ModelNotLoadedError
 from churn_prediction.scoring.scorer import Scorer
-from churn_shared.contracts import FEATURE_NAMES
+from churn_shared.contracts import ONLINE_FEATURE_SETS
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -39,8 +41,9 @@ class ServingModel:
 
     @property
     def online(self) -> bool:
-        """Reads exactly the online feature vector (can score ``customer.features.v1``)."""
-        return tuple(self.model.feature_names) == FEATURE_NAMES and self.model.numeric_only
+        """Reads exactly an online feature set (can score ``customer.features.v1``)."""
+        names = tuple(self.model.feature_names)
+        return names in ONLINE_FEATURE_SETS.values() and self.model.numeric_only
 
 
 @dataclass(slots=True)
@@ -110,6 +113,14 @@ class ServingModels:
         if self.default is None:
             raise ModelNotLoadedError("No model is loaded yet.")
         return self.default
+
+    def attribute_champion(self, tenant_id: str) -> ServingModel | None:
+        """The tenant's champion when it reads imported attributes (not the online features),
+        which scores customers whose attributes change; ``None`` otherwise."""
+        serving = self.by_tenant.get(tenant_id)
+        if serving is None or serving.online:
+            return None
+        return serving
 
     def shadow_for_tenant(self, tenant_id: str, champion_version: str) -> ServingModel | None:
         challenger = self.challengers.get(tenant_id)

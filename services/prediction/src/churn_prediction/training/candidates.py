@@ -68,7 +68,11 @@ class LogisticCandidate(Candidate):
         transformers: list[tuple[str, Any, list[str]]] = []
         if self.schema.numeric:
             numeric = Pipeline(
-                [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                [
+                    # A column missing on every row (no logins at all) stays, as zeros.
+                    ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    ("scale", StandardScaler()),
+                ]
             )
             transformers.append(("num", numeric, self.schema.numeric))
         if self.schema.categorical:

@@ -27,7 +27,13 @@ def _baselines(report: dict[str, Any] | None) -> list[str]:
     """The textbook baselines beside the model, with the lift and its bootstrap interval."""
     if not report:
         return []
-    names = {"recency": "days since last order (recency)", "bgnbd": "BG/NBD expected purchases"}
+    labels = {
+        "recency": "days since last order (recency)",
+        "bgnbd": "BG/NBD expected purchases",
+        "pareto_nbd": "Pareto/NBD expected purchases",
+    }
+    # Reports stored before a baseline was added lack it.
+    names = {key: label for key, label in labels.items() if key in report}
     boot = report["bootstrap"]
     lines = [
         "## Against the textbook baselines (same customers, out-of-fold"
@@ -50,8 +56,9 @@ def _baselines(report: dict[str, Any] | None) -> list[str]:
         )
     lines += [
         f"* Intervals: paired bootstrap over customers, {boot['replicates']} resamples, seed "
-        f"{boot['seed']}. BG/NBD is fitted without labels on each cutoff's histories and scored "
-        f"as expected purchases in the next {_fmt(report['horizon_days'], 0)} days; baseline "
+        f"{boot['seed']}. BG/NBD and Pareto/NBD are fitted without labels on each cutoff's "
+        "histories and scored as expected purchases in the next "
+        f"{_fmt(report['horizon_days'], 0)} days; baseline "
         "Brier scores map each score to a probability by a cross-fitted logistic regression.",
         "",
     ]

@@ -24,6 +24,11 @@ days_since_last_order``, see :func:`~churn_prediction.training.bgnbd.rfm_from_fe
 Ratios enter as ``log(1 + ratio)``: the same splits for trees, a tamer scale for the linear
 model.
 
+Each feature is defined once: when the input schema carries the profile's history feature that
+supersedes a derived one (``SUPERSEDED_BY``, computed exactly from the raw events by the customers
+service, profile contract version 2), that derived feature is left out. A model keeps the
+derived features it was trained with (:attr:`DerivedFeatures.credit`).
+
 Explanations credit each derived feature's contribution to the input feature it is built on
 (``CREDIT``), so contributions still add up exactly and name only the model's inputs.
 """
@@ -40,7 +45,7 @@ import pandas as pd
 from churn_prediction.training.bgnbd import BGNBD, fit_bgnbd, rfm_from_features
 from churn_prediction.training.features import FeatureSchema, FeatureSpec
 
-__all__ = ["CREDIT", "REQUIRED", "DerivedFeatures"]
+__all__ = ["CREDIT", "REQUIRED", "SUPERSEDED_BY", "DerivedFeatures", "derived_names"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -65,6 +70,21 @@ CREDIT = {
     "order_rate_trend": "orders_last_90d",
     "spend_trend": "spend_last_90d",
 }
+#: Derived features a profile feature of the raw history defines better (exact intervals instead
+#: of ``account_age_days``-based ones, trends against the preceding window instead of the
+#: lifetime): left out when the schema has that feature.
+SUPERSEDED_BY = {
+    "purchase_interval_days": "order_interval_mean_days",
+    "recency_ratio": "order_recency_ratio",
+    "order_rate_trend": "order_rate_trend_90d",
+    "spend_trend": "spend_trend_90d",
+}
+
+
+def derived_names(schema: FeatureSchema) -> list[str]:
+    """The derived features added to ``schema`` (those no input feature supersedes)."""
+    numeric = set(schema.numeric)
+    return [name for name in CREDIT if SUPERSEDED_BY.get(name, "") not in numeric]
 
 
 @dataclass
@@ -75,10 +95,19 @@ class DerivedFeatures:
     horizon_days: float
     bgnbd: BGNBD | None = None
     credit_index: list[int] = field(default_factory=list)
+    #: ``(derived feature, input it is credited to)`` of each column added, in order. Instances
+    #: stored before this was kept added every one of ``CREDIT`` (this class-level default).
+    credit: tuple[tuple[str, str], ...] = field(default=tuple(CREDIT.items()), init=False)
 
     def __post_init__(self) -> None:
+        self.credit = tuple((name, CREDIT[name]) for name in derived_names(self.schema))
         index = {name: j for j, name in enumerate(self.schema.names)}
-        self.credit_index = [index[CREDIT[name]] for name in CREDIT]
+        self.credit_index = [index[source] for _, source in self.credit]
+
+    @property
+    def names(self) -> list[str]:
+        """The derived columns this instance adds."""
+        return [name for name, _ in self.credit]
 
     @staticmethod
     def applicable(schema: FeatureSchema) -> bool:
@@ -87,7 +116,7 @@ class DerivedFeatures:
     @property
     def expanded(self) -> FeatureSchema:
         """The schema the wrapped model sees: the inputs, then the derived columns."""
-        extra = tuple(FeatureSpec(name, "numeric") for name in CREDIT)
+        extra = tuple(FeatureSpec(name, "numeric") for name in self.names)
         return FeatureSchema(self.schema.features + extra)
 
     def fit(self, X: pd.DataFrame, cache: dict[bytes, BGNBD] | None = None) -> DerivedFeatures:
@@ -140,7 +169,7 @@ class DerivedFeatures:
                 ),
             }
         out = X.reset_index(drop=True).copy()
-        for name in CREDIT:
+        for name in self.names:
             column = np.asarray(derived[name], dtype=np.float64)
             out[name] = np.where(np.isfinite(column), column, np.nan)
         return out

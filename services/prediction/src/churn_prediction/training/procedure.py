@@ -68,7 +68,7 @@ from churn_prediction.training.candidates import (
     ModelName,
     WithDerivedFeatures,
 )
-from churn_prediction.training.derived import CREDIT, DerivedFeatures
+from churn_prediction.training.derived import DerivedFeatures, derived_names
 from churn_prediction.training.evaluation import (
     baseline_comparison,
     calibration_table,
@@ -289,7 +289,7 @@ def train(
         "n_features": len(schema.features),
         "candidates": per_candidate,
         "tuning": tuned,
-        "derived_features": list(CREDIT) if horizon is not None else [],
+        "derived_features": derived_names(schema) if horizon is not None else [],
         "feature_importance": final.importance(),
         "importance_kind": "gain" if chosen == "lightgbm" else "mean |linear contribution|",
         "seed": seed,

@@ -35,7 +35,7 @@ from churn_prediction.training_jobs.repository import TrainingJobRepository
 from churn_prediction.training_jobs.schemas import TrainingCreate, TrainingJobAccepted
 from churn_prediction.training_jobs.service import TrainingJobService
 from churn_shared.contracts import (
-    FEATURE_NAMES,
+    ONLINE_FEATURE_SETS,
     CustomerTrainingSet,
     EventTrainingSet,
     TrainingProgressV1,
@@ -48,16 +48,20 @@ _log = get_logger(__name__)
 
 
 def events_training_set(parts: list[EventTrainingSet], horizon_days: int) -> TrainingSet:
-    """Stack point-in-time sets (one per cutoff); ``groups_time`` makes CV time-ordered."""
+    """Stack point-in-time sets (one per cutoff); ``groups_time`` makes CV time-ordered. Each
+    part must list one of the online feature sets (``ONLINE_FEATURE_SETS``: a customers service
+    of an older profile version lists fewer), all parts the same one."""
     frames: list[pd.DataFrame] = []
     labels: list[np.ndarray[Any, Any]] = []
     times: list[str] = []
+    online = [list(names) for names in ONLINE_FEATURE_SETS.values()]
+    first = list(parts[0].feature_names) if parts else []
     for part in parts:
         names = list(part.feature_names)
-        if names != list(FEATURE_NAMES):
+        if names not in online or names != first:
             raise TrainingSetError(
-                f"The point-in-time set's features {names} are not the online features "
-                f"{list(FEATURE_NAMES)}; an events model must serve the online stream."
+                f"The point-in-time set's features {names} are not one of the online feature "
+                f"sets {online}; an events model must serve the online stream."
             )
         n = len(part.labels)
         if len(part.features) != n:
@@ -74,7 +78,7 @@ def events_training_set(parts: list[EventTrainingSet], horizon_days: int) -> Tra
     return TrainingSet(
         X=X,
         y=y,
-        feature_names=list(FEATURE_NAMES),
+        feature_names=first,
         categorical=[],
         groups_time=np.asarray(times) if len(cutoffs) > 1 else None,
         horizon_days=horizon_days,

@@ -22,7 +22,43 @@ class TrainingCreate(BaseModel):
             "examples": [
                 {"source": "events", "cutoff": "2011-06-01", "horizon_days": 90},
                 {"source": "customers", "label": "Churn"},
-            ]
+            ],
+            # What ``_source_fields`` enforces, declared for generated clients (null = not
+            # given): events with exactly one of cutoff and cutoffs, or customers with a label.
+            "oneOf": [
+                {
+                    "title": "events, one cutoff",
+                    "required": ["source", "cutoff"],
+                    "properties": {
+                        "source": {"const": "events"},
+                        "cutoff": {"type": "string"},
+                        "cutoffs": {"type": "null"},
+                        "label": {"type": "null"},
+                        "features": {"type": "null"},
+                    },
+                },
+                {
+                    "title": "events, several cutoffs",
+                    "required": ["source", "cutoffs"],
+                    "properties": {
+                        "source": {"const": "events"},
+                        "cutoff": {"type": "null"},
+                        "cutoffs": {"type": "array"},
+                        "label": {"type": "null"},
+                        "features": {"type": "null"},
+                    },
+                },
+                {
+                    "title": "customers",
+                    "required": ["source", "label"],
+                    "properties": {
+                        "source": {"const": "customers"},
+                        "cutoff": {"type": "null"},
+                        "cutoffs": {"type": "null"},
+                        "label": {"type": "string"},
+                    },
+                },
+            ],
         },
     )
 
