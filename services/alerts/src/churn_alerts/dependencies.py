@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from churn_alerts.config import Settings
+from churn_alerts.dashboard import DashboardService
 from churn_alerts.sending import MessageSender
 from churn_alerts.service import AlertService
 from churn_alerts.users import UserDirectory
@@ -47,6 +48,10 @@ async def require_alert_worker(principal: Principal = Depends(_analyst)) -> Prin
     return principal
 
 
+def get_dashboard_service(session: SessionDep) -> DashboardService:
+    return DashboardService(session)
+
+
 def get_sender(request: Request) -> MessageSender:
     sender: MessageSender = request.app.state.sender
     return sender
@@ -59,6 +64,7 @@ def get_authorization(request: Request) -> str:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AlertServiceDep = Annotated[AlertService, Depends(get_alert_service)]
+DashboardServiceDep = Annotated[DashboardService, Depends(get_dashboard_service)]
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 WorkerDep = Annotated[Principal, Depends(require_alert_worker)]
 AuthorizationDep = Annotated[str, Depends(get_authorization)]

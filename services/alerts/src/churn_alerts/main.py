@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from churn_alerts.api.routes import (
     alerts_router,
     channels_router,
+    dashboard_router,
     deliveries_router,
     rules_router,
 )
@@ -32,7 +33,7 @@ def create_app(
         state,
         title="churn alerts",
         description="Alert rules, channels, alerts and their signed webhook deliveries.",
-        routers=(alerts_router, rules_router, channels_router, deliveries_router),
+        routers=(alerts_router, rules_router, channels_router, deliveries_router, dashboard_router),
         token_verifier=token_verifier,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -576,3 +576,43 @@ async def delete_customer_alerts(session: AsyncSession, tenant_id: str, customer
         sa.delete(bands).where(bands.c.tenant_id == tenant_id, bands.c.customer_id == customer_id)
     )
     return len(ids)
+
+
+def _as_date(value: Any) -> date:
+    """A ``DATE()`` result: a date on MySQL, ``YYYY-MM-DD`` text on SQLite."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+class DashboardRepository:
+    """The alerts' part of the dashboard: alerts per status now, and their status changes
+    (the alert history) per UTC day."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def count_by_status(self, tenant_id: str) -> dict[str, int]:
+        conn = await self.session.connection()
+        a = Alert.__table__.c  # type: ignore[attr-defined]
+        result = await conn.execute(
+            sa.select(a.status, sa.func.count()).where(a.tenant_id == tenant_id).group_by(a.status)
+        )
+        return {status: int(n) for status, n in result}
+
+    async def changes_by_day(
+        self, tenant_id: str, until: datetime
+    ) -> list[tuple[date, str | None, str, int]]:
+        """Status changes recorded before ``until``, per (day, from status, to status); an
+        alert's first entry (``raised``) comes from no status."""
+        conn = await self.session.connection()
+        h = AlertHistory.__table__.c  # type: ignore[attr-defined]
+        day = sa.func.date(h.created_at).label("day")
+        result = await conn.execute(
+            sa.select(day, h.from_status, h.to_status, sa.func.count())
+            .where(h.tenant_id == tenant_id, h.created_at < until)
+            .group_by(day, h.from_status, h.to_status)
+        )
+        return [(_as_date(d), before, after, int(n)) for d, before, after, n in result]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -246,7 +246,22 @@ EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(
 
 
 class AlertChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # What ``_destination`` enforces, declared for generated clients (null = not
+            # given): an email channel takes recipients, every other kind a url.
+            "if": {"required": ["kind"], "properties": {"kind": {"const": "email"}}},
+            "then": {
+                "required": ["recipients"],
+                "properties": {"recipients": {"type": "array"}, "url": {"type": "null"}},
+            },
+            "else": {
+                "required": ["url"],
+                "properties": {"url": {"type": "string"}, "recipients": {"type": "null"}},
+            },
+        },
+    )
 
     #: ``webhook`` (signed JSON), ``slack`` or ``discord`` (their incoming-webhook URLs), or
     #: ``email`` (to ``recipients``, through the server's SMTP relay; no ``url``).
@@ -345,3 +360,52 @@ class ChannelTestResult(BaseModel):
     status_code: int | None
     error: str | None
     duration_ms: int
+
+
+class AlertStatusCounts(BaseModel):
+    """Alerts per status."""
+
+    open: int = 0
+    acknowledged: int = 0
+    snoozed: int = 0
+    resolved: int = 0
+
+
+class AlertsSummary(BaseModel):
+    """The alerts' part of the dashboard (``GET /v1/dashboard/summary`` at the gateway)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"alerts": {"open": 12, "acknowledged": 4, "snoozed": 1, "resolved": 40}}]
+        }
+    )
+
+    alerts: AlertStatusCounts
+
+
+class AlertTrendDay(BaseModel):
+    """One UTC day: the alerts per status at its end (today: now)."""
+
+    date: date
+    alerts: AlertStatusCounts
+
+
+class AlertTrend(BaseModel):
+    """Day by day, oldest first, the last day included."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "date": "2026-12-01",
+                            "alerts": {"open": 12, "acknowledged": 4, "snoozed": 1, "resolved": 40},
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    items: list[AlertTrendDay]

@@ -164,8 +164,11 @@ class WebhookDeliveryWorker:
             if self._next_paced_at is not None:
                 until_paced = (self._next_paced_at - self._clock()).total_seconds()
                 wait = min(wait, max(until_paced, 0.01))
+            # ``asyncio.timeout``, not ``wait_for``, which on Python 3.11 may drop a stop's
+            # cancellation that races a wake-up (``churn_shared.loops.PeriodicLoop``).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             self._wake.clear()
 
     def _service(self, session: AsyncSession) -> DeliveryService:
@@ -305,6 +308,7 @@ class AlertWorkers(ServiceWorkers):
             topics=[CustomerDeletedV1.topic],
             group_id=f"{settings.consumer_group}-deletions",
             handler=customer_deleted_handler(session_factory),
+            background=True,
         )
 
     async def _wake_snoozed(self) -> None:

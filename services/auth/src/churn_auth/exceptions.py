@@ -47,6 +47,11 @@ class RefreshTokenReusedError(InvalidRefreshTokenError):
     keeps_changes = True
 
 
+class TenantNotFoundError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("The tenant does not exist.")
+
+
 class UserNotFoundError(NotFoundError):
     def __init__(self) -> None:
         super().__init__("The user does not exist.")

@@ -113,7 +113,17 @@ class ProfileUpdate(BaseModel):
     """The caller's own profile. Changing the e-mail address (the login name) needs the
     current password, like changing the password does."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # What ``_password_confirms_email`` enforces, declared for generated clients.
+            "if": {"required": ["email"], "properties": {"email": {"type": "string"}}},
+            "then": {
+                "required": ["current_password"],
+                "properties": {"current_password": {"type": "string"}},
+            },
+        },
+    )
 
     email: EmailStr | None = None
     #: Required with ``email``.
@@ -187,6 +197,14 @@ class ApiKeyVerified(BaseModel):
     #: A short-lived access token for the key's tenant (``sub`` = ``apikey:<id>``, claim ``scp``).
     access_token: str
     expires_in: int
+
+
+class TenantFound(BaseModel):
+    """Internal: a tenant that exists (the customers service checks the tenant of every event
+    it consumes from Kafka)."""
+
+    id: str
+    created_at: datetime
 
 
 class KeyRotated(BaseModel):

@@ -26,6 +26,7 @@ from churn_auth.exceptions import (
     LastOwnerError,
     RefreshTokenReusedError,
     RoleNotAllowedError,
+    TenantNotFoundError,
     UserNotFoundError,
     WrongPasswordError,
 )
@@ -51,6 +52,7 @@ from churn_auth.schemas import (
     ProfileUpdate,
     RegistrationCreate,
     RegistrationRead,
+    TenantFound,
     TenantUserRead,
     TokenPairRead,
     UserCreate,
@@ -308,6 +310,13 @@ class AuthService:
             raise EmailAlreadyRegisteredError from exc
         _log.info("tenant_registered", tenant_id=tenant.id, user_id=user.id)
         return RegistrationRead(tenant_id=tenant.id, user_id=user.id, email=email, role="owner")
+
+    async def get_tenant(self, tenant_id: str) -> TenantFound:
+        """Internal: whether a tenant exists (404 otherwise)."""
+        tenant = await self.tenants.get(tenant_id)
+        if tenant is None:
+            raise TenantNotFoundError
+        return TenantFound(id=tenant.id, created_at=tenant.created_at)
 
     async def login(self, data: LoginRequest, client: str) -> TokenPairRead:
         """Tokens for valid credentials; one answer for every kind of failure.

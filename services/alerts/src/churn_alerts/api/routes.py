@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from churn_alerts.dashboard import MAX_TREND_DAYS
 from churn_alerts.dependencies import (
     AdminDep,
     AlertServiceDep,
     AuthorizationDep,
+    DashboardServiceDep,
     SenderDep,
     SettingsDep,
     WorkerDep,
@@ -36,6 +39,8 @@ from churn_alerts.schemas import (
     AlertRulesRead,
     AlertRulesUpdate,
     AlertSnooze,
+    AlertsSummary,
+    AlertTrend,
     BulkAssign,
     BulkResolve,
     BulkResult,
@@ -349,3 +354,33 @@ async def retry_delivery(
     """Replay a dead delivery (same ``webhook-id``); 409 while it is pending or delivered, or
     when its channel is disabled or deleted."""
     return await service.retry_delivery(principal.tenant_id, delivery_id)
+
+
+#: The alerts' part of the dashboard, for the gateway's composed ``/v1/dashboard/*``
+#: (internal: the gateway answers 404 for ``/v1/internal/*``). Viewers and above.
+dashboard_router = APIRouter(
+    prefix="/v1/internal/dashboard/alerts", tags=["internal"], responses=PROBLEM_RESPONSES
+)
+
+
+@dashboard_router.get(
+    "/summary", response_model=AlertsSummary, operation_id="internal_dashboard_alerts"
+)
+async def dashboard_summary(principal: PrincipalDep, service: DashboardServiceDep) -> AlertsSummary:
+    """The tenant's alerts per status now."""
+    return await service.summary(principal.tenant_id)
+
+
+@dashboard_router.get(
+    "/trend", response_model=AlertTrend, operation_id="internal_dashboard_alerts_trend"
+)
+async def dashboard_trend(
+    principal: PrincipalDep,
+    service: DashboardServiceDep,
+    days: Annotated[int, Query(ge=1, le=MAX_TREND_DAYS)] = 90,
+    last_day: Annotated[
+        date | None, Query(description="The trend's last UTC day (default: today)")
+    ] = None,
+) -> AlertTrend:
+    """Per UTC day: the tenant's alerts per status at its end (from the alerts' histories)."""
+    return await service.trend(principal.tenant_id, days, last_day)

@@ -29,6 +29,7 @@ from churn_auth.schemas import (
     RefreshRequest,
     RegistrationCreate,
     RegistrationRead,
+    TenantFound,
     TenantUserRead,
     TokenPairRead,
     UserCreate,
@@ -131,6 +132,17 @@ async def verify_api_key(body: ApiKeyVerifyRequest, service: ApiKeyServiceDep) -
     """Internal (the gateway does not expose it): an API key's tenant, scopes and a
     short-lived access token (``sub`` = ``apikey:<id>``, claim ``scp``)."""
     return await service.verify(body.key)
+
+
+@auth_router.get(
+    "/tenants/{tenant_id}", operation_id="auth_get_tenant", responses=_problems(404, 422)
+)
+async def get_tenant(
+    tenant_id: Annotated[str, Path(min_length=1, max_length=64)], service: AuthServiceDep
+) -> TenantFound:
+    """Internal (the gateway does not expose it): whether a tenant exists; the customers
+    service asks before it applies an event consumed from Kafka."""
+    return await service.get_tenant(tenant_id)
 
 
 @users_router.get("/me", operation_id="users_me", responses=_problems(401, 403))
