@@ -96,6 +96,26 @@ def test_prediction_job_progress_reaches_its_tenant_room():
     assert (message.payload["rows_scored"], message.payload["rows_failed"]) == (290, 10)
 
 
+def test_import_progress_reaches_its_tenant_room():
+    from churn_shared.contracts import CustomerImportProgressV1, JobTopics
+
+    progress = CustomerImportProgressV1(
+        import_id="i1",
+        status="running",
+        progress=40,
+        total_rows=5000,
+        processed_rows=2000,
+        rows_imported=1990,
+        rows_rejected=10,
+        updated_at=datetime.now(UTC),
+    )
+    env = Envelope.wrap(tenant_id="t9", producer="customers", payload=progress)
+    message = live_message(JobTopics.CUSTOMER_IMPORTS, env)
+    assert message is not None
+    assert (message.event, message.tenant_id) == ("import_progress", "t9")
+    assert (message.payload["processed_rows"], message.payload["total_rows"]) == (2000, 5000)
+
+
 def test_training_progress_reaches_its_tenant_room():
     from churn_shared.contracts import ModelTopics, TrainingProgressV1
 

@@ -177,3 +177,67 @@ async def test_file_uploads_stream_through_past_the_body_limit(gateway, upstream
         # Every other path keeps the ordinary limit.
         other = await client.post("/v1/predictions/batch", headers=bearer(), content=b"x" * 4096)
         assert other.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/predictions/batch", "/v2/models/churn/infer", "/invocations"]
+)
+async def test_scoring_bodies_stream_through_within_the_body_limit(
+    gateway, upstreams, bearer, path
+):
+    """Scoring bodies go to the prediction service as they arrive (never gathered nor parsed
+    at the edge), under the gateway's ordinary body limit."""
+
+    async def chunks(n: int):
+        for i in range(n):
+            yield bytes([65 + i]) * 1000
+
+    async with gateway(upstreams, max_body_bytes=4096) as client:
+        response = await client.post(
+            path, headers={**bearer(), "Content-Type": "application/json"}, content=chunks(3)
+        )
+        [call] = upstreams.calls_to("prediction")
+        assert call.url.path == path
+        assert not isinstance(call.stream, httpx.ByteStream)  # an iterator, not one buffer
+        if path.startswith("/v1/"):  # the fake upstream reads and echoes /v1 requests only
+            assert response.status_code == 200, response.text
+            assert response.json()["body"] == "A" * 1000 + "B" * 1000 + "C" * 1000
+            too_big = await client.post(path, headers=bearer(), content=chunks(5))
+            assert too_big.status_code == 413
+        declared = await client.post(path, headers=bearer(), content=b"x" * 4097)
+        # Refused at the edge in the caller's error form: a problem, the Open Inference
+        # Protocol's {"error"}, or MLflow's 400 BAD_REQUEST.
+        if path.startswith("/v1/"):
+            assert declared.status_code == 413
+            assert declared.headers["content-type"].startswith("application/problem+json")
+        elif path.startswith("/v2/"):
+            assert declared.status_code == 413
+            assert "4096 bytes" in declared.json()["error"]
+        else:
+            assert declared.status_code == 400
+            assert declared.json()["error_code"] == "BAD_REQUEST"
+            assert "4096 bytes" in declared.json()["message"]
+
+
+async def test_a_filter_job_passes_through_and_its_customer_pages_stay_internal(
+    gateway, upstreams, bearer
+):
+    """A prediction job over a customer filter is JSON on the upload path: it reaches the
+    prediction service as sent; the customers' scoring inputs it reads are not public."""
+    body = b'{"customers": {"risk_level": ["high"], "attributes": {"plan": "gold"}}}'
+    async with gateway(upstreams) as client:
+        response = await client.post(
+            "/v1/predictions/jobs",
+            headers={**bearer(), "Content-Type": "application/json"},
+            content=body,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["body"] == body.decode()
+        [call] = upstreams.calls_to("prediction")
+        assert call.headers["content-type"] == "application/json"
+
+        internal = await client.post(
+            "/v1/internal/scoring-inputs", headers=bearer(), json={"filter": {}}
+        )
+        assert internal.status_code == 404
+        assert upstreams.calls_to("customers") == []

@@ -107,6 +107,10 @@ def test_idle_connections_expire_before_the_services_close_them() -> None:
         # Not idempotent, but the upstream closed the pooled connection without reading it.
         ("POST", "/v1/events"),
         ("PATCH", "/v1/customers/c-1"),
+        # Scoring bodies stream through; what went out is sent again in full.
+        ("POST", "/v1/predictions/batch"),
+        ("POST", "/v2/models/churn/infer"),
+        ("POST", "/invocations"),
     ],
 )
 async def test_a_request_on_a_connection_closed_by_the_upstream_is_sent_again(

@@ -28,7 +28,12 @@ from churn_shared.security import (
 ApiKeyVerifier = Callable[[str], Awaitable[ApiKeyGrant]]
 
 #: Paths only the services may call (answered 404 at the edge, as if they did not exist).
-INTERNAL_PATHS: tuple[str, ...] = ("/v1/auth/api-keys/verify",)
+INTERNAL_PATHS: tuple[str, ...] = (
+    "/v1/auth/api-keys/verify",
+    "/v1/auth/tenants",
+    # The services' parts of composed endpoints (the gateway's /v1/dashboard/*).
+    "/v1/internal",
+)
 
 
 def pooled_jwks_source(client: httpx.AsyncClient, url: str) -> JwksSource:

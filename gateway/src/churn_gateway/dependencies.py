@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import socketio
 from fastapi import Depends, Request
 
-from churn_gateway.authentication import EdgeAuthenticator, check_api_key_scope, is_internal_path
+from churn_gateway.authentication import (
+    EdgeAuthenticator,
+    EdgeCaller,
+    check_api_key_scope,
+    is_internal_path,
+)
 from churn_gateway.config import Settings
 from churn_gateway.exceptions import RouteNotFoundError
 from churn_gateway.openapi import PUBLIC_OPERATIONS, MergedOpenAPI
-from churn_gateway.proxy import STREAMED_UPLOADS, resolve_upstream
+from churn_gateway.proxy import STREAMED_SCORING, STREAMED_UPLOADS, resolve_upstream
 from churn_gateway.rate_limits import EdgeRateLimiter
 from churn_gateway.realtime import create_socket_server
 from churn_gateway.worker import LiveFeedWorker
@@ -33,6 +39,8 @@ class GatewayState(ProcessState):
     authenticator: EdgeAuthenticator | None
     rate_limiter: EdgeRateLimiter | None
     openapi: MergedOpenAPI
+    #: The gateway's own operations' document (the composed dashboard), merged with the rest.
+    own_openapi: Callable[[], dict[str, Any]]
     live_feed: LiveFeedWorker | None
 
     def __init__(
@@ -41,7 +49,9 @@ class GatewayState(ProcessState):
         super().__init__(settings)
         self.upstream_transport = upstream_transport
         #: Paths whose bodies stream through (``churn_shared.middleware.STREAMED_BODIES``).
-        self.streamed_bodies = dict.fromkeys(STREAMED_UPLOADS, settings.max_upload_bytes)
+        self.streamed_bodies = dict.fromkeys(
+            STREAMED_UPLOADS, settings.max_upload_bytes
+        ) | dict.fromkeys(STREAMED_SCORING, settings.max_body_bytes)
         self.authenticator = None
         self.rate_limiter = None
         self.live_feed = None
@@ -84,9 +94,23 @@ class ProxyTarget:
     authorization: str | None = None
 
 
+async def authenticate_edge(full_path: str, request: Request) -> EdgeCaller:
+    """Authenticate the caller at the edge (401), check an API key's scopes (403), limit the
+    tenant (429)."""
+    authenticator: EdgeAuthenticator = request.app.state.authenticator
+    caller = await authenticator.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    check_api_key_scope(caller, request.method, full_path)
+    limiter: EdgeRateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        await limiter.hit_tenant(caller.tenant_id)
+    return caller
+
+
 async def resolve_target(full_path: str, request: Request, settings: Settings) -> ProxyTarget:
-    """Resolve the upstream of ``full_path`` (404; internal paths too), authenticate at the
-    edge (401), check an API key's scopes (403), limit the tenant (429)."""
+    """Resolve the upstream of ``full_path`` (404; internal paths too), then
+    :func:`authenticate_edge` unless the operation is public."""
     if is_internal_path(full_path):
         raise RouteNotFoundError(f"No service serves {full_path}.")
     upstream = resolve_upstream(full_path)
@@ -115,3 +139,11 @@ async def proxy_target(path: str, request: Request, settings: SettingsDep) -> Pr
 
 
 ProxyTargetDep = Annotated[ProxyTarget, Depends(proxy_target)]
+
+
+async def edge_caller(request: Request) -> EdgeCaller:
+    """The authenticated caller of one of the gateway's own ``/v1`` routes."""
+    return await authenticate_edge(request.url.path, request)
+
+
+EdgeCallerDep = Annotated[EdgeCaller, Depends(edge_caller)]

@@ -16,6 +16,12 @@ class RouteNotFoundError(NotFoundError):
     """No upstream service serves this ``/v1`` path."""
 
 
+class MethodNotAllowedError(ProblemError):
+    """The path is one of the gateway's own operations, but not with this method (``Allow``)."""
+
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
+
+
 class BadGatewayError(ProblemError):
     status, title, type_slug = 502, "Bad Gateway", "bad-gateway"
 

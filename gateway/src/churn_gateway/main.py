@@ -11,11 +11,13 @@ from contextlib import AsyncExitStack
 
 import httpx
 import socketio
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
+from churn_gateway.api.dashboard import dashboard_router
 from churn_gateway.api.routes import is_protocol_path, protocol_error, router
 from churn_gateway.authentication import EdgeAuthenticator, pooled_jwks_source
 from churn_gateway.config import Settings
@@ -23,14 +25,16 @@ from churn_gateway.console import install_console
 from churn_gateway.cors import GatewayCORSMiddleware
 from churn_gateway.dependencies import GatewayState
 from churn_gateway.events.handlers import LiveFeedHandler
+from churn_gateway.exceptions import MethodNotAllowedError
 from churn_gateway.openapi import MergedOpenAPI
 from churn_gateway.rate_limits import ClientAddressMiddleware, EdgeRateLimiter
 from churn_gateway.realtime import SOCKETIO_MOUNT_PATH
 from churn_gateway.worker import LiveFeedWorker
-from churn_shared.errors import NotFoundError, UnauthorizedError, problem_response
+from churn_shared.errors import NotFoundError, ProblemError, UnauthorizedError, problem_response
 from churn_shared.http import service_client
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.logging import get_logger
-from churn_shared.middleware import RequestContextMiddleware
+from churn_shared.middleware import EDGE_ERRORS, RequestContextMiddleware
 from churn_shared.runtime import ServiceRuntime, package_version
 from churn_shared.security import API_KEY_VERIFY_PATH, ApiKeyExchanger, TokenVerifier
 
@@ -78,9 +82,15 @@ async def _open(state: GatewayState, stack: AsyncExitStack) -> None:
         title=API_TITLE,
         version=package_version("churn-gateway"),
         ttl_seconds=settings.openapi_cache_seconds,
+        own_document=state.own_openapi,
     )
     if settings.run_workers:
-        worker = LiveFeedWorker(settings, LiveFeedHandler(state.sio))
+        metrics = (
+            PipelineMetrics(state.metrics_registry, service=settings.service_name)
+            if state.metrics_registry is not None
+            else None
+        )
+        worker = LiveFeedWorker(settings, LiveFeedHandler(state.sio), metrics=metrics)
         worker.start()
         stack.push_async_callback(worker.stop)
         state.live_feed = worker
@@ -150,6 +160,10 @@ def _install_protocol_not_found(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
+def _protocol_edge_error(path: str, exc: ProblemError) -> Response | None:
+    return protocol_error(path, exc) if is_protocol_path(path) else None
+
+
 def _insert_inside_request_context(app: FastAPI, middleware: Middleware) -> None:
     """Place ``middleware`` right inside the request-id middleware (so its answers carry the id)
     and before the body-size limit (so a limited client's body is never read)."""
@@ -169,6 +183,8 @@ def create_app(
     """Build the gateway. ``token_verifier`` and ``upstream_transport`` are for tests."""
     settings = settings or Settings()
     state = GatewayState(settings, upstream_transport=upstream_transport)
+    # A body over the limit on an inference protocol's path: in that protocol's error form.
+    setattr(state, EDGE_ERRORS, _protocol_edge_error)
     app = RUNTIME.create_app(
         state,
         title=API_TITLE,
@@ -188,10 +204,40 @@ def create_app(
     _insert_inside_request_context(app, Middleware(ClientAddressMiddleware, settings=settings))
     # Outermost: preflights are answered before rate limits, body limits and authentication.
     app.add_middleware(GatewayCORSMiddleware, settings=settings)
+    # The gateway's own /v1 operations before the proxy's catch-all.
+    app.include_router(dashboard_router)
+    _refuse_other_methods(app, dashboard_router)
     app.include_router(router)
+    state.own_openapi = app.openapi
     install_console(app)
     app.mount(SOCKETIO_MOUNT_PATH, socketio.ASGIApp(state.sio, socketio_path=None))
     return app
+
+
+#: The methods the proxy's catch-all takes that a gateway-own path may not serve.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _refuse_other_methods(app: FastAPI, own: APIRouter) -> None:
+    """Answer 405 with ``Allow`` for the methods a path of the gateway's own operations does
+    not serve, as every service does; without this they fall through to the proxy's catch-all
+    and answer 404. Added after ``own`` and before the catch-all. (FastAPI serves a GET route
+    for GET only, so HEAD is refused too.)"""
+    served: dict[str, set[str]] = {}
+    for route in own.routes:
+        if isinstance(route, APIRoute) and route.methods:
+            served.setdefault(route.path, set()).update(route.methods)
+    for path, methods in served.items():
+        allow = ", ".join(sorted(methods))
+
+        async def refuse(request: Request, allow: str = allow) -> Response:
+            raise MethodNotAllowedError(
+                f"{request.method} is not allowed on {request.url.path}.",
+                headers={"Allow": allow},
+            )
+
+        others = [m for m in _METHODS if m not in methods]
+        app.add_api_route(path, refuse, methods=others, include_in_schema=False)
 
 
 def app_from_env() -> FastAPI:

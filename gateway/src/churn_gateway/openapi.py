@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -48,6 +48,9 @@ PUBLIC_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/health"),
     }
 )
+
+#: The name of the gateway's own document among the merged ones.
+GATEWAY_PART = "gateway"
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -120,6 +123,108 @@ def _merge_named(
                 f"components.{section}.{name} differs between {owners[name]!r} and "
                 f"{service!r}; rename one of them"
             )
+
+
+def _link(operation_id: str, parameter: str, pointer: str, description: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "parameters": {parameter: f"$response.body#/{pointer}"},
+        "description": description,
+    }
+
+
+def _links_to(
+    operations: Iterable[tuple[str, str]], parameter: str, pointer: str
+) -> dict[str, dict[str, Any]]:
+    """``name → link`` for each ``(name, operationId)``, all fed the same response field."""
+    return {
+        name: _link(
+            operation_id, parameter, pointer, f"The new resource's `{pointer}` as `{parameter}`"
+        )
+        for name, operation_id in operations
+    }
+
+
+#: OpenAPI links: what a created resource's id is good for (``operationId → status → links``).
+#: Generated clients and documentation show them; schemathesis follows them in its stateful
+#: phase (create, then read, change and delete what was created).
+LINKS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "customers_create": {
+        "201": _links_to(
+            [
+                ("GetCustomer", "customers_get"),
+                ("UpdateCustomer", "customers_update"),
+                ("DeleteCustomer", "customers_delete"),
+                ("GetFeatures", "customers_features"),
+                ("GetScores", "customers_scores"),
+            ],
+            "customer_id",
+            "customer_id",
+        )
+    },
+    "cohorts_create": {
+        "201": _links_to(
+            [
+                ("GetCohort", "cohorts_get"),
+                ("UpdateCohort", "cohorts_update"),
+                ("DeleteCohort", "cohorts_delete"),
+                ("GetCohortStats", "cohorts_stats"),
+            ],
+            "cohort_id",
+            "id",
+        )
+    },
+    "alert_channels_create": {
+        "201": _links_to(
+            [
+                # Not the channel test: it would send a message to whatever URL was made up.
+                ("EnableChannel", "alert_channels_enable"),
+                ("DeleteChannel", "alert_channels_delete"),
+            ],
+            "channel_id",
+            "id",
+        )
+    },
+    "api_keys_create": {"201": _links_to([("RevokeKey", "api_keys_revoke")], "key_id", "id")},
+    "users_create": {"201": _links_to([("UpdateUser", "users_update")], "user_id", "id")},
+    "models_train": {"202": _links_to([("GetJob", "models_get_job")], "job_id", "job_id")},
+    "prediction_jobs_create": {
+        "202": _links_to(
+            [
+                ("GetJob", "prediction_jobs_get"),
+                ("GetResult", "prediction_jobs_result"),
+                ("GetErrors", "prediction_jobs_errors"),
+            ],
+            "job_id",
+            "job_id",
+        )
+    },
+    "customers_import": {
+        "202": _links_to([("GetImport", "customers_import_get")], "import_id", "import_id")
+    },
+}
+
+
+def _add_links(merged: dict[str, Any]) -> None:
+    """Attach :data:`LINKS` to the operations the merged document has (a link whose target
+    is missing is left out, so a partial merge stays valid)."""
+    operations = {
+        operation.get("operationId"): operation
+        for item in merged["paths"].values()
+        for method, operation in item.items()
+        if method in _HTTP_METHODS
+    }
+    for source, by_status in LINKS.items():
+        operation = operations.get(source)
+        if operation is None:
+            continue
+        for status, links in by_status.items():
+            response = operation.get("responses", {}).get(status)
+            if response is None:
+                continue
+            kept = {k: v for k, v in links.items() if v["operationId"] in operations}
+            if kept:
+                response["links"] = {**response.get("links", {}), **kept}
 
 
 def merge_openapi(
@@ -209,6 +314,7 @@ def merge_openapi(
         raise OpenAPIMergeError(f"securitySchemes.{SECURITY_SCHEME_NAME} is reserved")
     merged["components"]["securitySchemes"][SECURITY_SCHEME_NAME] = SECURITY_SCHEME
     merged["components"]["schemas"].setdefault("Problem", PROBLEM_SCHEMA)
+    _add_links(merged)
     merged["paths"] = dict(sorted(merged["paths"].items()))
     merged["components"] = {
         section: dict(sorted(items.items()))
@@ -230,7 +336,10 @@ class MergedOpenAPI:
         title: str,
         version: str,
         ttl_seconds: float = 300.0,
+        own_document: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        """``own_document``: the gateway's own operations (merged as the ``gateway`` part)."""
+        self._own = own_document
         self._client = client
         self._upstreams = dict(upstreams)
         self._title = title
@@ -267,6 +376,8 @@ class MergedOpenAPI:
                     docs[name] = result
             if not docs:
                 raise UpstreamUnavailableError("No service answered with its OpenAPI document.")
+            if self._own is not None:
+                docs[GATEWAY_PART] = self._own()
             try:
                 merged = merge_openapi(docs, title=self._title, version=self._version)
             except OpenAPIMergeError as exc:

@@ -47,7 +47,13 @@ ROUTES: tuple[tuple[str, str], ...] = (
 
 #: ``POST`` paths whose bodies (files) stream through to the upstream instead of being read
 #: first; they are sent once, never retried (the body cannot be replayed).
-STREAMED_UPLOADS: tuple[str, ...] = ("/v1/predictions/jobs",)
+STREAMED_UPLOADS: tuple[str, ...] = ("/v1/predictions/jobs", "/v1/customers/import")
+#: ``POST`` paths of scoring bodies (batches and the inference protocols' requests, within the
+#: gateway's body limit): they stream through to the prediction service as they arrive, never
+#: parsed nor gathered here first. What went out is kept until the answer comes
+#: (:class:`ReplayableBody`), so that a request that met a stale pooled connection is sent again.
+#: A key ending in ``/`` covers the paths below it (``churn_shared.middleware.STREAMED_BODIES``).
+STREAMED_SCORING: tuple[str, ...] = ("/v1/predictions/batch", "/v2/models/", "/invocations")
 
 #: Request headers passed on to the upstream (everything else, e.g. ``X-API-Key``, stays at the
 #: edge).
@@ -227,21 +233,46 @@ async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
         await response.aclose()
 
 
+class ReplayableBody:
+    """A request body passed on as it arrives that keeps what it passed on: a second attempt
+    sends the kept chunks, then the rest as it arrives. Its memory is the body's (the body
+    limit bounds it), released with the request."""
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self._taken: list[bytes] = []
+
+    async def attempt(self) -> AsyncIterator[bytes]:
+        for chunk in list(self._taken):
+            yield chunk
+        async for chunk in self._source:
+            self._taken.append(chunk)
+            yield chunk
+
+
+def is_streamed_scoring(path: str) -> bool:
+    return any(
+        path.startswith(key) if key.endswith("/") else path == key for key in STREAMED_SCORING
+    )
+
+
 async def _send(
     client: httpx.AsyncClient,
     method: str,
     url: httpx.URL,
     headers: dict[str, str],
-    body: bytes | AsyncIterator[bytes],
+    body: bytes | ReplayableBody | AsyncIterator[bytes],
     *,
     upstream: str,
 ) -> httpx.Response:
     """Send the request; once more on a fresh attempt when :func:`may_retry` allows it (a
-    streamed body: once only)."""
-    for attempt in (1, 2) if isinstance(body, bytes) else (2,):
+    streamed upload: once only)."""
+    replayable = isinstance(body, bytes | ReplayableBody)
+    for attempt in (1, 2) if replayable else (2,):
         trace = ConnectionTrace()
+        content = body.attempt() if isinstance(body, ReplayableBody) else body
         upstream_request = client.build_request(
-            method, url, headers=headers, content=body, extensions={"trace": trace}
+            method, url, headers=headers, content=content, extensions={"trace": trace}
         )
         try:
             return await client.send(upstream_request, stream=True)
@@ -280,9 +311,11 @@ async def forward(
     headers = upstream_request_headers(
         request, request_id=request_id, forwarded_for=forwarded_for, authorization=authorization
     )
-    body: bytes | AsyncIterator[bytes]
+    body: bytes | ReplayableBody | AsyncIterator[bytes]
     if request.scope.get(STREAMED_SCOPE_KEY):
         body = request.stream()
+        if is_streamed_scoring(path):
+            body = ReplayableBody(body)
         length = request.headers.get("content-length")
         if length is not None:
             headers["content-length"] = length

@@ -15,6 +15,7 @@ import uuid
 from churn_gateway.config import Settings
 from churn_gateway.events.handlers import LIVE_FEED_TOPICS
 from churn_shared.kafka import BatchConsumer, BatchHandler, EventPublisher, ensure_topics
+from churn_shared.kafka.metrics import PipelineMetrics
 from churn_shared.logging import get_logger
 
 _log = get_logger(__name__)
@@ -22,9 +23,16 @@ _log = get_logger(__name__)
 
 class LiveFeedWorker:
     def __init__(
-        self, settings: Settings, handler: BatchHandler, *, retry_seconds: float = 2.0
+        self,
+        settings: Settings,
+        handler: BatchHandler,
+        *,
+        retry_seconds: float = 2.0,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
+        """``metrics``: where the last hop (alert raised → on the feed) is timed."""
         self._settings = settings
+        self._metrics = metrics
         self._handler = handler
         self._retry_seconds = retry_seconds
         self.group_id = f"gateway-{uuid.uuid4().hex}"
@@ -72,6 +80,9 @@ class LiveFeedWorker:
             fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
             auto_offset_reset="latest",
             name="gateway-live-feed",
+            metrics=self._metrics,
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=s.kafka_heartbeat_interval_ms,
         )
         await self.consumer.start()
         _log.info("live_feed_started", group_id=self.group_id)

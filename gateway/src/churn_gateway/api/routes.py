@@ -58,14 +58,24 @@ def is_protocol_path(path: str) -> bool:
 def protocol_error(path: str, exc: ProblemError) -> Response:
     """An edge error in the caller's protocol: Open Inference Protocol ``{"error": …}`` under
     ``/v2``, MLflow's ``{"error_code": …, "message": …}`` elsewhere."""
+    status = exc.status
     if path == "/v2" or path.startswith("/v2/"):
         body: dict[str, Any] = {"error": exc.detail}
     else:
-        codes = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "REQUEST_LIMIT_EXCEEDED"}
+        codes = {
+            401: "UNAUTHENTICATED",
+            403: "PERMISSION_DENIED",
+            404: "RESOURCE_DOES_NOT_EXIST",
+            413: "BAD_REQUEST",
+            429: "REQUEST_LIMIT_EXCEEDED",
+            503: "TEMPORARILY_UNAVAILABLE",
+        }
         body = {"error_code": codes.get(exc.status, "INTERNAL_ERROR"), "message": exc.detail}
+        # MLflow's scoring server answers every input error (a body too large too) with 400.
+        status = 400 if exc.status == 413 else exc.status
     return Response(
         orjson.dumps(body),
-        status_code=exc.status,
+        status_code=status,
         media_type="application/json",
         headers=exc.headers,
     )

@@ -13,6 +13,7 @@ from churn_gateway.schemas import (
     ALERT_CHANNEL_DISABLED_EVENT,
     ALERT_UPDATED_EVENT,
     CHURN_ALERT_EVENT,
+    IMPORT_PROGRESS_EVENT,
     PREDICTION_JOB_PROGRESS_EVENT,
     SCORE_UPDATE_EVENT,
     TRAINING_PROGRESS_EVENT,
@@ -23,6 +24,7 @@ from churn_shared.contracts import (
     ChurnAlertRaisedV1,
     ChurnAlertUpdatedV1,
     ChurnScoreComputedV1,
+    CustomerImportProgressV1,
     EventContract,
     PredictionJobProgressV1,
     TrainingProgressV1,
@@ -42,6 +44,7 @@ LIVE_EVENTS: dict[type[EventContract], str] = {
     ChurnScoreComputedV1: SCORE_UPDATE_EVENT,
     TrainingProgressV1: TRAINING_PROGRESS_EVENT,
     PredictionJobProgressV1: PREDICTION_JOB_PROGRESS_EVENT,
+    CustomerImportProgressV1: IMPORT_PROGRESS_EVENT,
 }
 LIVE_FEED_TOPICS: tuple[str, ...] = tuple(dict.fromkeys(c.topic for c in LIVE_EVENTS))
 

@@ -11,14 +11,16 @@ import { modelsPage } from "./pages/models.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { settingsPage } from "./pages/settings.js";
 import { importsPage } from "./pages/imports.js";
+import { cohortsPage } from "./pages/cohorts.js";
 
 const ROUTES = [
   [/^#\/dashboard$/, dashboardPage, "Dashboard"],
   [/^#\/alerts$/, alertsPage, "Alerts"],
-  [/^#\/customers$/, customersPage, "Customers"],
+  [/^#\/customers(?:\?(.*))?$/, customersPage, "Customers"],
   [/^#\/customers\/(.+)$/, customerPage, "Customer"],
   [/^#\/models$/, modelsPage, "Models"],
   [/^#\/imports$/, importsPage, "Imports"],
+  [/^#\/cohorts$/, cohortsPage, "Cohorts"],
   [/^#\/settings$/, settingsPage, "Settings"],
 ];
 const LIVE_LABELS = {
@@ -70,7 +72,8 @@ async function render({ focus = false } = {}) {
     document.title = `${title} · Churn console`;
     const container = clear(main());
     try {
-      await page(container, context, ...match.slice(1).map(decodeURIComponent));
+      await page(container, context,
+        ...match.slice(1).map((part) => (part === undefined ? undefined : decodeURIComponent(part))));
       const heading = container.querySelector("h1");
       if (focus && heading) {
         heading.tabIndex = -1;

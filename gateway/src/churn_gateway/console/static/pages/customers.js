@@ -1,5 +1,6 @@
-// The customers table: search, risk filter, sort, pages (cursor); export of what the filters
-// match (analysts and above).
+// The customers table: search, risk, tag and cohort filters, sort, pages (cursor); export of
+// what the filters match, and tag/untag/delete on the ticked rows or on every customer the
+// filters match (analysts and above; deleting: admins), after a dry-run count.
 
 import { clear, field, formatNumber, formatTime, h, notify, riskBadge, select } from "../dom.js";
 
@@ -11,10 +12,17 @@ const SORT_OPTIONS = [
 const RISK_OPTIONS = [["", "Any risk"], ["high", "High"], ["medium", "Medium"], ["low", "Low"]];
 const SIZE_OPTIONS = [["25", "25"], ["50", "50"], ["100", "100"]];
 
-export async function customersPage(container, { session, live, cleanup }) {
+const ACTION_WORDS = { tag: "Tag", untag: "Untag", delete: "Delete" };
+
+/** ``query``: the hash's query string (``#/customers?segment=<cohort id>``). */
+export async function customersPage(container, { session, live, cleanup }, query) {
+  const initial = new URLSearchParams(query || "");
   const search = h("input", { type: "search", name: "q", maxlength: 64, autocomplete: "off" });
   const tagFilter = h("input", { type: "text", name: "tag", maxlength: 64, autocomplete: "off" });
   const risk = select("risk_level", RISK_OPTIONS, "");
+  const cohorts = await session.get("/v1/cohorts").catch(() => ({ items: [] }));
+  const segment = select("segment",
+    [["", "Any"], ...cohorts.items.map((cohort) => [cohort.id, cohort.name])], initial.get("segment") || "");
   const sort = select("sort", SORT_OPTIONS, "-churn_probability");
   const size = select("limit", SIZE_OPTIONS, "50");
   const body = h("tbody");
@@ -29,6 +37,7 @@ export async function customersPage(container, { session, live, cleanup }) {
     field("Search", search, "Prefix of the id, e-mail or name"),
     field("Risk", risk),
     field("Tag", tagFilter),
+    field("Cohort", segment),
     field("Sort", sort),
     field("Per page", size),
     h("button", { type: "submit" }, "Apply"),
@@ -39,7 +48,28 @@ export async function customersPage(container, { session, live, cleanup }) {
     }, `Export ${format.toUpperCase()}`)))
     : null;
   function filters() {
-    return { q: search.value.trim(), risk_level: risk.value, tag: tagFilter.value.trim() };
+    return {
+      q: search.value.trim(), risk_level: risk.value, tag: tagFilter.value.trim(), segment: segment.value,
+    };
+  }
+  // The filters of the table shown (set by Apply): pages, exports and bulk actions use them.
+  let applied = filters();
+  /** ``applied`` as the JSON filter of bulk actions (only the conditions given). */
+  function jsonFilter() {
+    const filter = {};
+    if (applied.q) filter.q = applied.q;
+    if (applied.risk_level) filter.risk_level = [applied.risk_level];
+    if (applied.tag) filter.tag = applied.tag;
+    if (applied.segment) filter.segment = applied.segment;
+    return filter;
+  }
+  function describeFilter() {
+    const parts = [];
+    if (applied.q) parts.push(`search “${applied.q}”`);
+    if (applied.risk_level) parts.push(`${applied.risk_level} risk`);
+    if (applied.tag) parts.push(`tag “${applied.tag}”`);
+    if (applied.segment) parts.push(`cohort “${segment.selectedOptions[0]?.textContent || applied.segment}”`);
+    return parts.length ? parts.join(", ") : "no filter: every customer";
   }
 
   // Bulk actions on the rows ticked on this page (analysts tag and untag; admins delete).
@@ -68,6 +98,65 @@ export async function customersPage(container, { session, live, cleanup }) {
       notify(`${action} failed: ${error.message}`, "error");
     }
   }
+  // The applied filters saved as a cohort (a cohort's filter cannot name another cohort).
+  const cohortName = h("input", { type: "text", name: "cohort_name", maxlength: 100, required: true, autocomplete: "off" });
+  const saveCohort = writer
+    ? h("form", { class: "inline", "aria-label": "Save the filters as a cohort", on: { submit: async (event) => {
+      event.preventDefault();
+      if (applied.segment) {
+        notify("A cohort cannot be saved from another cohort: clear the Cohort filter first", "error");
+        return;
+      }
+      const filter = jsonFilter();
+      try {
+        const saved = await session.post("/v1/cohorts", { name: cohortName.value.trim(), filter });
+        notify(`Cohort ${saved.name} saved (${describeFilter()})`);
+        segment.append(h("option", { value: saved.id }, saved.name));
+        cohortName.value = "";
+      } catch (error) {
+        notify(`Could not save the cohort: ${error.message}`, "error");
+      }
+    } } },
+    field("Cohort name", cohortName),
+    h("button", { type: "submit", class: "secondary" }, "Save filters as cohort"))
+    : null;
+
+  // On every customer the filters match: a dry run counts them, then the user confirms.
+  const confirmation = h("div", { class: "confirm", id: "bulk-confirm", role: "group", "aria-label": "Confirm the action", hidden: true });
+  async function bulkOnFilter(action) {
+    if (action !== "delete" && !tagName.reportValidity()) return;
+    const payload = { action, filter: jsonFilter(), ...(action === "delete" ? {} : { tag: tagName.value.trim() }) };
+    let counted;
+    try {
+      counted = await session.post("/v1/customers/bulk", { ...payload, dry_run: true });
+    } catch (error) {
+      notify(`${action} failed: ${error.message}`, "error");
+      return;
+    }
+    const what = action === "delete"
+      ? `Delete ${counted.matched} customers with their events and scores? This cannot be undone.`
+      : `${ACTION_WORDS[action]} “${payload.tag}” on ${counted.matched} customers?`;
+    const yes = h("button", { type: "button", class: action === "delete" ? "danger" : "", on: { click: async () => {
+      yes.disabled = true;
+      try {
+        const result = await session.post("/v1/customers/bulk", payload);
+        notify(`${action}: ${result.changed} of ${result.matched} customers changed`);
+        confirmation.hidden = true;
+        await load();
+      } catch (error) {
+        notify(`${action} failed: ${error.message}`, "error");
+        yes.disabled = false;
+      }
+    } } }, `${ACTION_WORDS[action]} ${counted.matched} customers`);
+    const no = h("button", { type: "button", class: "secondary", on: { click: () => {
+      confirmation.hidden = true;
+    } } }, "Cancel");
+    clear(confirmation,
+      h("p", { id: "bulk-confirm-text" }, `${counted.matched} customers match (${describeFilter()}). ${what}`),
+      counted.matched > 0 ? yes : null, no);
+    confirmation.hidden = false;
+    (counted.matched > 0 ? yes : no).focus();
+  }
   const bulkBar = writer
     ? h("form", { class: "inline bulk", "aria-label": "Act on the selected customers", on: { submit: (event) => {
       event.preventDefault();
@@ -86,7 +175,14 @@ export async function customersPage(container, { session, live, cleanup }) {
           bulk("delete", {});
         }
       } } }, "Delete selected")
-      : null)
+      : null,
+    h("span", { class: "bulk-filter" },
+      h("span", { class: "hint" }, "Or every customer the filters match:"),
+      h("button", { type: "button", class: "secondary", on: { click: () => bulkOnFilter("tag") } }, "Tag all matching"),
+      h("button", { type: "button", class: "secondary", on: { click: () => bulkOnFilter("untag") } }, "Untag all matching"),
+      session.can("admin")
+        ? h("button", { type: "button", class: "danger", on: { click: () => bulkOnFilter("delete") } }, "Delete all matching")
+        : null))
     : null;
   selectAll.addEventListener("change", () => {
     for (const box of body.querySelectorAll("input[data-customer-id]")) box.checked = selectAll.checked;
@@ -99,7 +195,7 @@ export async function customersPage(container, { session, live, cleanup }) {
     try {
       notify(`Preparing the ${format.toUpperCase()} export…`);
       const response = await session.request("GET", "/v1/customers/export", {
-        query: { ...filters(), format }, raw: true,
+        query: { ...applied, format }, raw: true,
       });
       const disposition = response.headers.get("content-disposition") || "";
       const name = /filename="([^"]+)"/.exec(disposition);
@@ -119,7 +215,7 @@ export async function customersPage(container, { session, live, cleanup }) {
       sort: sort.value,
       limit: size.value,
       cursor: cursors[pageIndex],
-      ...filters(),
+      ...applied,
     });
     selectAll.checked = false;
     clear(body, page.items.map((customer) => h("tr", { dataset: { customerId: customer.customer_id } },
@@ -147,7 +243,9 @@ export async function customersPage(container, { session, live, cleanup }) {
     h("h1", {}, "Customers"),
     form,
     exports,
+    saveCohort,
     bulkBar,
+    writer ? confirmation : null,
     summary,
     h("div", { class: "table-wrap" },
       h("table", { class: "data", id: "customers-table" },
@@ -164,11 +262,13 @@ export async function customersPage(container, { session, live, cleanup }) {
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    applied = filters();
+    confirmation.hidden = true;
     cursors = [null];
     pageIndex = 0;
     load();
   });
-  for (const control of [risk, sort, size]) {
+  for (const control of [risk, segment, sort, size]) {
     control.addEventListener("change", () => form.requestSubmit());
   }
   previous.addEventListener("click", () => {

@@ -1,30 +1,39 @@
-// The dashboard, computed in the browser from the public list endpoints (pages of customers and
-// alerts, up to the caps below, said on the page). Refreshes after live scores and alerts.
+// The dashboard: GET /v1/dashboard/summary (customers by risk level, the score histogram,
+// customers that moved up, revenue at risk, alerts by status; computed by the services from
+// stored data) and GET /v1/dashboard/trend?days=90, plus the latest high-risk alerts.
+// Refreshes after live scores and alerts, at most every 10 s.
 
-import { histogram } from "../charts.js";
+import { histogram, trendChart } from "../charts.js";
 import { clear, formatTime, h, riskBadge } from "../dom.js";
 
-const CUSTOMER_PAGE = 500;
-const CUSTOMER_CAP = 10_000;
-const ALERT_PAGE = 200;
-const ALERT_CAP = 2_000;
-const BINS = 20;
+const TREND_DAYS = 90;
 const STATUSES = [["open", "Open"], ["acknowledged", "Acknowledged"], ["snoozed", "Snoozed"], ["resolved", "Resolved"]];
+const LEVELS = [["high", "High risk"], ["medium", "Medium risk"], ["low", "Low risk"]];
 
-async function collect(session, path, query, pageSize, cap) {
-  const items = [];
-  let cursor;
-  do {
-    const page = await session.get(path, { ...query, limit: pageSize, cursor });
-    items.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor && items.length < cap);
-  return { items, complete: !cursor };
+function stat(label, value, id, hint) {
+  return h("div", { class: "stat card" }, h("span", { class: "stat-label" }, label),
+    h("strong", { class: "stat-value", id }, value),
+    hint ? h("span", { class: "hint" }, hint) : null);
 }
 
-function stat(label, value, id) {
-  return h("div", { class: "stat card" }, h("span", { class: "stat-label" }, label),
-    h("strong", { class: "stat-value", id }, value));
+function money(value) {
+  return Math.round(value).toLocaleString();
+}
+
+/** The trend's numbers as a table (the chart's text alternative), newest day first. */
+function trendTable(items) {
+  return h("details", {}, h("summary", {}, "The trend as a table"),
+    h("div", { class: "table-wrap" }, h("table", { class: "data", id: "trend-table" },
+      h("caption", { class: "visually-hidden" }, "Customers per risk level at the end of each day"),
+      h("thead", {}, h("tr", {}, ["Day", "High", "Medium", "Low", "Moved up", "Open alerts"].map(
+        (label) => h("th", { scope: "col" }, label)))),
+      h("tbody", {}, items.slice().reverse().map((day) => h("tr", {},
+        h("th", { scope: "row" }, day.date),
+        h("td", { class: "num" }, day.risk_levels.high.toLocaleString()),
+        h("td", { class: "num" }, day.risk_levels.medium.toLocaleString()),
+        h("td", { class: "num" }, day.risk_levels.low.toLocaleString()),
+        h("td", { class: "num" }, day.moved_up.toLocaleString()),
+        h("td", { class: "num" }, day.alerts.open.toLocaleString())))))));
 }
 
 export async function dashboardPage(container, { session, live, cleanup }) {
@@ -32,40 +41,42 @@ export async function dashboardPage(container, { session, live, cleanup }) {
   container.append(h("h1", {}, "Dashboard"), content);
 
   async function load() {
-    const [customers, recent, ...alertCounts] = await Promise.all([
-      collect(session, "/v1/customers", { sort: "-churn_probability" }, CUSTOMER_PAGE, CUSTOMER_CAP),
+    const [summary, trend, recent] = await Promise.all([
+      session.get("/v1/dashboard/summary"),
+      session.get("/v1/dashboard/trend", { days: TREND_DAYS }),
       session.get("/v1/alerts", { risk_level: "high", limit: 8 }),
-      ...STATUSES.map(([status]) => collect(session, "/v1/alerts", { status }, ALERT_PAGE, ALERT_CAP)),
     ]);
-    const byLevel = { high: 0, medium: 0, low: 0, unscored: 0 };
-    const bins = new Array(BINS).fill(0);
-    for (const customer of customers.items) {
-      byLevel[customer.risk_level || "unscored"] += 1;
-      if (typeof customer.churn_probability === "number") {
-        bins[Math.min(BINS - 1, Math.floor(customer.churn_probability * BINS))] += 1;
-      }
-    }
-    const plus = (result) => (result.complete ? "" : "+");
+    const days = trend.items.map((day) => day.date);
+    const series = LEVELS.map(([level, label]) => ({
+      name: label, className: `series-${level}`, values: trend.items.map((day) => day.risk_levels[level]),
+    }));
     clear(content,
       h("section", { "aria-labelledby": "risk-title" },
         h("h2", { id: "risk-title" }, "Customers by risk level"),
         h("div", { class: "stats" },
-          stat("High risk", `${byLevel.high}${plus(customers)}`, "count-high"),
-          stat("Medium risk", `${byLevel.medium}${plus(customers)}`, "count-medium"),
-          stat("Low risk", `${byLevel.low}${plus(customers)}`, "count-low"),
-          stat("Not scored yet", `${byLevel.unscored}${plus(customers)}`, "count-unscored"),
+          stat("High risk", summary.risk_levels.high.toLocaleString(), "count-high"),
+          stat("Medium risk", summary.risk_levels.medium.toLocaleString(), "count-medium"),
+          stat("Low risk", summary.risk_levels.low.toLocaleString(), "count-low"),
+          stat("Not scored yet", summary.risk_levels.unscored.toLocaleString(), "count-unscored"),
+          stat("Moved up a level (7 days)", summary.moved_up_last_7_days.toLocaleString(), "moved-up"),
+          stat("Revenue at risk", money(summary.revenue_at_risk), "revenue-at-risk",
+            "Σ churn probability × the customer's spend in the last 90 days"),
         ),
-        customers.complete ? null : h("p", { class: "hint" },
-          `Counted over the ${customers.items.length.toLocaleString()} customers with the highest risk.`),
+      ),
+      h("section", { "aria-labelledby": "trend-title" },
+        h("h2", { id: "trend-title" }, `The last ${TREND_DAYS} days`),
+        trendChart(days, series, `Customers per risk level at the end of each of the last ${TREND_DAYS} days`),
+        trendTable(trend.items),
       ),
       h("section", { "aria-labelledby": "distribution-title" },
         h("h2", { id: "distribution-title" }, "Score distribution"),
-        histogram(bins, `Customers per churn probability band of ${100 / BINS} points`),
+        histogram(summary.score_histogram,
+          `Customers per churn probability band of ${100 / summary.score_histogram.length} points`),
       ),
       h("section", { "aria-labelledby": "alerts-status-title" },
         h("h2", { id: "alerts-status-title" }, "Alerts by status"),
-        h("div", { class: "stats" }, STATUSES.map(([status, label], index) =>
-          stat(label, `${alertCounts[index].items.length}${plus(alertCounts[index])}`, `alerts-${status}`))),
+        h("div", { class: "stats" }, STATUSES.map(([status, label]) =>
+          stat(label, summary.alerts[status].toLocaleString(), `alerts-${status}`))),
       ),
       h("section", { "aria-labelledby": "recent-title" },
         h("h2", { id: "recent-title" }, "Recent high-risk alerts"),
@@ -76,7 +87,6 @@ export async function dashboardPage(container, { session, live, cleanup }) {
             h("span", { class: "hint" }, `${alert.status}, ${formatTime(alert.created_at)}`))))
           : h("p", {}, "No high-risk alerts."),
       ),
-      h("p", { class: "hint" }, "Revenue at risk and the 90-day trend need the dashboard API (not in this version)."),
     );
   }
 

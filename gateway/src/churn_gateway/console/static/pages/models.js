@@ -1,6 +1,7 @@
 // Models: versions and their metrics, the model card, promote and roll back (admins), start a
 // training job and follow its progress (analysts and above).
 
+import { reliabilityChart } from "../charts.js";
 import { clear, field, formatNumber, formatTime, h, notify, select } from "../dom.js";
 
 const METRIC_PREFERENCE = ["pr_auc", "roc_auc", "brier", "log_loss", "precision_at_top_decile"];
@@ -51,7 +52,7 @@ export async function modelsPage(container, { session, live, cleanup }) {
       : "No challenger has been shadow-scored yet.";
     clear(body, list.items.map((item) => {
       const buttons = [h("button", {
-        type: "button", class: "link", on: { click: () => showCard(item.version) },
+        type: "button", class: "link", on: { click: () => showCard(item) },
       }, "Model card")];
       if (session.can("admin") && item.tenant_id !== null) {
         for (const alias of ["champion", "challenger"]) {
@@ -97,10 +98,13 @@ export async function modelsPage(container, { session, live, cleanup }) {
     }
   }
 
-  async function showCard(version) {
+  async function showCard(item) {
+    const version = item.version;
     const response = await session.request("GET", `/v1/models/${encodeURIComponent(version)}/card`, { raw: true });
     clear(card,
       h("h2", { id: "card-title", tabindex: -1 }, `Model card of ${version}`),
+      calibration(item),
+      h("h3", {}, "Model card"),
       h("pre", { class: "model-card" }, await response.text()),
     );
     card.hidden = false;
@@ -165,4 +169,37 @@ function trainingForm(session, live, cleanup, reload) {
     }
   });
   return form;
+}
+
+/** The reliability diagram of a version's out-of-fold calibration table, with the table itself
+ * as the text alternative (the numbers the points stand for). */
+function calibration(item) {
+  const table = (item.metrics && item.metrics.calibration_table) || [];
+  const ece = item.metrics ? item.metrics.ece : undefined;
+  const section = h("section", { class: "calibration", "aria-labelledby": "calibration-title" },
+    h("h3", { id: "calibration-title" }, "Calibration"));
+  if (!table.length) {
+    section.append(h("p", { class: "hint", id: "calibration-missing" },
+      "This version has no calibration table (it was registered without an out-of-fold evaluation)."));
+    return section;
+  }
+  section.append(
+    h("p", { class: "summary", id: "calibration-ece" }, typeof ece === "number"
+      ? `Expected calibration error ${ece.toFixed(3)}: on average the predicted churn probability is ${(ece * 100).toFixed(1)} points from the observed churn rate.`
+      : "Expected calibration error not recorded."),
+    reliabilityChart(table, `Calibration of ${item.version}: observed churn rate against the predicted probability`),
+    h("p", { class: "hint" },
+      "Across: the mean predicted churn probability of each tenth of the probability range; up: the share of those customers who churned (out-of-fold). The dashed diagonal is perfect calibration: points above it churn more than predicted."),
+    h("details", {}, h("summary", {}, "Calibration table"),
+      h("div", { class: "table-wrap" }, h("table", { class: "data", id: "calibration-table" },
+        h("caption", { class: "visually-hidden" }, `Calibration of ${item.version}`),
+        h("thead", {}, h("tr", {}, ["Predicted", "Mean predicted", "Observed churn rate", "Customers"].map(
+          (label) => h("th", { scope: "col" }, label)))),
+        h("tbody", {}, table.map((bin) => h("tr", {},
+          h("th", { scope: "row" }, `${(bin.bin_lower * 100).toFixed(0)}–${(bin.bin_upper * 100).toFixed(0)} %`),
+          h("td", { class: "num" }, formatNumber(bin.mean_predicted)),
+          h("td", { class: "num" }, formatNumber(bin.observed_rate)),
+          h("td", { class: "num" }, formatNumber(bin.count)))))))),
+  );
+  return section;
 }
