@@ -116,9 +116,16 @@ missing=()
 for cmd in podman buildah runc mmdebstrap iptables catatonit; do
   command -v "$cmd" >/dev/null || missing+=("$cmd")
 done
+# netavark and aardvark-dns: with --no-install-recommends, apt may satisfy podman's network
+# stack with containernetworking-plugins (CNI) instead, whose networks have no DNS: the
+# compose services then cannot resolve each other ("Can't connect to MySQL server on
+# 'mariadb'"). The containers.conf below selects netavark explicitly.
+for helper in netavark aardvark-dns; do
+  [ -x "/usr/lib/podman/$helper" ] || missing+=("$helper")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "needs root to install ${missing[*]} (apt-get)"
-  log "apt-get install podman buildah runc mmdebstrap iptables catatonit (missing: ${missing[*]})"
+  log "apt-get install podman buildah runc mmdebstrap netavark aardvark-dns iptables catatonit (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
   timeout 900 apt-get update -qq || die "apt-get update failed"
   timeout 1200 apt-get install -y -qq --no-install-recommends podman buildah runc mmdebstrap \
@@ -134,6 +141,8 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+[network]
+network_backend = "netavark"
 EOF
 if [ ! -x "$PY" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$TOOL_REQUIREMENTS" ]; then
   log "installing the deployment tools into $VENV"
@@ -147,7 +156,15 @@ fi
 # The same uv as make's: on PATH, or installed under .tools/ by tools/install_uv.py.
 UV=${UV:-$(python3 tools/install_uv.py)} || die "uv could not be installed (tools/install_uv.py)"
 [ -x "$UV" ] || die "uv not found at '$UV' (tools/install_uv.py)"
-log "podman $(podman version --format '{{.Client.Version}}'), $("$PC" --version 2>/dev/null | head -1)"
+log "podman $(podman version --format '{{.Client.Version}}') ($(podman info --format '{{.Host.NetworkBackend}}') networks), $("$PC" --version 2>/dev/null | head -1)"
+[ "$(podman info --format '{{.Host.NetworkBackend}}')" = netavark ] \
+  || die "podman does not use netavark (see $CONTAINERS_CONF); its networks would have no DNS"
+# A host where podman once ran with CNI keeps its bridge cni-podman0 on 10.88.0.0/16, the subnet
+# of netavark's default network too: builds then reach neither DNS nor the package index.
+if ip link show cni-podman0 >/dev/null 2>&1; then
+  log "removing the CNI bridge cni-podman0 left by an earlier podman (netavark reuses 10.88.0.0/16)"
+  ip link delete cni-podman0 || die "cannot remove the CNI bridge cni-podman0 (needs root)"
+fi
 
 # ------------------------------------------------------------------------------------------
 phase "static checks"
