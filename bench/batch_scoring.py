@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -37,18 +39,37 @@ from churn_shared.contracts import FEATURE_NAMES
 from churn_shared.db import create_engine, create_session_factory
 
 
-def paired(repeat: int, local: Callable[[], Any], remote: Callable[[], Any]) -> tuple[float, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, every thread) the processes ``pids`` used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def paired(
+    repeat: int, local: Callable[[], Any], remote: Callable[[], Any], servers: list[int]
+) -> tuple[float, float, float, float]:
     """Best in-process and best HTTP time, run in alternation so that both see the same load
-    (the machine is shared: a ratio of runs minutes apart says little)."""
+    (the machine is shared: a ratio of runs minutes apart says little); and the CPU time both
+    took over all runs: in-process, this thread's; over HTTP, this process's plus the servers'
+    (``servers``: the gateway and the prediction service). On a loaded machine the CPU ratio
+    says what the wall-clock one would on an idle one (the hops run one after the other)."""
     local_times, remote_times = [], []
+    local_cpu = remote_cpu = 0.0
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         local()
         local_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
+        local_cpu += time.thread_time() - cpu
+        started, cpu, server_cpu = time.perf_counter(), time.process_time(), cpu_seconds(servers)
         remote()
         remote_times.append(time.perf_counter() - started)
-    return min(local_times), min(remote_times)
+        remote_cpu += time.process_time() - cpu + cpu_seconds(servers) - server_cpu
+    return min(local_times), min(remote_times), local_cpu, remote_cpu
 
 
 def best_of(repeat: int, fn: Callable[[], Any]) -> float:
@@ -144,9 +165,10 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {token(stack.gateway_url)}"}
         in_process = best_of(args.repeat, lambda: model.predict(matrix))
         expected = model.predict(matrix)
-        #: label → (in-process seconds, HTTP seconds), measured in alternation
-        results: dict[str, tuple[float, float]] = {}
-        prediction_pid = {p.name: p.popen.pid for p in stack._processes}["prediction"]
+        #: label → (in-process seconds, HTTP seconds, their CPU seconds), measured in alternation
+        results: dict[str, tuple[float, float, float, float]] = {}
+        pids = {p.name: p.popen.pid for p in stack._processes}
+        prediction_pid = pids["prediction"]
         rss_idle = rss_mib(prediction_pid)
         rss_peak = rss_idle
         with httpx.Client(timeout=60, headers=headers) as http:
@@ -162,10 +184,12 @@ def main() -> None:
                     assert np.max(np.abs(served - expected)) <= 1e-9, (
                         f"{label}: served != in-process"
                     )
+                    servers = [prediction_pid] + ([pids["gateway"]] if target == "gateway" else [])
                     results[f"{target}, {label}"] = paired(
                         args.repeat,
                         lambda: model.predict(matrix),
                         lambda u=url, b=body, h=extra: http.post(u, content=b, headers=h),
+                        servers,
                     )
                     rss_peak = max(rss_peak, rss_mib(prediction_pid))
             one = {"features": rows[0]}
@@ -187,11 +211,14 @@ def main() -> None:
         f"in-process predict                      {args.rows / in_process:>10.0f} rows/s "
         f"({in_process * 1000:.1f} ms)"
     )
-    print("HTTP: best of the runs; ratio: in-process time measured right before each run")
-    for label, (local, seconds) in results.items():
+    print(
+        "HTTP: best of the runs; ratio: in-process time measured right before each run; "
+        "CPU: in-process CPU / (client + servers) CPU over all runs"
+    )
+    for label, (local, seconds, local_cpu, remote_cpu) in results.items():
         print(
             f"HTTP {label:<34} {args.rows / seconds:>10.0f} rows/s ({seconds * 1000:.1f} ms)"
-            f"  = {local / seconds:.2f}x in-process rows/s"
+            f"  = {local / seconds:.2f}x in-process rows/s, CPU {local_cpu / remote_cpu:.2f}x"
         )
     print(f"in-process 1 row, no drivers            {single * 1e6:>10.0f} µs")
     print(f"in-process 1 row, top-3 drivers         {single_drivers * 1e6:>10.0f} µs")
