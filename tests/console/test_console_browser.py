@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import threading
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,7 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The launcher's stack: embedded (SQLite, its own broker), and on MariaDB + Redis + the
-    session's broker when the test databases are configured (as tests/e2e does)."""
+    module's broker when the test databases are configured (as tests/e2e does)."""
     data_dir = tmp_path_factory.mktemp(f"console-stack-{request.param}")
     if request.param == "embedded":
         config = StackConfig(data_dir=data_dir)
@@ -410,7 +412,14 @@ def test_the_console_fits_a_narrow_phone(
     opened = console(width=360, height=740)
     page = opened.page
     _sign_in(page, owner)
-    for route, name in (("#/alerts", "06-alerts-360px"), ("#/customers", "07-customers-360px")):
+    routes = (
+        ("#/alerts", "06-alerts-360px"),
+        ("#/customers", "07-customers-360px"),
+        ("#/cohorts", "07b-cohorts-360px"),
+        ("#/dashboard", "07c-dashboard-360px"),
+        ("#/imports", "07d-imports-360px"),
+    )
+    for route, name in routes:
         page.goto(f"/console/{route}")
         expect(page.locator("main h1")).to_be_visible()
         page.wait_for_load_state("networkidle")
@@ -466,7 +475,7 @@ def test_a_viewer_sees_no_actions_and_signing_out_revokes_the_session(
     assert opened.problems == []
 
 
-def test_the_dashboard_counts_match_the_api(
+def test_the_dashboard_shows_the_api_summary_and_trend(
     console: Callable[..., Console],
     api: httpx.Client,
     owner: Account,
@@ -477,28 +486,335 @@ def test_the_dashboard_counts_match_the_api(
     _sign_in(page, owner)
     page.get_by_role("link", name="Dashboard").click()
 
-    def shows_the_api_counts() -> bool:
+    def shows_the_api_numbers() -> bool:
         """Scores land asynchronously: compare one API reading with one page reading."""
-        customers = api.get("/v1/customers", headers=owner.headers, params={"limit": 500})
-        assert customers.json()["next_cursor"] is None
-        levels = [customer["risk_level"] for customer in customers.json()["items"]]
-        resolved = api.get("/v1/alerts", headers=owner.headers, params={"status": "resolved"})
+        summary = api.get("/v1/dashboard/summary", headers=owner.headers).json()
         page.reload()
         expect(page.locator("#count-high")).to_be_visible()
         shown = [
             page.locator(f"#{id_}").inner_text()
-            for id_ in ("count-high", "count-low", "count-unscored", "alerts-resolved")
+            for id_ in (
+                "count-high",
+                "count-medium",
+                "count-low",
+                "count-unscored",
+                "moved-up",
+                "revenue-at-risk",
+                "alerts-open",
+                "alerts-resolved",
+            )
         ]
+        levels, alerts = summary["risk_levels"], summary["alerts"]
         return shown == [
-            str(levels.count("high")),
-            str(levels.count("low")),
-            str(levels.count(None)),
-            str(len(resolved.json()["items"])),
+            f"{levels['high']:,}",
+            f"{levels['medium']:,}",
+            f"{levels['low']:,}",
+            f"{levels['unscored']:,}",
+            f"{summary['moved_up_last_7_days']:,}",
+            f"{math.floor(summary['revenue_at_risk'] + 0.5):,}",
+            f"{alerts['open']:,}",
+            f"{alerts['resolved']:,}",
         ]
 
-    _wait(shows_the_api_counts, timeout=30)
+    _wait(shows_the_api_numbers, timeout=30)
     expect(page.get_by_role("img", name=re.compile("churn probability band"))).to_be_visible()
+    chart = page.get_by_role("img", name=re.compile("risk level at the end of each of the last 90"))
+    expect(chart).to_be_visible()
+    expect(chart.locator("polyline")).to_have_count(3)
+    trend = api.get("/v1/dashboard/trend", headers=owner.headers, params={"days": 90}).json()
+    assert len(trend["items"]) == 90
+    page.get_by_text("The trend as a table").click()
+    rows = page.locator("#trend-table tbody tr")
+    expect(rows).to_have_count(90)
+    oldest = trend["items"][0]
+    expect(rows.last.locator("th")).to_have_text(oldest["date"])
+    expect(rows.last.locator("td").first).to_have_text(f"{oldest['risk_levels']['high']:,}")
+    page.get_by_text("The trend as a table").click()
     screenshots(page, "08-dashboard")
+    assert opened.problems == []
+
+
+def _given(filter_: dict[str, Any]) -> dict[str, Any]:
+    """The conditions a stored filter sets (the API lists the unset ones as null or empty)."""
+    return {key: value for key, value in filter_.items() if value not in (None, {}, [])}
+
+
+def _post_stories(api: httpx.Client, account: Account, risky: list[str], loyal: list[str]) -> None:
+    """At-risk and loyal histories for these customers; returns once every one is scored."""
+    events = [e for c in risky for e in at_risk_story(c)]
+    events += [e for c in loyal for e in loyal_story(c)]
+    _post_events(api, account, events)
+    for customer in risky + loyal:
+        path = f"/v1/customers/{quote(customer, safe='')}"
+        _wait(lambda path=path: api.get(path, headers=account.headers).json().get("scored_at"))
+
+
+def test_bulk_actions_on_every_customer_the_filters_match(
+    console: Callable[..., Console],
+    api: httpx.Client,
+    owner: Account,
+    screenshots: Callable[[Page, str], None],
+) -> None:
+    """Tag then delete what a filter matches (not ticked rows): a dry run counts first, the
+    page says how many, and nothing changes before the confirmation."""
+    prefix = f"bulk-{uuid.uuid4().hex[:6]}"
+    risky = [f"{prefix}-r{i}" for i in range(3)]
+    loyal = [f"{prefix}-l{i}" for i in range(2)]
+    _post_stories(api, owner, risky, loyal)
+    opened = console()
+    page = opened.page
+    _sign_in(page, owner)
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("Search").fill(prefix)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#customers-table tbody th")).to_have_count(5)
+
+    tag = f"{prefix}-campaign"
+    page.get_by_label("Tag name").fill(tag)
+    page.get_by_role("button", name="Tag all matching", exact=True).click()
+    confirm = page.locator("#bulk-confirm")
+    expect(confirm).to_contain_text(f"5 customers match (search “{prefix}”)")
+    screenshots(page, "12-bulk-confirm")
+    tagged = api.get("/v1/customers", headers=owner.headers, params={"tag": tag}).json()
+    assert tagged["items"] == [], "the dry run changed nothing"
+    confirm.get_by_role("button", name="Tag 5 customers").click()
+    expect(page.locator("#toast")).to_contain_text("tag: 5 of 5 customers changed")
+    expect(confirm).to_be_hidden()
+    tagged = api.get("/v1/customers", headers=owner.headers, params={"tag": tag}).json()
+    assert sorted(c["customer_id"] for c in tagged["items"]) == sorted(risky + loyal)
+
+    # Cancel leaves everything as it was; confirming deletes exactly the high-risk matches.
+    page.get_by_label("Risk").select_option("high")
+    expect(page.locator("#customers-table tbody th")).to_have_count(3)
+    page.get_by_role("button", name="Delete all matching").click()
+    expect(confirm).to_contain_text(f"3 customers match (search “{prefix}”, high risk)")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    assert api.get(f"/v1/customers/{risky[0]}", headers=owner.headers).status_code == 200
+    page.get_by_role("button", name="Delete all matching").click()
+    confirm.get_by_role("button", name="Delete 3 customers").click()
+    expect(page.locator("#toast")).to_contain_text("delete: 3 of 3 customers changed")
+    expect(page.locator("#customers-table tbody")).to_contain_text("No customers match.")
+    left = api.get("/v1/customers", headers=owner.headers, params={"q": prefix}).json()["items"]
+    assert sorted(c["customer_id"] for c in left) == sorted(loyal)
+    assert opened.dialogs == []
+    assert opened.problems == []
+
+
+def test_cohorts_are_saved_listed_with_stats_edited_and_deleted(
+    console: Callable[..., Console],
+    api: httpx.Client,
+    owner: Account,
+    screenshots: Callable[[Page, str], None],
+) -> None:
+    prefix = f"coh-{uuid.uuid4().hex[:6]}"
+    risky = [f"{prefix}-r{i}" for i in range(2)]
+    loyal = [f"{prefix}-l{i}" for i in range(3)]
+    _post_stories(api, owner, risky, loyal)
+    opened = console()
+    page = opened.page
+    _sign_in(page, owner)
+
+    # Saved from the Customers page's filters.
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("Search").fill(prefix)
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#customers-table tbody th")).to_have_count(5)
+    page.get_by_label("Cohort name").fill(f"{prefix} everyone")
+    page.get_by_role("button", name="Save filters as cohort").click()
+    expect(page.locator("#toast")).to_contain_text(f"Cohort {prefix} everyone saved")
+
+    # Made on the Cohorts page.
+    page.get_by_role("link", name="Cohorts").click()
+    form = page.locator("form[aria-labelledby=cohort-form-title]")
+    form.get_by_label("Name", exact=True).fill(f"{prefix} at risk")
+    form.get_by_label("High").check()
+    form.get_by_label("Id, e-mail or name starts with").fill(prefix)
+    form.get_by_role("button", name="Save cohort").click()
+    expect(page.locator("#toast")).to_contain_text(f"Cohort {prefix} at risk created")
+
+    cohorts = {c["name"]: c for c in api.get("/v1/cohorts", headers=owner.headers).json()["items"]}
+    at_risk = cohorts[f"{prefix} at risk"]
+    assert _given(at_risk["filter"]) == {"risk_level": ["high"], "q": prefix}
+    assert _given(cohorts[f"{prefix} everyone"]["filter"]) == {"q": prefix}
+    stats = api.get(f"/v1/cohorts/{at_risk['id']}/stats", headers=owner.headers).json()
+    assert stats["size"] == 2
+    row = page.locator("#cohorts-table tbody tr", has_text=f"{prefix} at risk")
+    expect(row.locator("td.size")).to_have_text("2")
+    expect(row.locator("td.mix")).to_have_text("2 high")
+    trend = stats["trend"]
+    assert len(trend) == 30
+    high_then, high_now = trend[0]["risk_levels"]["high"], trend[-1]["risk_levels"]["high"]
+    assert high_now == 2
+    change = f"+{high_now - high_then}" if high_now > high_then else "±0"
+    expect(row.locator("td.trend")).to_have_text(f"{high_then} → {high_now} ({change})")
+    expect(row).to_contain_text(f"risk high; id, e-mail or name starts with “{prefix}”")
+    everyone = page.locator("#cohorts-table tbody tr", has_text=f"{prefix} everyone")
+    expect(everyone.locator("td.size")).to_have_text("5")
+
+    # The retention heat map shows the API's matrix, by month and by week (the stories' first
+    # orders are a year old or more: a newcomer makes a cohort among the latest 26 weeks).
+    newcomer = f"new-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    _post_events(
+        api,
+        owner,
+        [
+            {
+                "event_id": uuid.uuid4().hex,
+                "customer_id": newcomer,
+                "type": "order_placed",
+                "occurred_at": (now - timedelta(days=days)).isoformat(),
+                "properties": {"amount": 25.0},
+            }
+            for days in (20, 6)
+        ],
+    )
+    weekly = {"period": "week", "limit": 26}
+    _wait(
+        lambda: api.get("/v1/cohorts/retention", headers=owner.headers, params=weekly).json()[
+            "cohorts"
+        ]
+    )
+    page.reload()
+    for period, limit in (("month", 24), ("week", 26)):
+        if period == "week":
+            page.get_by_label("Period").select_option("week")
+        curves = api.get(
+            "/v1/cohorts/retention",
+            headers=owner.headers,
+            params={"period": period, "limit": limit},
+        ).json()
+        assert curves["cohorts"], "the stories' orders make cohorts"
+        heat = page.locator("#retention-table tbody tr")
+        expect(heat).to_have_count(len(curves["cohorts"]))
+        first = curves["cohorts"][0]
+        expect(heat.first.locator("th")).to_have_text(first["cohort"])
+        expect(heat.first.locator("td.heat")).to_have_text(
+            [f"{math.floor(share * 100 + 0.5)} %" for share in first["retention"]]
+        )
+        if period == "month":
+            page.locator("#retention").scroll_into_view_if_needed()
+            screenshots(page, "13b-retention")
+    page.get_by_label("Period").select_option("month")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshots(page, "13-cohorts")
+
+    # Its customers, on the Customers page filtered by the cohort.
+    row.get_by_role("link", name=re.compile("Customers")).click()
+    expect(page.get_by_label("Cohort", exact=True)).to_have_value(at_risk["id"])
+    members = page.locator("#customers-table tbody th")
+    expect(members).to_have_count(2)
+    assert sorted(members.all_inner_texts()) == sorted(risky)
+    page.get_by_role("link", name="Cohorts").click()
+
+    # Edit: low risk instead; then delete.
+    row.get_by_role("button", name=f"Edit {prefix} at risk").click()
+    expect(form.get_by_label("Name", exact=True)).to_have_value(f"{prefix} at risk")
+    form.get_by_label("Name", exact=True).fill(f"{prefix} safe")
+    form.get_by_label("High").uncheck()
+    form.get_by_label("Low").check()
+    form.get_by_role("button", name="Save cohort").click()
+    safe = page.locator("#cohorts-table tbody tr", has_text=f"{prefix} safe")
+    expect(safe.locator("td.size")).to_have_text("3")
+    edited = api.get(f"/v1/cohorts/{at_risk['id']}", headers=owner.headers).json()
+    assert (edited["name"], edited["filter"]["risk_level"]) == (f"{prefix} safe", ["low"])
+    safe.get_by_role("button", name=f"Delete {prefix} safe").click()
+    expect(safe).to_have_count(0)
+    assert api.get(f"/v1/cohorts/{at_risk['id']}", headers=owner.headers).status_code == 404
+    assert api.get(f"/v1/customers/{loyal[0]}", headers=owner.headers).status_code == 200
+    assert opened.problems == []
+
+
+def test_a_viewer_reads_cohorts_but_cannot_change_them(
+    console: Callable[..., Console], api: httpx.Client, owner: Account, viewer: Account
+) -> None:
+    name = f"viewer-sees-{uuid.uuid4().hex[:6]}"
+    body = {"name": name, "filter": {"risk_level": ["high"]}}
+    created = api.post("/v1/cohorts", headers=owner.headers, json=body)
+    assert created.status_code == 201, created.text
+    opened = console()
+    page = opened.page
+    _sign_in(page, viewer)
+    page.get_by_role("link", name="Cohorts").click()
+    expect(page.locator("#cohorts-table tbody tr", has_text=name)).to_contain_text("risk high")
+    assert page.get_by_role("button", name=re.compile("^(Edit|Delete) ")).count() == 0
+    assert page.locator("form[aria-labelledby=cohort-form-title]").count() == 0
+    page.get_by_role("link", name="Customers", exact=True).click()
+    assert page.get_by_role("button", name=re.compile("all matching")).count() == 0
+    assert opened.problems == []
+
+
+def _xlsx(rows: list[list[Any]]) -> bytes:
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_import_an_xlsx_with_a_column_mapping_and_read_its_error_report(
+    console: Callable[..., Console],
+    api: httpx.Client,
+    owner: Account,
+    screenshots: Callable[[Page, str], None],
+) -> None:
+    prefix = f"xl-{uuid.uuid4().hex[:6]}"
+    rows: list[list[Any]] = [["Client", "Mail", "Full name", "Left", "plan", "internal"]]
+    rows += [
+        [f"{prefix}-{i}", f"c{i}@example.com", f"Client {i}", ("Yes", "No")[i % 2], "gold", "x"]
+        for i in range(12)
+    ]
+    rows.insert(5, [None, "nobody@example.com", "No id", "No", "gold", "x"])  # sheet row 6
+    opened = console()
+    page = opened.page
+    _sign_in(page, owner)
+    page.get_by_role("link", name="Imports").click()
+    page.get_by_label("File").set_input_files(
+        files=[
+            {
+                "name": "clients.xlsx",
+                "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "buffer": _xlsx(rows),
+            }
+        ]
+    )
+    page.get_by_label("Column with the customer id").fill("Client")
+    page.get_by_label("Column with the e-mail").fill("Mail")
+    page.get_by_label("Column with the name").fill("Full name")
+    page.get_by_label("Label column").fill("Left")
+    page.get_by_label("Other columns to keep").fill("plan")
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#import-status")).to_contain_text("succeeded", timeout=60_000)
+    expect(page.locator("#import-progress")).to_have_attribute("value", "100")
+    expect(page.locator("#import-status")).to_contain_text("12 imported, 1 rejected")
+    errors = page.locator("#import-errors tbody tr")
+    expect(errors).to_have_count(1)
+    expect(errors.first.locator("td").first).to_have_text("6")
+    expect(errors.first.locator("td").nth(1)).to_have_text("Client")
+    screenshots(page, "09b-imports-xlsx")
+
+    with page.expect_download() as downloaded:
+        page.get_by_role("button", name="Download the error report (CSV)").click()
+    report = Path(downloaded.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert report[0] == "line,column,value,reason"
+    assert report[1].startswith("6,Client,")
+    assert len(report) == 2
+
+    imported = api.get(f"/v1/customers/{prefix}-3", headers=owner.headers).json()
+    assert imported["attributes"] == {
+        "email": "c3@example.com",
+        "name": "Client 3",
+        "Left": "No",
+        "plan": "gold",
+    }
     assert opened.problems == []
 
 
@@ -527,7 +843,8 @@ def test_import_a_file_then_train_a_model_watch_it_and_promote_it(
     expect(page.locator("#import-status")).to_contain_text("succeeded", timeout=60_000)
     expect(page.locator("#import-progress")).to_have_attribute("value", "100")
     expect(page.locator("#import-status")).to_contain_text("160 imported, 1 rejected")
-    expect(page.locator("#import-errors tbody tr")).to_have_text(["12blank 'customer_id'"])
+    rejected = page.locator("#import-errors tbody tr td")
+    expect(rejected).to_have_text(["12", "customer_id", "—", "blank id"])
     screenshots(page, "09-imports")
 
     page.get_by_role("link", name="Models").click()
@@ -547,6 +864,21 @@ def test_import_a_file_then_train_a_model_watch_it_and_promote_it(
     screenshots(page, "10-models")
     current = api.get("/v1/models/current", headers=owner.headers).json()
     assert current["version"] == new_version
+
+    # Its calibration: the reliability diagram and the table behind it, from the registry.
+    metrics = api.get(f"/v1/models/{new_version}", headers=owner.headers).json()["metrics"]
+    row.get_by_role("button", name="Model card").click()
+    chart = page.get_by_role("img", name=f"Calibration of {new_version}: observed churn rate")
+    expect(chart).to_be_visible()
+    filled = [b for b in metrics["calibration_table"] if b["count"] > 0]
+    expect(chart.locator("circle.calibration-point")).to_have_count(len(filled))
+    expect(page.locator("#calibration-ece")).to_contain_text(f"{metrics['ece']:.3f}")
+    page.get_by_text("Calibration table").click()
+    counts = page.locator("#calibration-table tbody td:nth-child(4)")
+    expect(counts).to_have_text([f"{b['count']:,}" for b in metrics["calibration_table"]])
+    expect(page.locator("pre.model-card")).to_contain_text("Calibration")
+    page.locator("section.calibration").scroll_into_view_if_needed()
+    screenshots(page, "10b-model-calibration")
     assert opened.problems == []
 
 
@@ -627,3 +959,37 @@ def test_settings_rules_channels_users_and_api_keys(
     # (The gateway may accept a revoked key for up to a minute: its exchange is cached.)
     assert api.get("/v1/api-keys", headers=owner.headers).json()["items"] == []
     assert opened.problems == []
+
+
+def test_swagger_ui_renders_offline_from_the_gateways_own_assets(
+    browser: Browser,
+    stack: Stack,
+    screenshots: Callable[[Page, str], None],
+) -> None:
+    """``/docs`` draws the merged document with every request off the gateway's host refused
+    (as on a machine without internet): its scripts and styles are served locally."""
+    gateway = urlsplit(stack.gateway_url).netloc
+    refused: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+
+        def only_the_gateway(route: Any) -> None:
+            if urlsplit(route.request.url).netloc == gateway:
+                route.continue_()
+            else:
+                refused.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_the_gateway)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{stack.gateway_url}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("Churn", timeout=30_000)
+        expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+        assert page.locator(".swagger-ui .opblock").count() > 50
+        screenshots(page, "00-docs-offline")
+        assert refused == [], f"/docs asked for assets elsewhere: {refused}"
+        assert errors == []
+    finally:
+        context.close()

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         seen.append(line)
         if match := _UP.search(line):
             url = match.group(1)
+    # Keep reading what ``make up`` prints, as a terminal would: a full pipe would block its
+    # next write, and with it the shutdown.
+    drain = threading.Thread(target=lambda: seen.extend(process.stdout), daemon=True)
+    drain.start()
     try:
         assert url, "make up did not come up:\n" + "".join(seen[-40:])
         yield url
@@ -78,9 +83,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             process.wait(240)
         except subprocess.TimeoutExpired:
+            tree = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,cmd", "-g", str(process.pid)],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-            pytest.fail("make up did not stop within 240 s of Ctrl-C")
+            pytest.fail(
+                "make up did not stop within 240 s of Ctrl-C; still running:\n"
+                + tree
+                + "\nlast output:\n"
+                + "".join(seen[-60:])
+            )
 
 
 @pytest.mark.e2e

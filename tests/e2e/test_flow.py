@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import socketio
+from aiokafka import AIOKafkaProducer
 
 from churn_cli.simulator import at_risk_story, loyal_story
-from testkit import wait_for
+from churn_shared.contracts import CustomerEventReceivedV1, Topics
+from churn_shared.kafka import Envelope
+from testkit import read_topic, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -123,6 +127,24 @@ async def test_high_risk_events_raise_alert_on_socket_and_webhook(stack, webhook
 
             await wait_for(logged_everywhere, timeout=10)
 
+            # Every hop from the events to the alert on the feed is counted on /metrics.
+            hops = {
+                "customers": 'churn_outbox_publish_seconds_count{service="customers",'
+                'topic="customer.features.v1"}',
+                "prediction": 'churn_event_hop_seconds_count{consumer="prediction-scorer",'
+                'service="prediction",topic="customer.features.v1"}',
+                "alerts": 'churn_event_hop_seconds_count{consumer="alerts-scores",'
+                'service="alerts",topic="churn.scores.v1"}',
+                "gateway": 'churn_event_hop_seconds_count{consumer="gateway-live-feed",'
+                'service="gateway",topic="churn.alerts.v1"}',
+            }
+            for component, series in hops.items():
+                url = stack.gateway_url if component == "gateway" else stack.url(component)
+                text = (await client.get(f"{url}/metrics")).text
+                counted = [line for line in text.splitlines() if line.startswith(series)]
+                assert counted, f"{series} missing from {component}'s /metrics"
+                assert float(counted[0].split()[-1]) >= 1
+
             # Sending the same events again changes nothing and raises no second alert.
             again = await client.post(
                 "/v1/events", headers=alice["headers"], json={"events": events}
@@ -212,3 +234,52 @@ async def test_bad_input_gets_problem_details(stack):
 
         unknown_route = await client.get("/v1/nothing-here", headers=dave["headers"])
         assert unknown_route.status_code == 404
+
+
+async def test_kafka_events_are_applied_for_real_tenants_and_dead_lettered_for_others(stack):
+    """A producer writes straight to ``customer.events.v1``: the customers service asks auth
+    whether each event's tenant exists, applies a registered tenant's events and dead-letters
+    the others with the reason."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        erin = await _tenant(client, "erin-shop")
+        stranger = str(uuid.uuid4())
+
+        def envelope(tenant_id: str, customer_id: str) -> Envelope:
+            return Envelope.wrap(
+                tenant_id=tenant_id,
+                producer="e2e",
+                key=customer_id,
+                payload=CustomerEventReceivedV1(
+                    event_id=uuid.uuid4().hex,
+                    customer_id=customer_id,
+                    type="login",
+                    occurred_at=datetime.now(UTC),
+                    properties={},
+                ),
+            )
+
+        real, lost = envelope(erin["tenant_id"], "kafka-c1"), envelope(stranger, "kafka-c2")
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+        await producer.start()
+        try:
+            for message in (lost, real):
+                await producer.send_and_wait(
+                    Topics.CUSTOMER_EVENTS, message.to_bytes(), key=message.key.encode()
+                )
+        finally:
+            await producer.stop()
+
+        async def applied() -> bool:
+            found = await client.get("/v1/customers/kafka-c1", headers=erin["headers"])
+            return found.status_code == 200
+
+        await wait_for(applied, 60)
+
+        def dead_lettered(value: bytes, headers: list[tuple[str, bytes]]) -> bool:
+            return lost.event_id.encode() in value and dict(headers).get("x-error") == (
+                f"unknown tenant {stranger!r}".encode()
+            )
+
+        assert await read_topic(
+            stack.kafka_bootstrap, Topics.dead_letter(Topics.CUSTOMER_EVENTS), dead_lettered, 60
+        )

@@ -138,7 +138,10 @@ async def test_telco_imported_through_the_api_trains_a_calibrated_model(
     assert metrics["roc_auc"] >= 0.84
     assert metrics["brier"] <= metrics["brier_uncalibrated"]
     # Issue 13: calibration within 0.03 (expected calibration error, out-of-fold). The issue's
-    # ROC-AUC goal of 0.85 is not reached (0.847 measured; no candidate setting reached 0.85).
+    # ROC-AUC goal of 0.85 is not reached (0.8485 measured). Out of fold, before calibration,
+    # neither LightGBM's settings (defaults, the tuning grid's, slower, stumps) nor the mean of
+    # its log-odds and logistic regression's reached it: 0.8492 at best
+    # (bench/retail_headroom.py).
     assert metrics["ece"] <= 0.03
 
 
@@ -303,9 +306,16 @@ async def test_retail_model_beside_recency_and_bgnbd_at_the_issue_protocol(
 ) -> None:
     import numpy as np
     import pandas as pd
+    from scipy.optimize import brentq
 
-    from churn_prediction.training.evaluation import baseline_comparison, evaluate
+    from churn_prediction.training.calibration import sigmoid
+    from churn_prediction.training.evaluation import (
+        baseline_comparison,
+        evaluate,
+        expected_calibration_error,
+    )
     from churn_prediction.training.procedure import train
+    from churn_prediction.training.sets import TrainingSet
 
     training = await _point_in_time(service, retail["headers"], TRAIN_CUTOFFS)
     ts = _training_set(training)
@@ -322,9 +332,22 @@ async def test_retail_model_beside_recency_and_bgnbd_at_the_issue_protocol(
     X = X[ordered].reset_index(drop=True)
     y = np.asarray(later["labels"], dtype=np.int64)[ordered]
     report = evaluate(model, X, y)
-    held_out = baseline_comparison(y, model.predict_proba(X), X, HORIZON, seed=0)
+    p = model.predict_proba(X)
+    held_out = baseline_comparison(y, p, X, HORIZON, seed=0)
     assert held_out is not None
     oof = model.metrics["baselines"]
+    # Diagnostics of the two goals not reached (they read the evaluation labels, so they choose
+    # nothing: the model above is trained and calibrated before and without them).
+    # 1. What these features carry in this window at all: the same pipeline cross-validated
+    #    (stratified 5-fold) on the evaluation rows with their own labels.
+    in_window = train(
+        TrainingSet(X=X, y=y, feature_names=list(X.columns), categorical=[], horizon_days=HORIZON)
+    ).metrics["roc_auc"]
+    # 2. How much of the calibration error is the base rate alone: the served probabilities
+    #    with one log-odds shift that makes their mean the window's churn rate.
+    logit = np.log(p / (1.0 - p))
+    shift = brentq(lambda d: float(sigmoid(logit + d).mean() - y.mean()), -5.0, 5.0)
+    ece_rate_matched = expected_calibration_error(y, sigmoid(logit + shift))
     FIGURES["retail_issue_protocol"] = {
         "eval_n_customers": len(y),
         "eval_positive_rate": round(float(y.mean()), 4),
@@ -333,8 +356,13 @@ async def test_retail_model_beside_recency_and_bgnbd_at_the_issue_protocol(
         "eval_pr_auc": round(report["pr_auc"], 4),
         "eval_brier": round(report["brier"], 4),
         "eval_ece": round(report["ece"], 4),
+        "eval_mean_predicted": round(float(p.mean()), 4),
+        "eval_ece_after_base_rate_shift": round(ece_rate_matched, 4),
+        "eval_base_rate_shift_logit": round(shift, 3),
+        "in_window_cv_roc_auc": round(in_window, 4),
         "eval_recency": held_out["recency"],
         "eval_bgnbd": held_out["bgnbd"],
+        "eval_pareto_nbd": held_out["pareto_nbd"],
         "eval_lift": held_out["lift"],
         "cv_roc_auc": round(model.metrics["roc_auc"], 4),
         "cv_ece": round(model.metrics["ece"], 4),
@@ -346,15 +374,35 @@ async def test_retail_model_beside_recency_and_bgnbd_at_the_issue_protocol(
     # The issue's population: 3,324 customers with an order before the cutoff, 43.8 % churn.
     assert abs(len(y) - 3324) <= 30
     assert float(y.mean()) == pytest.approx(0.438, abs=0.01)
-    # The textbook baselines as the issue measured them (recency 0.683, BG/NBD 0.729).
+    # The textbook baselines as the issue measured them (recency 0.683, BG/NBD and Pareto/NBD
+    # 0.729 each).
     assert held_out["recency"]["roc_auc"] == pytest.approx(0.683, abs=0.01)
     assert held_out["bgnbd"]["roc_auc"] == pytest.approx(0.729, abs=0.01)
+    assert held_out["pareto_nbd"]["roc_auc"] == pytest.approx(0.729, abs=0.01)
     # Goals reached: above recency and above BG/NBD with a bootstrap interval excluding zero,
     # at the later cutoff and out-of-fold; calibrated within 0.03 out-of-fold.
     assert held_out["lift"]["recency"]["ci_low"] > 0
     assert held_out["lift"]["bgnbd"]["ci_low"] > 0
     assert oof["lift"]["bgnbd"]["ci_low"] > 0
     assert model.metrics["ece"] <= 0.03
-    # Not reached (issue 13 asks for 0.76 and an ECE <= 0.03 at 2011-09-01): about 0.74 and
-    # 0.08 measured; the churn rate falls from 47.5 % (training cutoffs) to 43.8 % in the autumn.
+    # Not reached (issue 13 asks for 0.76 and an ECE <= 0.03 at 2011-09-01): 0.7375 and 0.083
+    # measured.
     assert report["roc_auc"] > held_out["bgnbd"]["roc_auc"]
+    # Why not the ROC-AUC: fitted on this window's own labels, these features rank no better
+    # (0.743 measured; 0.746 for LightGBM trained on the training cutoffs plus four fifths of
+    # this window). Also tried in bench/retail_headroom.py, each judged first on an earlier
+    # window (trained up to 2011-03-01, evaluated at 2011-06-01), none reaching 0.75 here:
+    # monthly or two-weekly cutoffs from 2011-01-01; distinct order days in 30/90/180/365 days,
+    # share of active months, longest and last gaps; the mean of both candidates' log-odds;
+    # stumps. The invoice totals replayed as events carry no more signal.
+    assert in_window < 0.76
+    assert abs(in_window - report["roc_auc"]) < 0.02
+    # Why not the calibration: the error is the base rate alone. The model predicts 52 % on
+    # average for a window whose churn rate is 43.8 % (June to August, the last training
+    # window, had 51 %; September to November holds the Christmas orders) and one log-odds
+    # shift, which needs the labels, brings the ECE within 0.03 (0.026 measured). One year of
+    # history holds no earlier autumn to learn the season from, and a fixed correction would
+    # not do: the shift needed is -0.43 here, and +0.40 for the model trained up to 2011-03-01
+    # evaluated at 2011-06-01 (bench/retail_headroom.py).
+    assert float(p.mean()) - float(y.mean()) > 0.05
+    assert ece_rate_matched <= 0.03

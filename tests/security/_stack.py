@@ -1,7 +1,7 @@
 """Starting the whole platform (launcher, as ``churn up``), tuned for the security suite.
 
 ``embedded``: SQLite, the launcher's Tansu broker, in-process caches. ``mysql``: one MariaDB
-database per service, Redis and the session's broker — only when ``CHURN_TEST_MYSQL_URL`` and
+database per service, Redis and the module's broker — only when ``CHURN_TEST_MYSQL_URL`` and
 ``CHURN_TEST_REDIS_URL`` are set (as in tests/e2e). One stack serves the whole package; modules
 that need other settings (short token lifetimes) start their own with :func:`start_stack`.
 """
@@ -9,6 +9,7 @@ that need other settings (short token lifetimes) start their own with :func:`sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,13 +43,18 @@ def start_stack(
     if mode == "embedded":
         config = StackConfig(data_dir=data_dir, extra_env=env)
     else:
-        from testkit import reset_mysql
+        from testkit import reset_mysql, tansu_broker
 
         for service in SERVICES:
             asyncio.run(reset_mysql(MYSQL_TEMPLATE.format(service=service)))
+        # The package's own broker: the root ``kafka_bootstrap`` is module-scoped, narrower
+        # than this package-scoped stack.
+        broker = contextlib.ExitStack()
+        bootstrap = broker.enter_context(tansu_broker())
+        request.addfinalizer(broker.close)
         config = StackConfig(
             data_dir=data_dir,
-            kafka_bootstrap=request.getfixturevalue("kafka_bootstrap"),
+            kafka_bootstrap=bootstrap,
             mysql_url_template=MYSQL_TEMPLATE,
             cache_url=REDIS_URL,
             extra_env=env,

@@ -131,6 +131,7 @@ FOREIGN_ID_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("DELETE", "/v1/cohorts/{cohort_id}", None),
     ("GET", "/v1/customers?segment={cohort_id}", None),
     ("GET", "/v1/customers/export?segment={cohort_id}", None),
+    ("GET", "/v1/cohorts/retention?segment={cohort_id}", None),
     ("GET", "/v1/customers/{risky_customer_id}", None),
     ("GET", "/v1/alerts/{alert_id}", None),
     ("GET", "/v1/alerts/{alert_id}/history", None),
@@ -150,6 +151,7 @@ FOREIGN_ID_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/predictions", {"customer_id": "{customer_id}"}),
     ("POST", "/v1/predictions", {"customer_id": "{risky_customer_id}"}),
     ("GET", "/v1/customers/imports/{import_id}", None),
+    ("GET", "/v1/customers/imports/{import_id}/errors", None),
     ("GET", "/v1/models/jobs/{job_id}", None),
     ("GET", "/v1/models/{model_version}", None),
     ("GET", "/v1/models/{model_version}/card", None),
@@ -215,6 +217,37 @@ async def test_lists_never_include_the_other_tenants_rows(world, path):
     for name, value in ids.items():
         assert value not in response.text, f"B sees A's {name} on {path}"
     assert world["a"].email not in response.text
+
+
+async def test_retention_curves_count_only_the_callers_tenant(world):
+    """A's at-risk customer placed orders, so A has a cohort; B, with no orders, has none."""
+    client = world["client"]
+    for period in ("month", "week"):
+        params = {"period": period}
+        a = await client.get("/v1/cohorts/retention", params=params, headers=world["a"].headers)
+        b = await client.get("/v1/cohorts/retention", params=params, headers=world["b"].headers)
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        assert a.json()["cohorts"], a.text
+        assert b.json() == {"period": period, "cohorts": []}
+
+
+async def test_the_dashboard_counts_only_the_callers_tenant(world):
+    """A has customers and an open alert; B (none of either) sees zeros on every count."""
+    client = world["client"]
+    a_summary = await client.get("/v1/dashboard/summary", headers=world["a"].headers)
+    b_summary = await client.get("/v1/dashboard/summary", headers=world["b"].headers)
+    b_trend = await client.get("/v1/dashboard/trend?days=7", headers=world["b"].headers)
+    assert a_summary.status_code == b_summary.status_code == b_trend.status_code == 200
+    assert a_summary.json()["customers"] > 0
+    assert sum(a_summary.json()["alerts"].values()) > 0
+    b = b_summary.json()
+    assert b["customers"] == 0
+    assert sum(b["score_histogram"]) == 0
+    assert b["revenue_at_risk"] == 0
+    assert set(b["alerts"].values()) == {0}
+    for day in b_trend.json()["items"]:
+        assert set(day["risk_levels"].values()) == {0}
+        assert set(day["alerts"].values()) == {0}
 
 
 @pytest.mark.parametrize(

@@ -248,6 +248,7 @@ TABLE: list[Row] = [
     Row("cohorts_list", "GET", "/v1/cohorts", V),
     Row("cohorts_get", "GET", "/v1/cohorts/{cohort_id}", V, prepare=_cohort_path("")),
     Row("cohorts_stats", "GET", "/v1/cohorts/{cohort_id}/stats", V, prepare=_cohort_path("/stats")),
+    Row("cohorts_retention", "GET", "/v1/cohorts/retention", V),
     Row(
         "cohorts_update",
         "PATCH",
@@ -257,6 +258,9 @@ TABLE: list[Row] = [
         prepare=_cohort_path(""),
     ),
     Row("cohorts_delete", "DELETE", "/v1/cohorts/{cohort_id}", AN, prepare=_cohort_path("")),
+    # the gateway's composed dashboard (customers' and alerts' parts)
+    Row("dashboard_summary", "GET", "/v1/dashboard/summary", V),
+    Row("dashboard_trend", "GET", "/v1/dashboard/trend", V),
     Row(
         "customers_bulk",
         "POST",
@@ -278,6 +282,14 @@ TABLE: list[Row] = [
         "/v1/customers/imports/{import_id}",
         V,
         prepare=fixed("/v1/customers/imports/no-such-import"),
+        loose=True,
+    ),
+    Row(
+        "customers_import_errors",
+        "GET",
+        "/v1/customers/imports/{import_id}/errors",
+        V,
+        prepare=fixed("/v1/customers/imports/no-such-import/errors"),
         loose=True,
     ),
     Row("training_sets_customers", "GET", "/v1/training-sets/customers", V, loose=True),

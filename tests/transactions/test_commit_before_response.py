@@ -201,11 +201,12 @@ async def running(
     app = _app(service_name, database_url, kafka_bootstrap, token_signer)
     async with _running(app) as http:
         # Failures are injected into the engine's next commits, so nothing else may commit on
-        # it meanwhile: prediction looks for file batch jobs to claim every few seconds, in a
-        # transaction of its own, even without workers (CI saw it take the injected failure).
-        jobs = getattr(app.state, "prediction_jobs", None)
-        if jobs is not None:
-            await jobs.loop.stop()
+        # it meanwhile: the apps run without workers (prediction's file-job claim loop, which
+        # commits every few seconds, runs with them). The customers' import claim loop runs in
+        # the API process itself, and its first round commits as the test starts: stopped.
+        runner = getattr(app.state, "import_runner", None)
+        if runner is not None:
+            await runner.stop()
         yield app, http
 
 

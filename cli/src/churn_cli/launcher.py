@@ -402,6 +402,10 @@ class Stack:
     def alive(self) -> dict[str, bool]:
         return {p.name: p.popen.poll() is None for p in self._processes}
 
+    def pids(self) -> dict[str, int]:
+        """Each component's process id (benchmarks read their CPU time)."""
+        return {p.name: p.popen.pid for p in self._processes}
+
 
 def _signal(proc: _Process, sig: signal.Signals) -> None:
     if proc.popen.poll() is None:
