@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 
 def _children(pid: int) -> set[int]:
@@ -36,7 +39,24 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_ctrl_c_twice_stops_every_process(tmp_path: Path) -> None:
+def _ctrl_c_twice(proc: subprocess.Popen[str]) -> None:
+    """A terminal signals the whole foreground group, and `uv run` / make forward it again."""
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+
+
+def _terminate_twice(proc: subprocess.Popen[str]) -> None:
+    """A process manager (systemd, supervisord, a container runtime) signals `churn up` only."""
+    proc.terminate()
+    time.sleep(0.05)
+    proc.terminate()
+
+
+@pytest.mark.parametrize("interrupt", [_ctrl_c_twice, _terminate_twice], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_stops_every_process(
+    tmp_path: Path, interrupt: Callable[[subprocess.Popen[str]], None]
+) -> None:
     churn = Path(sys.executable).parent / "churn"
     proc = subprocess.Popen(
         [str(churn), "up", "--port", "0", "--data-dir", str(tmp_path)],
@@ -59,9 +79,7 @@ def test_ctrl_c_twice_stops_every_process(tmp_path: Path) -> None:
     assert len(started) == 6, started  # the broker, four services and the gateway
 
     try:
-        os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
+        interrupt(proc)
         rest, _ = proc.communicate(timeout=120)
         left = [pid for pid in started if _alive(pid)]
     finally:

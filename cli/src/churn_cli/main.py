@@ -6,7 +6,6 @@ import shutil
 import signal
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -59,11 +58,10 @@ def up(
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
+    # SIGTERM (a process manager, `kill`) takes the same path as Ctrl-C. Raising from the
+    # handler, rather than setting ``stop`` in it, matters: the handler runs in the main thread,
+    # which may be inside ``stop.wait`` holding the event's lock, and would deadlock there.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     stack = Stack(
         StackConfig(
             data_dir=data_dir,
@@ -114,9 +112,11 @@ def up(
         pass
     finally:
         # A terminal's Ctrl-C reaches us more than once (directly, and forwarded by `uv run`
-        # and make): a second KeyboardInterrupt must not cut the shutdown short and orphan the
-        # broker, which runs in a session of its own.
+        # and make), and a process manager may repeat its SIGTERM: a second KeyboardInterrupt
+        # must not cut the shutdown short and orphan the broker, which runs in a session of
+        # its own.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
         with console.status("stopping…"):
             stack.stop()
