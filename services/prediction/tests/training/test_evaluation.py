@@ -104,6 +104,15 @@ def test_baseline_comparison_puts_recency_bgnbd_and_pareto_nbd_beside_the_model(
         lift = report["lift"][name]
         assert lift["roc_auc_diff"] == pytest.approx(1.0 - report[name]["roc_auc"])
         assert 0 < lift["ci_low"] <= lift["roc_auc_diff"] <= lift["ci_high"]
+    # Training leaves the costlier Pareto/NBD out; the rest of the comparison is the same.
+    without = baseline_comparison(
+        y, perfect, frame, 90.0, replicates=200, seed=0, with_pareto=False
+    )
+    assert without is not None
+    assert "pareto_nbd" not in without
+    assert set(without["lift"]) == {"recency", "bgnbd"}
+    assert without["bgnbd"] == report["bgnbd"]
+    assert without["recency"] == report["recency"]
     # A model no better than recency itself has an interval around zero.
     filled = days.fillna(days.max() + 1).to_numpy()
     same = baseline_comparison(y, filled / (filled.max() + 1), frame, 90.0, replicates=200)

@@ -401,8 +401,10 @@ def test_point_in_time_training_reports_the_textbook_baselines_and_calibration()
     # On the latest held-out cutoff: one BG/NBD fit, on those 400 customers.
     assert baselines["cutoff"] == "2024-07-01"
     assert len(baselines["bgnbd"]["params"]) == 1
-    assert len(baselines["pareto_nbd"]["params"]) == 1
-    for name in ("recency", "bgnbd", "pareto_nbd"):
+    # Pareto/NBD costs more than the rest of the comparison: evaluate computes it, not training.
+    assert "pareto_nbd" not in baselines
+    assert "pareto_nbd" not in baselines["lift"]
+    for name in ("recency", "bgnbd"):
         lift = baselines["lift"][name]
         model_auc = baselines["model"]["roc_auc"]
         assert lift["roc_auc_diff"] == pytest.approx(model_auc - baselines[name]["roc_auc"])
@@ -417,7 +419,7 @@ def test_point_in_time_training_reports_the_textbook_baselines_and_calibration()
     card = model_card(train(ts, seed=1), "Shop model")
     assert "## Against the textbook baselines" in card
     assert f"{baselines['bgnbd']['roc_auc']:.3f}" in card
-    assert f"| Pareto/NBD expected purchases | {baselines['pareto_nbd']['roc_auc']:.3f}" in card
+    assert "Pareto/NBD expected purchases |" not in card
     assert f"expected calibration error {m['ece']:.3f}" in card
 
 

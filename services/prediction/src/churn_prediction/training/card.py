@@ -56,8 +56,10 @@ def _baselines(report: dict[str, Any] | None) -> list[str]:
         )
     lines += [
         f"* Intervals: paired bootstrap over customers, {boot['replicates']} resamples, seed "
-        f"{boot['seed']}. BG/NBD and Pareto/NBD are fitted without labels on each cutoff's "
-        "histories and scored as expected purchases in the next "
+        f"{boot['seed']}. "
+        + ("BG/NBD and Pareto/NBD are" if "pareto_nbd" in names else "BG/NBD is")
+        + " fitted without labels on each cutoff's histories and scored as expected purchases "
+        "in the next "
         f"{_fmt(report['horizon_days'], 0)} days; baseline "
         "Brier scores map each score to a probability by a cross-fitted logistic regression.",
         "",

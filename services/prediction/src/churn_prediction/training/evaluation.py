@@ -234,6 +234,7 @@ def baseline_comparison(
     groups: npt.ArrayLike | None = None,
     replicates: int = 1000,
     seed: int = 0,
+    with_pareto: bool = True,
 ) -> dict[str, Any] | None:
     """The model's probabilities ``p`` beside the textbook baselines on the same customers.
 
@@ -241,8 +242,10 @@ def baseline_comparison(
     * ``bgnbd``: BG/NBD fitted (without labels) on these customers' histories as of their
       cutoff, separately per ``groups`` value (one cutoff each), scored as minus the expected
       purchases in the next ``horizon_days``.
-    * ``pareto_nbd``: Pareto/NBD, fitted the same way (on a seeded sample of at most
-      :data:`PARETO_FIT_ROWS` customers per cutoff) and scored on every customer.
+    * ``pareto_nbd`` (when ``with_pareto``): Pareto/NBD, fitted the same way (on a seeded sample of
+      at most :data:`PARETO_FIT_ROWS` customers per cutoff) and scored on every customer. Its
+      fit costs more than the rest of the comparison together, so training leaves it out and
+      ``POST /v1/models/{v}/evaluate`` computes it.
 
     Each baseline gets ROC-AUC, PR-AUC and a Brier score (its score mapped to a probability by a
     cross-fitted one-feature logistic regression); ``lift`` gives, per baseline, the model's
@@ -269,6 +272,8 @@ def baseline_comparison(
         fitted = fit_bgnbd(x[rows], t_x[rows], T[rows], start=fitted)
         expected[rows] = fitted.expected_purchases(horizon_days, x[rows], t_x[rows], T[rows])
         params.append({k: round(v, 6) for k, v in zip(_PARAMS, fitted.params, strict=True)})
+        if not with_pareto:
+            continue
         # Both models share the purchase process: BG/NBD's (r, alpha) is a good start.
         start = pareto or ParetoNBD(fitted.r, fitted.alpha, 1.0, float(T[rows].mean()) or 1.0)
         sample = np.flatnonzero(rows)
@@ -280,21 +285,15 @@ def baseline_comparison(
             {k: round(v, 6) for k, v in zip(_PARETO_PARAMS, pareto.params, strict=True)}
         )
     days = frame["days_since_last_order"].to_numpy(dtype=np.float64)
-    baselines = {
-        "recency": _recency_score(days),
-        "bgnbd": -expected,
-        "pareto_nbd": -expected_pareto,
-    }
+    baselines = {"recency": _recency_score(days), "bgnbd": -expected}
+    if with_pareto:
+        baselines["pareto_nbd"] = -expected_pareto
     report: dict[str, Any] = {
         "model": ranking_scores(y, p),
         "horizon_days": horizon_days,
         "bootstrap": {"replicates": replicates, "seed": seed, "interval": 0.95},
     }
-    transforms = {
-        "recency": np.log1p(np.maximum(baselines["recency"], 0.0)),
-        "bgnbd": -expected,
-        "pareto_nbd": -expected_pareto,
-    }
+    transforms = {**baselines, "recency": np.log1p(np.maximum(baselines["recency"], 0.0))}
     for name, score in baselines.items():
         probability = _cross_fitted_probability(transforms[name], y, seed)
         report[name] = {
@@ -303,7 +302,8 @@ def baseline_comparison(
             "brier": float(brier_score_loss(y, probability)),
         }
     report["bgnbd"]["params"] = params
-    report["pareto_nbd"]["params"] = pareto_params
+    if with_pareto:
+        report["pareto_nbd"]["params"] = pareto_params
     boot = bootstrap_auc(y, [p, *baselines.values()], replicates=replicates, seed=seed)
     lift: dict[str, dict[str, float | None]] = {}
     for k, name in enumerate(baselines, start=1):
