@@ -141,8 +141,9 @@ class TrainingJob(Base, table=True):
 
 
 class PredictionJob(Base, table=True):
-    """A file scored in the background (``POST /v1/predictions/jobs``): its files live in the
-    job directory; the row says who runs it (``heartbeat_at``) and how far it got."""
+    """A file (or a customer filter's selection) scored in the background
+    (``POST /v1/predictions/jobs``): its files live in the job directory; the row says what was
+    asked, who runs it (``heartbeat_at``) and how far it got."""
 
     __tablename__ = "prediction_jobs"
     __table_args__ = (sa.Index("ix_prediction_jobs_status_heartbeat", "status", "heartbeat_at"),)
@@ -155,6 +156,15 @@ class PredictionJob(Base, table=True):
     input_bytes: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     model_version: str = Field(max_length=64)
     id_column: str | None = Field(default=None, max_length=200)
+    #: A filter job's customer filter (the JSON body's ``customers``, as submitted); ``None``
+    #: for a file.
+    customers: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
+    )
+    #: Whether top drivers are written beside each score (``?drivers=true``).
+    drivers: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean(), nullable=False, server_default="0")
+    )
     progress: int = 0
     rows_total: int | None = None
     rows_scored: int = 0

@@ -192,8 +192,12 @@ async def test_a_filter_job_scores_exactly_the_selected_customers_like_single_pr
         assert accepted.headers["location"] == f"/v1/predictions/jobs/{job_id}"
         assert accepted.json()["input_format"] == "customers"
         assert accepted.json()["rows_total"] == 5
+        # The job names the filter it scores, exactly as submitted, and no drivers.
+        assert accepted.json()["customers"] == {"attributes": GOLD}
+        assert accepted.json()["drivers"] is False
         job = await finished(prediction, job_id, headers)
         assert job["status"] == "succeeded", job
+        assert (job["customers"], job["drivers"]) == ({"attributes": GOLD}, False)
         assert (job["rows_total"], job["rows_scored"], job["rows_failed"]) == (5, 4, 1)
         assert job["progress"] == 100
 
@@ -244,11 +248,14 @@ async def test_a_filter_job_scores_exactly_the_selected_customers_like_single_pr
         hidden = await prediction.get(f"/v1/predictions/jobs/{job_id}", headers=other_headers)
         assert hidden.status_code == 404
         theirs = await prediction.post(
-            "/v1/predictions/jobs", json={"customers": {}}, headers=other_headers
+            "/v1/predictions/jobs?drivers=true", json={"customers": {}}, headers=other_headers
         )
         assert theirs.status_code == 202, theirs.text
+        assert (theirs.json()["customers"], theirs.json()["drivers"]) == ({}, True)
         their_job = await finished(prediction, theirs.json()["job_id"], other_headers)
         assert their_job["status"] == "succeeded", their_job
+        # `{}` (every customer) reads back as `{}`, not as a file job's null.
+        assert (their_job["customers"], their_job["drivers"]) == ({}, True)
         their_scores = pd.read_csv(
             io.BytesIO(
                 (
@@ -260,6 +267,7 @@ async def test_a_filter_job_scores_exactly_the_selected_customers_like_single_pr
             )
         )
         assert their_scores["customer_id"].tolist() == ["c-01", "c-99"]
+        assert "driver_1" in their_scores.columns
 
     # Progress on prediction.jobs.v1: queued (reading) → queued (released) → running → done.
     mine: list[dict[str, Any]] = []
@@ -343,3 +351,5 @@ async def test_a_filter_job_survives_a_restart_once_its_customers_are_read(
         job = await finished(prediction, job_id, headers)
         assert job["status"] == "succeeded", job
         assert (job["rows_scored"], job["rows_failed"], job["attempts"]) == (2, 0, 1)
+        # The filter was stored with the job, not kept in the first process.
+        assert (job["customers"], job["drivers"]) == ({}, False)

@@ -111,9 +111,12 @@ async def test_csv_job_scores_the_good_rows_and_lists_the_bad_ones_by_line(
         job_id = accepted.json()["job_id"]
         assert accepted.headers["location"] == f"/v1/predictions/jobs/{job_id}"
         assert accepted.json()["rows_total"] == 250
+        # A file job names no customer filter; drivers only when asked.
+        assert (accepted.json()["customers"], accepted.json()["drivers"]) == (None, False)
         job = await finished(client, job_id, headers)
         assert job["status"] == "succeeded", job
         assert (job["rows_scored"], job["rows_failed"], job["progress"]) == (248, 2, 100)
+        assert (job["customers"], job["drivers"]) == (None, False)
         assert job["model_version"] == "default-1"
 
         errors = pd.read_csv(
@@ -202,9 +205,10 @@ async def test_parquet_job_results_match_the_model_and_stay_in_the_tenant(
             "/v1/predictions/jobs?drivers=true", content=body, headers=headers | PARQUET
         )
         assert explained.status_code == 202, explained.text
-        assert (await finished(client, explained.json()["job_id"], headers))["status"] == (
-            "succeeded"
-        )
+        assert (explained.json()["customers"], explained.json()["drivers"]) == (None, True)
+        explained_job = await finished(client, explained.json()["job_id"], headers)
+        assert explained_job["status"] == "succeeded", explained_job
+        assert (explained_job["customers"], explained_job["drivers"]) == (None, True)
         with_drivers = pd.read_csv(
             io.BytesIO(
                 (

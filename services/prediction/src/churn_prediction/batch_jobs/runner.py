@@ -187,6 +187,7 @@ class PredictionJobRunner:
                     model_version=serving.version,
                     id_column=id_column,
                     rows_total=rows,
+                    drivers=drivers > 0,
                 )
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, directory, True)
@@ -313,6 +314,8 @@ class PredictionJobRunner:
                     model_version=serving.version,
                     id_column=CUSTOMER_ID,
                     rows_total=total,
+                    customers=selection,
+                    drivers=drivers > 0,
                     held=True,
                 )
         except BaseException:

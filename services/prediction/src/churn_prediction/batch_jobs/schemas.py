@@ -75,7 +75,8 @@ class JobSpec:
 
 
 class PredictionJobRead(BaseModel):
-    """A file batch job: its state and row counts. ``progress`` is the share of rows read."""
+    """A batch job: what it scores (a file or a customer filter), its state and row counts.
+    ``progress`` is the share of rows read."""
 
     job_id: str
     status: JobStatus
@@ -85,6 +86,14 @@ class PredictionJobRead(BaseModel):
     input_bytes: int = Field(ge=0, description="The file's size (0 for a filter job).")
     model_version: str
     id_column: str | None
+    customers: dict[str, Any] | None = Field(
+        description="A filter job's customer filter, exactly as submitted in the body's "
+        "`customers` (`{}`: every customer); `null` for a file."
+    )
+    drivers: bool = Field(
+        description="Whether each score's top drivers are written beside it in the results: "
+        "`?drivers=true` was asked (and the service's `drivers_top_k` is not 0)."
+    )
     progress: int = Field(ge=0, le=100)
     rows_total: int | None = Field(
         description="Rows in the file (counted on upload for CSV, from the footer for Parquet); "

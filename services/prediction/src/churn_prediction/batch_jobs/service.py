@@ -35,10 +35,14 @@ class PredictionJobService:
         model_version: str,
         id_column: str | None,
         rows_total: int | None,
+        customers: dict[str, Any] | None = None,
+        drivers: bool = False,
         held: bool = False,
     ) -> PredictionJobRead:
-        """A queued job; ``held``: not to be claimed while the caller prepares its input (a
-        filter job's customers), which :meth:`update` with ``hold`` keeps renewing."""
+        """A queued job; ``customers``: a filter job's filter, as submitted; ``drivers``: top
+        drivers are written beside each score; ``held``: not to be claimed while the caller
+        prepares its input (a filter job's customers), which :meth:`update` with ``hold`` keeps
+        renewing."""
         now = utcnow()
         job = await self.repository.add(
             PredictionJob(
@@ -50,6 +54,8 @@ class PredictionJobService:
                 model_version=model_version,
                 id_column=id_column,
                 rows_total=rows_total,
+                customers=customers,
+                drivers=drivers,
                 heartbeat_at=now if held else None,
                 created_at=now,
                 updated_at=now,
@@ -154,6 +160,8 @@ def job_read(job: PredictionJob) -> PredictionJobRead:
             "input_bytes": job.input_bytes,
             "model_version": job.model_version,
             "id_column": job.id_column,
+            "customers": job.customers,
+            "drivers": job.drivers,
             "progress": job.progress,
             "rows_total": job.rows_total,
             "rows_scored": job.rows_scored,
