@@ -85,6 +85,8 @@ the state's JSON (``to_json``/``from_json``). The property test then checks it.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -548,16 +550,14 @@ class FeatureState:
         sums: dict[str, float] = {}
         starts = {days: as_of - timedelta(days=days) for days in _WINDOW_DAYS}
         edges = {days: _day(start) for days, start in starts.items()}
-        # One pass over the days kept: each window adds the days after its edge day.
-        totals = {days: [0.0] * (len(_WINDOW_SUMS) + 1) for days in _WINDOW_DAYS}
-        for day, bucket in self.buckets.items():
-            for days, edge in edges.items():
-                if day > edge:
-                    total = totals[days]
-                    for slot, value in enumerate(bucket):
-                        total[slot] += value
+        # The days kept in order, one column per windowed sum (transposed in C): a window's
+        # sum is its column's tail after the window's edge day (found by bisection), so the
+        # cost is one ``sum`` per window over the days it covers, not Python per day.
+        ascending = sorted(self.buckets)
+        columns = list(zip(*(self.buckets[day] for day in ascending), strict=True))
         for slot, window in enumerate(_WINDOW_SUMS, start=1):
-            sums[window.name] = totals[window.days][slot]
+            first = bisect.bisect_right(ascending, edges[window.days])
+            sums[window.name] = float(sum(columns[slot][first:])) if columns else 0.0
         for event in edge_events:
             at = event.occurred_at
             for window in _WINDOW_SUMS:
@@ -635,7 +635,7 @@ class FeatureState:
         # decode than a list per day).
         days = sorted(self.buckets)
         out["days"] = days
-        out["sums"] = [value for day in days for value in self.buckets[day]]
+        out["sums"] = list(itertools.chain.from_iterable(self.buckets[day] for day in days))
         return out
 
     @classmethod
@@ -654,9 +654,12 @@ class FeatureState:
             days, sums, width = data["days"], data["sums"], len(_WINDOW_SUMS) + 1
             if len(sums) != width * len(days):
                 return None
-            state.buckets = {
-                int(day): sums[i * width : (i + 1) * width] for i, day in enumerate(days)
-            }
+            # Each day's slice of the flat list, cut by ``zip`` in C: states of customers with
+            # a long history hold a bucket for most of the days kept, read on every ingest.
+            cells = iter(sums)
+            state.buckets = dict(
+                zip(map(int, days), map(list, zip(*[cells] * width, strict=False)), strict=True)
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
         return state
