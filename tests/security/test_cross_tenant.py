@@ -46,6 +46,10 @@ async def world(stack: Any) -> AsyncIterator[dict[str, Any]]:
                 json={"name": "A's at-risk", "filter": {"risk_level": ["high"]}},
             )
             assert cohort.status_code == 201, cohort.text
+            scoring = await client.post(
+                "/v1/predictions/jobs", headers=a.headers, json={"customers": {}}
+            )
+            assert scoring.status_code == 202, scoring.text
             # A's live feed saw its alert: the feed works, so B's silence below means something.
             await wait_for(
                 lambda: any(event == "churn_alert" for event, _ in a_feed.received), timeout=30
@@ -69,6 +73,7 @@ async def world(stack: Any) -> AsyncIterator[dict[str, Any]]:
                     "job_id": job_id,
                     "model_version": model_version,
                     "cohort_id": cohort.json()["id"],
+                    "prediction_job_id": scoring.json()["job_id"],
                 },
                 "a_user": user,
                 "a_key": key,
@@ -153,6 +158,9 @@ FOREIGN_ID_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/customers/imports/{import_id}", None),
     ("GET", "/v1/customers/imports/{import_id}/errors", None),
     ("GET", "/v1/models/jobs/{job_id}", None),
+    ("GET", "/v1/predictions/jobs/{prediction_job_id}", None),
+    ("GET", "/v1/predictions/jobs/{prediction_job_id}/result", None),
+    ("GET", "/v1/predictions/jobs/{prediction_job_id}/errors", None),
     ("GET", "/v1/models/{model_version}", None),
     ("GET", "/v1/models/{model_version}/card", None),
     ("POST", "/v1/models/{model_version}/promote", {"alias": "champion"}),
