@@ -17,9 +17,10 @@ Helpers (``wait_for``, ``TokenSigner``, ``reset_mysql`` …) live in ``testkit.p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_sep("-", "backends")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _no_kafka_client_outlives_its_module() -> AsyncIterator[None]:
+    """Fail a module that leaves an aiokafka client running on the session's event loop.
+
+    Such a client outlives its module's broker and retries it forever: one run logged 53,000
+    failed connects and pushed later apps' shutdowns past their 120 s limit."""
+    yield
+    await asyncio.sleep(0)
+    left = sorted(
+        {
+            getattr(task.get_coro(), "__qualname__", "?")
+            for task in asyncio.all_tasks()
+            if "aiokafka" in getattr(getattr(task.get_coro(), "cr_code", None), "co_filename", "")
+        }
+    )
+    assert not left, f"aiokafka tasks still running after the module: {left}"

@@ -275,3 +275,47 @@ async def test_relay_and_consumer_time_every_message_into_the_hop_histograms(
     # One batch-time observation per batch the consumer handed to the handler.
     batches = _sample(registry, "churn_consumer_batch_seconds_count", **per_consumer)
     assert batches == len(handled_batches) >= 1
+
+
+async def test_a_consumer_whose_broker_died_stops_completely() -> None:
+    """After its broker is killed, ``stop()`` leaves no aiokafka task behind (aiokafka's own
+    close gave up half way there and left the heartbeat, fetcher and connections retrying the
+    dead broker for the rest of the process)."""
+    from churn_cli.launcher import start_tansu
+
+    proc, port = await asyncio.to_thread(start_tansu, "127.0.0.1", start_new_session=False)
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        topic = _topic()
+        await ensure_topics(bootstrap, [topic], 1)
+
+        async def handler(deliveries: Sequence[Delivery]) -> None:
+            return None
+
+        consumer = BatchConsumer(
+            topics=[topic],
+            group_id=uuid.uuid4().hex,
+            handler=handler,
+            bootstrap_servers=bootstrap,
+            dlq_publisher=EventPublisher(bootstrap, client_id="unused-dlq"),
+            name="orphan-test",
+            session_timeout_ms=3000,
+            heartbeat_interval_ms=500,
+        )
+        await consumer.start()
+        await asyncio.wait_for(consumer.assigned.wait(), 30)
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 10)
+        await asyncio.sleep(1.0)  # the client notices: its fetches and heartbeats now fail
+        await consumer.stop()
+        await asyncio.sleep(0)
+        left = [
+            task.get_coro().__qualname__
+            for task in asyncio.all_tasks()
+            if "aiokafka" in task.get_coro().cr_code.co_filename
+        ]
+        assert left == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -13,6 +13,7 @@ and the relay last, so its final drain publishes what everything else committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol, TypeVar
@@ -123,9 +124,12 @@ class ServiceWorkers:
         await asyncio.gather(*(consumer.start() for consumer in self.consumers))
 
     async def stop(self) -> None:
-        for consumer in reversed(self.consumers):
-            await consumer.stop()
-        for background in reversed(self.loops):
-            await background.stop()
-        await self.pruner.stop()
-        await self.relay.stop()
+        """Stop everything, in reverse order of start, even if one part fails to stop (its
+        error is raised after the rest have stopped)."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.relay.stop)
+            stack.push_async_callback(self.pruner.stop)
+            for background in self.loops:
+                stack.push_async_callback(background.stop)
+            for consumer in self.consumers:
+                stack.push_async_callback(consumer.stop)

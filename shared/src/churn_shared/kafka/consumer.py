@@ -162,9 +162,21 @@ class BatchConsumer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._client is not None:
-            await self._client.stop()
-            self._client = None
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            await client.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled ourselves
+            # aiokafka's group coordination task ended cancelled: seen when the broker had
+            # gone and the fetch loop, cancelled above, took a metadata update it shared with
+            # that task down with it. The consumer then marked itself closed but left its
+            # heartbeat, fetcher and connections running (retrying a dead broker forever).
+            _log.warning("consumer_close_interrupted", consumer=self._name)
+            await _finish_close(client)
 
     async def _run(self) -> None:
         pause = 0.0
@@ -355,3 +367,28 @@ class BatchConsumer:
         )
         await fut
         self.dead_lettered += 1
+
+
+async def _finish_close(client: AIOKafkaConsumer) -> None:
+    """The rest of ``AIOKafkaConsumer.stop()`` after its coordinator's close was interrupted
+    (aiokafka 0.14 marks the consumer closed first, so a second ``stop()`` does nothing)."""
+    coordinator = getattr(client, "_coordinator", None)
+    if coordinator is not None:
+        await _quietly(coordinator._stop_heartbeat_task())
+        await _quietly(coordinator._stop_commit_offsets_refresh_task())
+    if getattr(client, "_fetcher", None) is not None:
+        await _quietly(client._fetcher.close())
+    await _quietly(client._client.close())
+
+
+async def _quietly(step: Awaitable[Any]) -> None:
+    """Await a cleanup step; its own failure or cancellation does not stop the next one, but a
+    cancellation of the caller still propagates."""
+    try:
+        await step
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:
+        _log.debug("consumer_cleanup_step_failed", exc_info=True)
