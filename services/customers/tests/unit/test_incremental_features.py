@@ -252,11 +252,39 @@ def test_only_days_with_windowed_events_on_a_window_edge_are_read() -> None:
     assert state.edge_ranges() == []  # no windowed event 30 or 90 days back
     state = FeatureState.from_events([Ev("login", moment(170, 50_000))], as_of)
     assert state.edge_ranges() == [(moment(170, 0), moment(171, 0))]
+    unread = FeatureState.from_json(state.to_json())
+    assert unread is not None
+    assert unread.features()["logins_last_30d"] == 0  # without the edge day's events: wrong
     assert (
         state.features(edge_events(state, [Ev("login", moment(170, 50_000))]))["logins_last_30d"]
         == 1
     )
-    assert state.features()["logins_last_30d"] == 0  # without the edge day's events: wrong
+
+
+def test_an_edge_day_is_read_once_then_kept_complete_until_it_is_no_edge() -> None:
+    """The edge days' events, once given, stay in the state (and its JSON): later ingests the
+    same day read nothing, a late event on that day counts, and the next day's edges are asked
+    for again."""
+    stored = [Ev("login", moment(170, 50_000)), Ev("login", moment(170, 60_000))]
+    as_of = moment(200, 43_200)
+    state = FeatureState.from_events(stored, as_of)
+    assert state.features(edge_events(state, stored))["logins_last_30d"] == 2
+    state = FeatureState.from_json(json.loads(json.dumps(state.to_json())))
+    assert state is not None
+    assert state.edge_ranges() == []  # already read
+    late = Ev("login", moment(170, 55_000))
+    stored.append(late)
+    assert state.advance([late], moment(200, 50_000))
+    assert state.edge_ranges() == []
+    assert state.features()["logins_last_30d"] == 3
+    assert_same(state.features(), compute_features(stored, moment(200, 50_000)))
+    # The window's start passes the first two; the day is still the edge: nothing to read.
+    assert state.advance([], moment(200, 56_000))
+    assert state.features()["logins_last_30d"] == 1
+    # The next day: day 170 leaves the window, day 171 (no events) is the new edge.
+    assert state.advance([], moment(201, 0))
+    assert state.edges == {}
+    assert state.features()["logins_last_30d"] == 0
 
 
 def test_a_stored_state_of_another_version_is_not_used() -> None:
