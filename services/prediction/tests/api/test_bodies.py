@@ -11,10 +11,13 @@ from churn_prediction.api.bodies import JsonBatch, prediction_objects
 from churn_prediction.api.protocol_bodies import MlflowBody
 from churn_prediction.exceptions import InvalidPredictionInputError
 from churn_prediction.scoring.scorer import (
+    RISK_LEVELS,
     FeatureColumns,
     InvalidFeatureValueError,
     _float_matrix,
+    risk_level,
     risk_level_array,
+    risk_level_codes,
 )
 
 NAMES = ("a", "b", "c")
@@ -91,13 +94,28 @@ def test_mlflow_split_and_records_fast_paths_match() -> None:
         matrix(parsed.columns(NAMES))
 
 
+def test_mlflow_split_rows_of_another_width_are_refused() -> None:
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3]]}}
+    parsed = MlflowBody(orjson.dumps(body), content_type="application/json", max_rows=10)
+    with pytest.raises(InvalidPredictionInputError, match="2 values"):
+        parsed.columns(NAMES)
+
+
+def test_risk_level_codes_name_the_level_of_every_probability() -> None:
+    probabilities = np.array([0.0, 0.29, 0.3, 0.69, 0.7, 1.0, np.nan])
+    codes = risk_level_codes(probabilities, 0.3, 0.7)
+    assert [RISK_LEVELS[c] for c in codes.tolist()] == [
+        risk_level(p, 0.3, 0.7) for p in probabilities.tolist()
+    ]
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 1000])
 def test_predictions_written_without_row_objects_equal_the_per_row_dicts(n: int) -> None:
     rng = np.random.default_rng(n)
     probabilities = rng.random(n)
     probabilities[: min(n, 3)] = [0.0, 1.0, 1e-17][: min(n, 3)]
     levels = risk_level_array(probabilities, 0.3, 0.7)
-    written = prediction_objects(probabilities, levels)
+    written = prediction_objects(probabilities, risk_level_codes(probabilities, 0.3, 0.7))
     rows = [
         {"churn_probability": p, "risk_level": level}
         for p, level in zip(probabilities.tolist(), levels.tolist(), strict=True)

@@ -4,8 +4,9 @@ cell through a model class, so 10,000 rows stay fast) and documented as JSON sch
 from __future__ import annotations
 
 import functools
+import itertools
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ from churn_prediction.exceptions import (
     InvalidPredictionInputError,
     MalformedBodyError,
 )
-from churn_prediction.scoring.scorer import FeatureColumns
+from churn_prediction.scoring.scorer import RISK_LEVELS, FeatureColumns
 from churn_prediction.scoring.service import ScoredBatch
 from churn_shared.contracts import FEATURE_NAMES
 
@@ -26,6 +27,7 @@ __all__ = [
     "BATCH_REQUEST_SCHEMA",
     "INLINE_BODY_BYTES",
     "JsonBatch",
+    "float_rows",
     "numeric_row_type",
     "numeric_rows",
     "prediction_objects",
@@ -69,8 +71,19 @@ def _rows_decoder(feature_names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
 
 
 def _as_floats(values: list[float | None]) -> npt.NDArray[np.float64]:
-    """Numbers and nulls (NaN) as a float array; NumPy converts ``None`` to NaN itself."""
-    return np.array(values, dtype=np.float64)
+    """Numbers and nulls (NaN) as a float array; NumPy converts ``None`` to NaN itself (read
+    as an iterator of known length: no pass to find the array's shape)."""
+    return np.fromiter(values, dtype=np.float64, count=len(values))
+
+
+def float_rows(
+    rows: Iterable[Iterable[float | None]], n: int, width: int
+) -> npt.NDArray[np.float64]:
+    """``n`` rows of ``width`` numbers or nulls (NaN) as an ``n x width`` float matrix, read
+    value by value into the matrix: no intermediate list, no shape inference. The caller has
+    checked that every row holds ``width`` values."""
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=n * width)
+    return flat.reshape(n, width)
 
 
 def numeric_rows(
@@ -84,8 +97,9 @@ def numeric_rows(
     if n == 0:
         raise InvalidPredictionInputError("The batch has no rows.")
     width = len(feature_names)
-    matrix = np.array(list(map(msgspec.structs.astuple, rows)), dtype=np.float64)
-    matrix = matrix.reshape(n, width)
+    # One short-lived tuple per row, freed as it is read (a list of them would keep 10,000
+    # objects alive for the garbage collector to walk).
+    matrix = float_rows(map(msgspec.structs.astuple, rows), n, width)
     return FeatureColumns(n, [matrix[:, j] for j in range(width)])
 
 
@@ -205,26 +219,27 @@ def _numeric_columns(
 
 
 _PREDICTION_OPEN = b'{"churn_probability":'
-#: What follows a probability: its risk level, then the opening of the next prediction.
-_LEVEL_THEN_NEXT = {
-    level: b',"risk_level":"' + level.encode() + b'"},' + _PREDICTION_OPEN
-    for level in ("low", "medium", "high")
-}
+#: What follows a probability, by risk level code (``RISK_LEVELS``): its risk level, then the
+#: opening of the next prediction (an object array: one NumPy call picks every row's piece).
+_LEVEL_THEN_NEXT = np.array(
+    [b',"risk_level":"' + level.encode() + b'"},' + _PREDICTION_OPEN for level in RISK_LEVELS],
+    dtype=object,
+)
 
 
 def prediction_objects(
-    probabilities: npt.NDArray[np.float64], levels: npt.NDArray[np.str_]
+    probabilities: npt.NDArray[np.float64], level_codes: npt.NDArray[np.uint8]
 ) -> bytes:
     """``[{"churn_probability": p, "risk_level": level}, ...]`` as JSON, written without a
     Python object per row: orjson writes the probability array in one call (the same digits
-    as for a float) and the pieces are joined once."""
+    as for a float), the level pieces are picked by their codes, and all is joined once."""
     n = int(probabilities.shape[0])
     if n == 0:
         return b"[]"
     numbers = orjson.dumps(probabilities, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
     pieces: list[bytes] = [b""] * (2 * n)
     pieces[0::2] = numbers
-    pieces[1::2] = list(map(_LEVEL_THEN_NEXT.__getitem__, levels.tolist()))
+    pieces[1::2] = _LEVEL_THEN_NEXT[level_codes].tolist()
     joined = b"".join(pieces)
     return b"[" + _PREDICTION_OPEN + joined[: -len(_PREDICTION_OPEN) - 1] + b"]"
 
@@ -233,7 +248,7 @@ def render_batch(scored: ScoredBatch) -> bytes:
     """The ``POST /v1/predictions/batch`` answer: predictions in input order."""
     if scored.drivers is None or scored.recommendations is None:
         version = orjson.dumps(scored.serving.version)
-        predictions = prediction_objects(scored.probabilities, scored.levels)
+        predictions = prediction_objects(scored.probabilities, scored.level_codes)
         return b'{"model_version":' + version + b',"predictions":' + predictions + b"}"
     probabilities = scored.probabilities.tolist()
     levels = scored.levels.tolist()

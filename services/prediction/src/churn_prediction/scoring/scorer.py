@@ -33,6 +33,7 @@ from churn_prediction.training.model import TrainedModel
 from churn_shared.contracts import FEATURE_NAMES
 
 __all__ = [
+    "RISK_LEVELS",
     "BoosterScorer",
     "DriverRow",
     "Explained",
@@ -42,6 +43,8 @@ __all__ = [
     "Scorer",
     "risk_level",
     "risk_level_array",
+    "risk_level_codes",
+    "risk_level_names",
     "risk_levels",
 ]
 
@@ -289,16 +292,32 @@ def risk_level(probability: float, low_risk_below: float, high_risk_from: float)
     return "low"
 
 
+#: The risk levels in the order of their codes (:func:`risk_level_codes`).
+RISK_LEVELS: tuple[str, str, str] = ("low", "medium", "high")
+_RISK_LEVEL_NAMES = np.array(RISK_LEVELS)
+
+
+def risk_level_codes(
+    probabilities: FloatArray, low_risk_below: float, high_risk_from: float
+) -> npt.NDArray[np.uint8]:
+    """:func:`risk_level` of every probability as its index in :data:`RISK_LEVELS` (0 low,
+    1 medium, 2 high): one byte per row, which renderers map to their own bytes at once."""
+    codes = (probabilities >= low_risk_below).view(np.uint8).copy()
+    codes[probabilities >= high_risk_from] = 2
+    return codes
+
+
+def risk_level_names(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.str_]:
+    """The levels of :func:`risk_level_codes`, as a NumPy string array."""
+    levels: npt.NDArray[np.str_] = _RISK_LEVEL_NAMES[codes]
+    return levels
+
+
 def risk_level_array(
     probabilities: FloatArray, low_risk_below: float, high_risk_from: float
 ) -> npt.NDArray[np.str_]:
     """:func:`risk_level` of every probability, as a NumPy string array (no per-row objects)."""
-    levels: npt.NDArray[np.str_] = np.where(
-        probabilities >= high_risk_from,
-        "high",
-        np.where(probabilities >= low_risk_below, "medium", "low"),
-    )
-    return levels
+    return risk_level_names(risk_level_codes(probabilities, low_risk_below, high_risk_from))
 
 
 def risk_levels(

@@ -39,7 +39,8 @@ from churn_prediction.scoring.scorer import (
     InvalidFeatureValueError,
     Scorer,
     risk_level,
-    risk_level_array,
+    risk_level_codes,
+    risk_level_names,
 )
 from churn_prediction.scoring.serving import ServingModel, ServingModels
 from churn_shared.contracts import ChurnScoreComputedV1
@@ -109,8 +110,9 @@ class ScoredBatch:
 
     serving: ServingModel
     probabilities: FloatArray
-    #: ``low`` / ``medium`` / ``high`` per row (a NumPy string array: no per-row objects).
-    levels: npt.NDArray[np.str_]
+    #: Each row's risk level as its index in ``RISK_LEVELS`` (one byte per row: renderers map
+    #: the codes to their own bytes in one NumPy call, no per-row objects).
+    level_codes: npt.NDArray[np.uint8]
     #: Each row's top drivers and recommendations, only when asked for.
     drivers: list[list[DriverRow]] | None = None
     recommendations: list[list[dict[str, Any]]] | None = None
@@ -118,6 +120,11 @@ class ScoredBatch:
     @property
     def n(self) -> int:
         return int(self.probabilities.shape[0])
+
+    @property
+    def levels(self) -> npt.NDArray[np.str_]:
+        """``low`` / ``medium`` / ``high`` per row, as a NumPy string array."""
+        return risk_level_names(self.level_codes)
 
 
 async def _no_rules(_tenant_id: str) -> list[dict[str, Any]]:
@@ -314,13 +321,13 @@ class PredictionService:
         else:
             probabilities = _predict(model, columns)
             drivers = None
-        levels = risk_level_array(
+        codes = risk_level_codes(
             probabilities, self.settings.low_risk_below, self.settings.high_risk_from
         )
         recommendations = (
             [recommend(row, rules) for row in drivers] if drivers is not None else None
         )
-        return ScoredBatch(serving, probabilities, levels, drivers, recommendations)
+        return ScoredBatch(serving, probabilities, codes, drivers, recommendations)
 
     async def score_snapshots(
         self, session: AsyncSession, snapshots: Sequence[FeatureSnapshot]
