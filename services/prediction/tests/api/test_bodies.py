@@ -94,8 +94,28 @@ def test_mlflow_split_and_records_fast_paths_match() -> None:
         matrix(parsed.columns(NAMES))
 
 
-def test_mlflow_split_rows_of_another_width_are_refused() -> None:
-    body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3]]}}
+@pytest.mark.parametrize("columns", [list(NAMES), ["c", "a", "b"]], ids=["in-order", "shuffled"])
+@pytest.mark.parametrize("params", [None, {"x": "y"}], ids=["no-params", "params"])
+def test_mlflow_split_of_every_feature_is_read_exactly(
+    columns: list[str], params: dict | None
+) -> None:
+    data = [[1, None, 2.5], [None, 4, 0.0]]
+    body: dict = {"dataframe_split": {"columns": columns, "data": data}}
+    if params is not None:
+        body["params"] = params
+    parsed = MlflowBody(orjson.dumps(body), content_type="application/json", max_rows=10)
+    expected = np.array([[np.nan if v is None else v for v in row] for row in data])
+    order = [columns.index(name) for name in NAMES]
+    np.testing.assert_array_equal(matrix(parsed.columns(NAMES)), expected[:, order])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[[1, 2], [3]], [[1, 2, 3]], [[1, 2, 3], [1, 2]]],
+    ids=["short-row", "rows-of-every-feature", "ragged"],
+)
+def test_mlflow_split_rows_of_another_width_than_the_columns_are_refused(data: list) -> None:
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": data}}
     parsed = MlflowBody(orjson.dumps(body), content_type="application/json", max_rows=10)
     with pytest.raises(InvalidPredictionInputError, match="2 values"):
         parsed.columns(NAMES)

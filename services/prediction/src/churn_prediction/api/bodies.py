@@ -99,8 +99,7 @@ def numeric_rows(
     width = len(feature_names)
     # One short-lived tuple per row, freed as it is read (a list of them would keep 10,000
     # objects alive for the garbage collector to walk).
-    matrix = float_rows(map(msgspec.structs.astuple, rows), n, width)
-    return FeatureColumns(n, [matrix[:, j] for j in range(width)])
+    return FeatureColumns.from_matrix(float_rows(map(msgspec.structs.astuple, rows), n, width))
 
 
 class JsonBatch:

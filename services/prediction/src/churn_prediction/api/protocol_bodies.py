@@ -17,7 +17,7 @@ import functools
 import io
 import struct
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,8 +260,7 @@ class OipInferBody:
             if not isinstance(tensor.values, np.ndarray):
                 raise InvalidPredictionInputError("A [N, F] input must be a numeric tensor.")
             _check_rows(n, self.max_rows)
-            matrix = tensor.values
-            return FeatureColumns(n, [matrix[:, j] for j in range(width)])
+            return FeatureColumns.from_matrix(tensor.values)
         _unknown([t.name for t in tensors], feature_names)
         lengths = set()
         by_name: dict[str, npt.NDArray[Any] | list[Any]] = {}
@@ -359,22 +358,44 @@ def model_metadata(model_name: str, serving: ServingModel) -> dict[str, Any]:
 _MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-class _NumericSplit(msgspec.Struct):
-    # Rows as tuples: a list of 10,000 lists has the garbage collector walk the heap again and
-    # again while it is decoded (tens of ms in a loaded service); tuples of numbers do not.
-    data: list[tuple[float | None, ...]]
-    columns: list[str] | None = None
-    index: list[Any] = msgspec.field(default_factory=list)  # an array when given, never null
-
-
-class _NumericSplitBody(msgspec.Struct, forbid_unknown_fields=True):
-    dataframe_split: _NumericSplit
-    params: dict[str, Any] = msgspec.field(default_factory=dict)  # an object, never null
+def _split_decoder(row: Any) -> msgspec.json.Decoder[Any]:
+    split = msgspec.defstruct(
+        "NumericSplit",
+        [
+            ("data", types.GenericAlias(list, (row,))),
+            ("columns", list[str] | None, None),
+            # An array when given, never null.
+            ("index", list[Any], msgspec.field(default_factory=list)),
+        ],
+    )
+    body = msgspec.defstruct(
+        "NumericSplitBody",
+        [
+            ("dataframe_split", split),
+            # An object when given, never null.
+            ("params", dict[str, Any], msgspec.field(default_factory=dict)),
+        ],
+        forbid_unknown_fields=True,
+    )
+    return msgspec.json.Decoder(body)
 
 
 #: Typed decoders for the two pandas formats when every value is a number or null: checked in C
 #: while parsed; any other body takes the general path (text attributes, its error messages).
-_SPLIT = msgspec.json.Decoder(_NumericSplitBody)
+#: ``dataframe_split`` rows of any width as tuples: a list of 10,000 lists has the garbage
+#: collector walk the heap again and again while it is decoded (28 ms a request in the running
+#: service, more than the parse itself).
+_SPLIT = _split_decoder(tuple[float | None, ...])
+
+
+@functools.cache
+def _split_rows_decoder(width: int) -> msgspec.json.Decoder[Any]:
+    """``dataframe_split`` rows of exactly ``width`` values (the model's features, the usual
+    body) as array-like structs, which the garbage collector does not track at all (tuples it
+    still does)."""
+    fields = [(f"v{i}", float | None) for i in range(width)]  # all required: exact width
+    row = msgspec.defstruct("NumericSplitRow", fields, array_like=True, gc=False)
+    return _split_decoder(row)
 
 
 @functools.cache
@@ -509,20 +530,24 @@ class MlflowBody:
 
     def _numeric(self, feature_names: Sequence[str]) -> FeatureColumns | None:
         """``dataframe_split`` / ``dataframe_records`` of numbers and nulls, decoded typed."""
-        try:
-            split = _SPLIT.decode(self.raw).dataframe_split
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
-        else:
+        split = self._numeric_split(len(feature_names))
+        if split is not None:
             names = split.columns if split.columns is not None else list(feature_names)
             _unknown(names, feature_names)
             if len(set(names)) != len(names):
                 raise InvalidPredictionInputError("A column is named twice.")
             n = len(split.data)
             _check_rows(n, self.max_rows)
-            if any(len(row) != len(names) for row in split.data):
+            rows: Iterable[Iterable[float | None]] = split.data
+            if n and type(split.data[0]) is not tuple:  # rows of the features' width
+                if len(names) != len(feature_names):
+                    raise InvalidPredictionInputError(f"Every row must hold {len(names)} values.")
+                rows = map(msgspec.structs.astuple, split.data)
+            elif any(len(row) != len(names) for row in split.data):
                 raise InvalidPredictionInputError(f"Every row must hold {len(names)} values.")
-            matrix = float_rows(split.data, n, len(names))
+            matrix = float_rows(rows, n, len(names))
+            if list(names) == list(feature_names):
+                return FeatureColumns.from_matrix(matrix)
             position = {name: i for i, name in enumerate(names)}
             return FeatureColumns(
                 n, [matrix[:, position[f]] if f in position else None for f in feature_names]
@@ -532,6 +557,16 @@ class MlflowBody:
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
         return numeric_rows(records, feature_names, self.max_rows)
+
+    def _numeric_split(self, width: int) -> Any:
+        """The ``dataframe_split`` of a body of numbers and nulls, or ``None``: rows of ``width``
+        values as structs, any other rows as tuples."""
+        for decoder in (_split_rows_decoder(width), _SPLIT):
+            try:
+                return decoder.decode(self.raw).dataframe_split
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                continue
+        return None
 
     def _columnar(self, value: dict[str, Any], feature_names: Sequence[str]) -> FeatureColumns:
         _unknown(list(value), feature_names)

@@ -78,6 +78,9 @@ class FeatureColumns:
 
     n: int
     columns: Sequence[Column | None]
+    #: The same values as one ``n x F`` float64 matrix (C order, writable), when they were read
+    #: as one: a numeric scorer takes it as its input instead of copying the columns again.
+    matrix: FloatArray | None = None
 
     @classmethod
     def from_mappings(
@@ -85,6 +88,17 @@ class FeatureColumns:
     ) -> FeatureColumns:
         """One row per mapping; a name the mapping lacks is unknown (``None``) for that row."""
         return cls(len(rows), [[row.get(name) for row in rows] for name in feature_names])
+
+    @classmethod
+    def from_matrix(cls, matrix: npt.NDArray[Any]) -> FeatureColumns:
+        """An ``n x F`` numeric matrix whose columns are the features, in the scorer's order."""
+        n, width = matrix.shape
+        whole = (
+            matrix
+            if matrix.dtype == np.float64 and matrix.flags.c_contiguous and matrix.flags.writeable
+            else None
+        )
+        return cls(n, [matrix[:, j] for j in range(width)], whole)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,8 @@ class Scorer(Protocol[InputT]):
 
 def _float_matrix(columns: FeatureColumns, feature_names: Sequence[str]) -> FloatArray:
     """An ``n x F`` float64 matrix (missing → NaN); only numbers and nulls are accepted."""
+    if columns.matrix is not None and columns.matrix.shape == (columns.n, len(feature_names)):
+        return columns.matrix
     matrix = np.full((columns.n, len(feature_names)), np.nan, dtype=np.float64)
     for i, (name, column) in enumerate(zip(feature_names, columns.columns, strict=True)):
         if column is None:
