@@ -86,7 +86,7 @@ the state's JSON (``to_json``/``from_json``). The property test then checks it.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import bisect
 import math
 import sys
@@ -750,13 +750,13 @@ def _pack(values: array[float]) -> str:
     if sys.byteorder != "little":
         values = array("d", values)
         values.byteswap()
-    return base64.b64encode(values.tobytes()).decode("ascii")
+    return binascii.b2a_base64(values.tobytes(), newline=False).decode("ascii")
 
 
 def _unpack(text: str) -> array[float]:
     """What :func:`_pack` made (``ValueError`` if it did not make it)."""
     values = array("d")
-    values.frombytes(base64.b64decode(text, validate=True))
+    values.frombytes(binascii.a2b_base64(text, strict_mode=True))
     if sys.byteorder != "little":
         values.byteswap()
     return values
