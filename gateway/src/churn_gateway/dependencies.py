@@ -62,17 +62,19 @@ class GatewayState(ProcessState):
         )
 
 
-def get_settings(request: Request) -> Settings:
+# Coroutines, not plain functions: FastAPI runs a plain function dependency in its thread pool,
+# a round trip to a worker thread on every proxied request just to read an attribute.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_http_client(request: Request) -> httpx.AsyncClient:
+async def get_http_client(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http_client
     return client
 
 
-def get_merged_openapi(request: Request) -> MergedOpenAPI:
+async def get_merged_openapi(request: Request) -> MergedOpenAPI:
     merged: MergedOpenAPI = request.app.state.openapi
     return merged
 
