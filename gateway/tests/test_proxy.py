@@ -87,6 +87,36 @@ async def test_upstream_status_and_body_pass_through(gateway, upstreams, bearer)
     assert response.json()["service"] == "alerts"
 
 
+@pytest.mark.parametrize("known_length", [True, False], ids=["content-length", "unknown-length"])
+async def test_answers_pass_through_whole_whatever_their_framing(
+    gateway, upstreams, bearer, known_length
+):
+    """An answer of known length is relayed without a disconnect watcher, one of unknown
+    length (a stream of results) with one: both arrive whole, with their headers."""
+    parts = [b"line-%d\n" % i * 2000 for i in range(40)]  # ~0.5 MB in 40 pieces
+
+    class Upstream(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("jwks.json"):
+                return await upstreams.handle_async_request(request)
+
+            async def stream():
+                for part in parts:
+                    yield part
+
+            headers = {"content-type": "text/csv", "x-upstream": "prediction"}
+            if known_length:
+                headers["content-length"] = str(sum(map(len, parts)))
+            return httpx.Response(200, headers=headers, content=stream())
+
+    async with gateway(Upstream()) as client:
+        response = await client.get("/v1/predictions/jobs/j-1/result", headers=bearer())
+    assert response.status_code == 200
+    assert response.content == b"".join(parts)
+    assert response.headers["x-upstream"] == "prediction"
+    assert ("content-length" in response.headers) is known_length
+
+
 async def test_forwarded_for_chain_is_kept_only_from_trusted_proxies(gateway, upstreams, bearer):
     spoofed = {**bearer(), "X-Forwarded-For": "198.51.100.1"}
     async with gateway(upstreams) as client:

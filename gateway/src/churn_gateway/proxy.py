@@ -8,7 +8,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from churn_gateway.exceptions import (
     BadGatewayError,
@@ -223,6 +224,35 @@ def upstream_request_headers(
     return headers
 
 
+class KnownLengthRelay(Response):
+    """An upstream answer of known length (``Content-Length``: every JSON answer), passed on
+    as it arrives without :class:`StreamingResponse`'s disconnect watcher, a task group and a
+    task per response. A client that goes away half-way only has the gateway read the rest of
+    a body of known size, and the connection goes back to the pool whole."""
+
+    def __init__(self, upstream: httpx.Response, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = upstream.status_code
+        self.raw_headers = raw_headers
+        self.background = None
+        self._upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        upstream = self._upstream
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await upstream.aclose()
+
+
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
     """The upstream body as it arrives; the pooled connection is released even if the client
     goes away half-way."""
@@ -299,7 +329,7 @@ async def forward(
     request_id: str,
     forwarded_for: Sequence[str],
     authorization: str | None = None,
-) -> StreamingResponse:
+) -> Response:
     """Send ``request`` to ``base_url`` (same method, path, query and body); stream the answer.
     ``authorization`` replaces the caller's header (an API key becomes its access token)."""
     # Forward the path and query byte for byte (an encoded "/" in an id must stay encoded).
@@ -333,10 +363,15 @@ async def forward(
         _log.warning("upstream_failed", upstream=upstream, error=repr(exc))
         raise BadGatewayError(f"The {upstream} service failed to answer.") from exc
     public_base = str(request.base_url).rstrip("/")
-    proxied = StreamingResponse(_relay(response), status_code=response.status_code)
     # Raw headers keep repeated ones (several Set-Cookie, Link…) and the upstream's framing.
-    proxied.raw_headers = [
+    raw_headers = [
         (name.encode("latin-1"), value.encode("latin-1"))
         for name, value in _response_headers(response.headers, base_url, public_base)
     ]
+    if "content-length" in response.headers:
+        return KnownLengthRelay(response, raw_headers)
+    # A body of unknown length (a stream of job results…): stop reading it when the client
+    # goes away.
+    proxied = StreamingResponse(_relay(response), status_code=response.status_code)
+    proxied.raw_headers = raw_headers
     return proxied
