@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from starlette.requests import Request
 
-from churn_prediction.api.bodies import JsonBatch, prediction_objects
+from churn_prediction.api.bodies import JsonBatch, prediction_objects, request_body
 from churn_prediction.api.protocol_bodies import MlflowBody
 from churn_prediction.exceptions import InvalidPredictionInputError
 from churn_prediction.scoring.scorer import (
@@ -142,3 +143,25 @@ def test_predictions_written_without_row_objects_equal_the_per_row_dicts(n: int)
     ]
     assert written == orjson.dumps(rows)
     assert orjson.loads(written) == rows
+
+
+def _request(*parts: bytes) -> Request:
+    messages = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    return Request({"type": "http", "method": "POST", "headers": []}, receive)
+
+
+async def test_a_body_in_one_piece_is_handed_over_without_a_copy() -> None:
+    body = b"1" * 100_000
+    assert await request_body(_request(body)) is body
+
+
+async def test_a_body_in_pieces_is_joined() -> None:
+    assert await request_body(_request(b"ab", b"", b"cd")) == b"abcd"
+    assert await request_body(_request(b"")) == b""

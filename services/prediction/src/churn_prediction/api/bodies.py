@@ -3,6 +3,7 @@ cell through a model class, so 10,000 rows stay fast) and documented as JSON sch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import types
@@ -13,6 +14,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
+from starlette.requests import Request
 
 from churn_prediction.exceptions import (
     BatchTooLargeError,
@@ -32,11 +34,21 @@ __all__ = [
     "numeric_rows",
     "prediction_objects",
     "render_batch",
+    "request_body",
 ]
 
 #: Bodies up to this size (a few rows) are parsed and scored on the event loop: their whole
 #: work costs less than the hop to a worker thread. Larger ones always go to the thread.
 INLINE_BODY_BYTES = 4096
+
+
+async def request_body(request: Request) -> bytes:
+    """The request body, as ``Request.body()`` reads it, without copying a body that arrives
+    in one piece (the body-size limit middleware hands it over whole): ``body()`` joins it
+    with the stream's closing empty chunk, a copy of every byte (3.6 MB for 10,000 rows)."""
+    async with contextlib.aclosing(request.stream()) as stream:
+        chunks = [chunk async for chunk in stream if chunk]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _NumericColumns(msgspec.Struct, forbid_unknown_fields=True):

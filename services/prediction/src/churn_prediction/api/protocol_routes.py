@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, Response
 
-from churn_prediction.api.bodies import INLINE_BODY_BYTES
+from churn_prediction.api.bodies import INLINE_BODY_BYTES, request_body
 from churn_prediction.api.protocol_bodies import (
     BINARY_HEADER,
     MLFLOW_REQUEST_SCHEMA,
@@ -310,7 +310,7 @@ async def _infer(
     version: str | None,
 ) -> Response:
     serving = _model(service, principal.tenant_id, name, version)
-    raw = await request.body()
+    raw = await request_body(request)
     body = OipInferBody(raw, header_length=request.headers.get(BINARY_HEADER), max_rows=max_rows)
     content, header_length = await service.score(
         principal.tenant_id,
@@ -430,7 +430,7 @@ async def invocations(
     """Answers `{"predictions": [{"churn_probability": …, "risk_level": …}, …]}` in input order,
     scored by the tenant's champion."""
     serving = _model(service, principal.tenant_id, SERVED_MODEL_NAME, None)
-    raw = await request.body()
+    raw = await request_body(request)
     body = MlflowBody(
         raw,
         content_type=request.headers.get("content-type", "application/json"),

@@ -12,6 +12,7 @@ from churn_prediction.api.bodies import (
     INLINE_BODY_BYTES,
     JsonBatch,
     render_batch,
+    request_body,
 )
 from churn_prediction.dependencies import (
     AdminDep,
@@ -106,7 +107,7 @@ async def create_batch_prediction(
 ) -> Response:
     """Predictions come back in input order. The body's shape is validated, not each cell
     through a model class, so large batches stay fast."""
-    raw = await request.body()
+    raw = await request_body(request)
     body = JsonBatch(raw, max_rows=settings.max_batch_rows)
     content = await service.score(
         principal.tenant_id,
