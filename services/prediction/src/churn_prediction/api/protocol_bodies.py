@@ -358,6 +358,20 @@ def model_metadata(model_name: str, serving: ServingModel) -> dict[str, Any]:
 _MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
+def _pandas_body_decoder(name: str, key: str, value: Any) -> msgspec.json.Decoder[Any]:
+    """A decoder of ``{key: value, "params": {...}}`` and nothing else (MLflow's body)."""
+    body = msgspec.defstruct(
+        name,
+        [
+            (key, value),
+            # An object when given, never null.
+            ("params", dict[str, Any], msgspec.field(default_factory=dict)),
+        ],
+        forbid_unknown_fields=True,
+    )
+    return msgspec.json.Decoder(body)
+
+
 def _split_decoder(row: Any) -> msgspec.json.Decoder[Any]:
     split = msgspec.defstruct(
         "NumericSplit",
@@ -368,16 +382,7 @@ def _split_decoder(row: Any) -> msgspec.json.Decoder[Any]:
             ("index", list[Any], msgspec.field(default_factory=list)),
         ],
     )
-    body = msgspec.defstruct(
-        "NumericSplitBody",
-        [
-            ("dataframe_split", split),
-            # An object when given, never null.
-            ("params", dict[str, Any], msgspec.field(default_factory=dict)),
-        ],
-        forbid_unknown_fields=True,
-    )
-    return msgspec.json.Decoder(body)
+    return _pandas_body_decoder("NumericSplitBody", "dataframe_split", split)
 
 
 #: Typed decoders for the two pandas formats when every value is a number or null: checked in C
@@ -402,16 +407,7 @@ def _split_rows_decoder(width: int) -> msgspec.json.Decoder[Any]:
 def _records_decoder(feature_names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
     """``dataframe_records`` of the model's features as row structs (:func:`numeric_row_type`)."""
     records = types.GenericAlias(list, (numeric_row_type(feature_names),))
-    body = msgspec.defstruct(
-        "NumericRecordsBody",
-        [
-            ("dataframe_records", records),
-            # An object when given, never null.
-            ("params", dict[str, Any], msgspec.field(default_factory=dict)),
-        ],
-        forbid_unknown_fields=True,
-    )
-    return msgspec.json.Decoder(body)
+    return _pandas_body_decoder("NumericRecordsBody", "dataframe_records", records)
 
 
 def _columns_from_records(
