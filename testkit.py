@@ -318,10 +318,35 @@ async def serve_in_process(
 
     # Generous limits: the CI machine is shared and noisy, and no test should fail on a time
     # (a shutdown once took over 30 s there while the machine was saturated).
-    async with LifespanManager(app, startup_timeout=120, shutdown_timeout=120) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
-            yield client
+    watchdog: asyncio.Task[None] | None = None
+    try:
+        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=120) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+                yield client
+            watchdog = asyncio.create_task(report_stuck_tasks(SHUTDOWN_REPORT_AFTER, "shutdown"))
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+#: Seconds after which a shutdown still running has every task's stack printed (well before
+#: the lifespan's own timeout fails the test), so that a rare hang says where it hangs.
+SHUTDOWN_REPORT_AFTER = 45.0
+
+
+async def report_stuck_tasks(after: float, what: str) -> None:
+    """After ``after`` seconds, print where every other task of this loop is waiting (stderr,
+    which pytest shows with the failure)."""
+    import sys
+
+    await asyncio.sleep(after)
+    me = asyncio.current_task()
+    print(f"--- {what} still running after {after:.0f} s; its tasks:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        if task is not me:
+            print(f"- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+            task.print_stack(limit=12, file=sys.stderr)
 
 
 async def wait_for(
