@@ -82,12 +82,6 @@ def _rows_decoder(feature_names: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(body)
 
 
-def _as_floats(values: list[float | None]) -> npt.NDArray[np.float64]:
-    """Numbers and nulls (NaN) as a float array; NumPy converts ``None`` to NaN itself (read
-    as an iterator of known length: no pass to find the array's shape)."""
-    return np.fromiter(values, dtype=np.float64, count=len(values))
-
-
 def float_rows(
     rows: Iterable[Iterable[float | None]], n: int, width: int
 ) -> npt.NDArray[np.float64]:
@@ -224,9 +218,14 @@ def _numeric_columns(
         raise InvalidPredictionInputError("All columns must have the same length.")
     if n == 0:
         raise InvalidPredictionInputError("The batch has no rows.")
-    return FeatureColumns(
-        n, [_as_floats(given[name]) if name in given else None for name in feature_names]
-    )
+    # One block, a feature per row, filled list by list (NumPy reads each list in C; null:
+    # NaN), then seen transposed: an n x F matrix in column-major order, which the model reads
+    # as it is (no second copy into row order, no per-column array first).
+    block = np.empty((len(feature_names), n), dtype=np.float64)
+    for j, name in enumerate(feature_names):
+        column = given.get(name)
+        block[j] = np.nan if column is None else column
+    return FeatureColumns.from_matrix(block.T)
 
 
 _PREDICTION_OPEN = b'{"churn_probability":'

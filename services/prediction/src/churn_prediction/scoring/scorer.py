@@ -78,8 +78,9 @@ class FeatureColumns:
 
     n: int
     columns: Sequence[Column | None]
-    #: The same values as one ``n x F`` float64 matrix (C order, writable), when they were read
-    #: as one: a numeric scorer takes it as its input instead of copying the columns again.
+    #: The same values as one ``n x F`` float64 matrix (C or Fortran order, writable), when they
+    #: were read as one: a numeric scorer takes it as its input instead of copying the columns
+    #: again (LightGBM reads either order as it is).
     matrix: FloatArray | None = None
 
     @classmethod
@@ -93,10 +94,9 @@ class FeatureColumns:
     def from_matrix(cls, matrix: npt.NDArray[Any]) -> FeatureColumns:
         """An ``n x F`` numeric matrix whose columns are the features, in the scorer's order."""
         n, width = matrix.shape
+        contiguous = matrix.flags.c_contiguous or matrix.flags.f_contiguous
         whole = (
-            matrix
-            if matrix.dtype == np.float64 and matrix.flags.c_contiguous and matrix.flags.writeable
-            else None
+            matrix if matrix.dtype == np.float64 and contiguous and matrix.flags.writeable else None
         )
         return cls(n, [matrix[:, j] for j in range(width)], whole)
 
