@@ -282,17 +282,30 @@ def test_a_live_alert_arrives_and_is_worked_to_resolved(
     screenshots(page, "02b-alert-details")
     detail.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#alert-status")).to_have_text("Acknowledged")
-    detail.get_by_label("Outcome").select_option("retained")
+    detail.get_by_label("Outcome").select_option("false_alarm")
     detail.get_by_label("Note").fill("called; offered a discount")
+    # Someone else works the alert meanwhile: the live update redraws it, and what is being
+    # typed stays (it once vanished, and the alert was resolved without its note).
+    [open_alert] = api.get(
+        "/v1/alerts", headers=owner.headers, params={"customer_id": customer}
+    ).json()["items"]
+    assigned = api.post(
+        f"/v1/alerts/{open_alert['id']}/assign", headers=owner.headers, json={"user_id": "me"}
+    )
+    assert assigned.status_code == 200, assigned.text
+    expect(detail.get_by_role("button", name="Assign to me")).to_have_count(0)
+    expect(detail.get_by_label("Note")).to_have_value("called; offered a discount")
+    expect(detail.get_by_label("Outcome")).to_have_value("false_alarm")
     detail.get_by_role("button", name="Resolve").click()
     expect(page.locator("#alert-status")).to_have_text("Resolved")
     expect(detail.locator(".history")).to_contain_text("resolved by")
+    expect(detail.locator("dl.facts")).to_contain_text("False alarm")
     screenshots(page, "03-alert-resolved")
 
     alerts = api.get("/v1/alerts", headers=owner.headers, params={"customer_id": customer}).json()
     [alert] = alerts["items"]
     assert alert["status"] == "resolved"
-    assert alert["outcome"] == "retained"
+    assert alert["outcome"] == "false_alarm"
     assert alert["resolution_note"] == "called; offered a discount"
     assert opened.problems == []
 

@@ -15,6 +15,7 @@ const OUTCOME_OPTIONS = [
 const SNOOZE_OPTIONS = [["1", "1 hour"], ["24", "1 day"], ["168", "7 days"]];
 const KIND_LABELS = { high_risk: "High risk", risk_increase: "Risk increase" };
 const STATUS_LABELS = Object.fromEntries(STATUS_OPTIONS);
+const OUTCOME_LABELS = Object.fromEntries(OUTCOME_OPTIONS);
 const PAGE_SIZE = 50;
 
 export async function alertsPage(container, { session, live, cleanup }) {
@@ -161,11 +162,52 @@ export async function alertsPage(container, { session, live, cleanup }) {
     return h("div", {}, parts);
   }
 
+  // What the user typed or chose in the open alert's forms outlives a refresh of that alert
+  // (a live update, someone else's action), and so does the focus: only a newly selected
+  // alert starts with blank forms. Without this, a note being typed vanished mid-sentence.
+  function markEdited(event) {
+    if (event.target.name) event.target.dataset.edited = "true";
+  }
+  detail.addEventListener("input", markEdited);
+  detail.addEventListener("change", markEdited);
+
+  function editedForms() {
+    const values = new Map();
+    for (const control of detail.querySelectorAll("[data-edited]")) {
+      values.set(control.name, control.value);
+    }
+    const active = document.activeElement;
+    const focused = active && detail.contains(active) && active.name ? active : null;
+    return {
+      values,
+      focused: focused ? focused.name : null,
+      selection: focused && typeof focused.selectionStart === "number"
+        ? [focused.selectionStart, focused.selectionEnd] : null,
+    };
+  }
+
+  function restoreForms({ values, focused, selection }) {
+    const named = (name) => detail.querySelector(`[name="${CSS.escape(name)}"]`);
+    for (const [name, value] of values) {
+      const control = named(name);
+      if (!control) continue;
+      control.value = value;
+      control.dataset.edited = "true";
+    }
+    const control = focused ? named(focused) : null;
+    if (!control) return;
+    control.focus();
+    if (selection && typeof control.setSelectionRange === "function") {
+      control.setSelectionRange(...selection);
+    }
+  }
+
   async function showDetail(alertId) {
     if (!alertId) return;
     selected = alertId;
     const base = `/v1/alerts/${encodeURIComponent(alertId)}`;
     const [alert, history] = await Promise.all([session.get(base), session.get(`${base}/history`)]);
+    const kept = detail.dataset.alertId === alertId ? editedForms() : null;
     clear(detail,
       h("h2", { id: "alert-detail-title", tabindex: -1 }, "Alert for ", alert.customer_id),
       h("dl", { class: "facts" },
@@ -174,7 +216,7 @@ export async function alertsPage(container, { session, live, cleanup }) {
         h("dt", {}, "Status"), h("dd", { id: "alert-status" }, STATUS_LABELS[alert.status] || alert.status),
         h("dt", {}, "Assignee"), h("dd", {}, assigneeLabel(alert.assignee_id)),
         alert.snoozed_until ? [h("dt", {}, "Snoozed until"), h("dd", {}, formatTime(alert.snoozed_until))] : null,
-        alert.outcome ? [h("dt", {}, "Outcome"), h("dd", {}, alert.outcome)] : null,
+        alert.outcome ? [h("dt", {}, "Outcome"), h("dd", {}, OUTCOME_LABELS[alert.outcome] || alert.outcome)] : null,
         h("dt", {}, "Model"), h("dd", {}, alert.model_version),
       ),
       h("h3", {}, "Top drivers"),
@@ -191,6 +233,8 @@ export async function alertsPage(container, { session, live, cleanup }) {
         entry.from_status ? ` (${entry.from_status} → ${entry.to_status})` : ` (${entry.to_status})`,
         entry.details && entry.details.note ? `: “${entry.details.note}”` : ""))),
     );
+    detail.dataset.alertId = alertId;
+    if (kept) restoreForms(kept);
     detail.hidden = false;
     for (const tr of body.querySelectorAll("tr[data-alert-id]")) {
       tr.classList.toggle("selected", tr.dataset.alertId === alertId);
