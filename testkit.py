@@ -8,6 +8,7 @@ import importlib.util
 import os
 import signal
 import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -338,8 +339,6 @@ SHUTDOWN_REPORT_AFTER = 45.0
 async def report_stuck_tasks(after: float, what: str) -> None:
     """After ``after`` seconds, print where every other task of this loop is waiting (stderr,
     which pytest shows with the failure)."""
-    import sys
-
     await asyncio.sleep(after)
     me = asyncio.current_task()
     print(f"--- {what} still running after {after:.0f} s; its tasks:", file=sys.stderr)
