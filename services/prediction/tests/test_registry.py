@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from churn_prediction.main import create_app
 from churn_prediction.models import outbox, scores_table
+from churn_prediction.registry.hot_reload import reload_tenant_models
 from churn_prediction.registry.service import ModelRegistryService
 from churn_prediction.training.evaluation import recency_baseline_auc
 from churn_prediction.training.procedure import train, train_labelled
@@ -405,6 +406,60 @@ async def test_promotion_hot_reloads_every_replica_and_rollback_restores(
             await wait_for(lambda: tenant not in second.state.serving_models.by_tenant, 30)
             assert await served(two) == "default-1"
             assert await served(one) == "default-1"
+
+
+async def test_a_reload_that_read_the_aliases_before_a_rollback_cannot_undo_it(
+    make_settings: Callable[..., Any],
+    in_process: Any,
+    token_signer: Any,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race CI once hit: this replica's broadcast consumer reads the champion, and while it
+    is still parsing that model an admin rolls back. The consumer's reload must not swap the
+    old champion in after the rollback's own reload: reloads of a tenant run one at a time,
+    each reading the aliases under the tenant's lock."""
+    app = make_app(make_settings, token_signer, FakeCustomers())
+    admin = auth(token_signer, tenant, "admin")
+    parsing = asyncio.Event()
+    release = asyncio.Event()
+    load = ModelRegistryService._load
+
+    async def slow_load(self: ModelRegistryService, rows: Any, num_threads: int) -> Any:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == "stale-reload":
+            parsing.set()
+            await release.wait()
+        return await load(self, rows, num_threads)
+
+    monkeypatch.setattr(ModelRegistryService, "_load", slow_load)
+    async with in_process(app) as client:
+
+        async def served() -> str:
+            body = (await client.get("/v1/models/current", headers=admin)).json()
+            return str(body["version"])
+
+        version = await register(app, tenant, trained_events_model(), EVENTS_SOURCE)
+        promoted = await client.post(
+            f"/v1/models/{version}/promote", headers=admin, json={"alias": "champion"}
+        )
+        assert promoted.status_code == 200, promoted.text
+        assert await served() == version
+        # A reload (as on ModelPromotedV1) that has read "champion = version" and is parsing it.
+        stale = asyncio.create_task(
+            reload_tenant_models(app.state.session_factory, app.state.serving_models, tenant, 1),
+            name="stale-reload",
+        )
+        await asyncio.wait_for(parsing.wait(), 10)
+        rollback = asyncio.create_task(client.post("/v1/models/rollback", headers=admin))
+        await asyncio.sleep(0.2)  # the rollback commits, then waits for the reload in flight
+        release.set()
+        back = await rollback
+        await stale
+        assert back.status_code == 200, back.text
+        assert back.json()["version"] is None
+        assert tenant not in app.state.serving_models.by_tenant
+        assert await served() == "default-1"
 
 
 async def test_schema_check_refuses_a_model_serving_cannot_feed(

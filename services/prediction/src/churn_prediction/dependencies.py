@@ -15,12 +15,13 @@ from churn_prediction.batch_jobs.service import PredictionJobService
 from churn_prediction.clients import CustomerFeaturesClient, TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.recommendations.service import RecommendationRuleService
+from churn_prediction.registry.hot_reload import reload_tenant_models
 from churn_prediction.registry.service import ModelRegistryService
 from churn_prediction.scoring.service import PredictionService, RulesLoader
 from churn_prediction.scoring.serving import ServingModels
 from churn_prediction.training_jobs.runner import TrainingJobRunner
 from churn_prediction.training_jobs.service import TrainingJobService
-from churn_shared.db import unit_of_work
+from churn_shared.db import commit, unit_of_work
 from churn_shared.runtime import ProcessState
 from churn_shared.security import Principal, require_role
 from churn_shared.unit_of_work import SessionDep
@@ -118,6 +119,32 @@ async def get_training_sets(request: Request) -> TrainingSetClient:
 
 
 ServingModelsDep = Annotated[ServingModels, Depends(get_serving_models)]
+
+
+class ModelSwap:
+    """Ends a request that moved an alias: commits its transaction, then reloads the
+    tenant's models on this replica, so it swaps to what is stored and never to a move that
+    could still roll back (the other replicas reload on ``ModelPromotedV1``)."""
+
+    def __init__(self, session: SessionDep, state: PredictionState) -> None:
+        self._session = session
+        self._state = state
+
+    async def committed(self, tenant_id: str) -> None:
+        await commit(self._session)
+        await reload_tenant_models(
+            self._state.session_factory,
+            self._state.serving_models,
+            tenant_id,
+            self._state.settings.model_num_threads,
+        )
+
+
+async def get_model_swap(request: Request, session: SessionDep) -> ModelSwap:
+    return ModelSwap(session, request.app.state)
+
+
+ModelSwapDep = Annotated[ModelSwap, Depends(get_model_swap)]
 TrainingSetsDep = Annotated[TrainingSetClient, Depends(get_training_sets)]
 
 

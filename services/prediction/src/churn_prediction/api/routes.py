@@ -19,6 +19,7 @@ from churn_prediction.dependencies import (
     AnalystDep,
     JobRunnerDep,
     JobServiceDep,
+    ModelSwapDep,
     PredictionServiceDep,
     RegistryServiceDep,
     RuleServiceDep,
@@ -196,15 +197,14 @@ async def shadow_report(
 async def rollback_model(
     principal: AdminDep,
     registry: RegistryServiceDep,
-    models: ServingModelsDep,
+    swap: ModelSwapDep,
     settings: SettingsDep,
 ) -> AliasRead:
-    return await registry.rollback(
-        principal.tenant_id,
-        actor=principal.subject,
-        models=models,
-        num_threads=settings.model_num_threads,
+    moved = await registry.rollback(
+        principal.tenant_id, actor=principal.subject, num_threads=settings.model_num_threads
     )
+    await swap.committed(principal.tenant_id)
+    return moved
 
 
 @models_router.get(
@@ -246,19 +246,20 @@ async def promote_model(
     body: PromoteRequest,
     principal: AdminDep,
     registry: RegistryServiceDep,
-    models: ServingModelsDep,
+    swap: ModelSwapDep,
     settings: SettingsDep,
 ) -> AliasRead:
     """Checks the feature schema first (422 when serving cannot feed the model). Takes effect
-    on this replica at once and on every other one through `ModelPromotedV1`."""
-    return await registry.promote(
+    on this replica before the answer and on every other one through `ModelPromotedV1`."""
+    moved = await registry.promote(
         principal.tenant_id,
         version,
         body.alias,
         actor=principal.subject,
-        models=models,
         num_threads=settings.model_num_threads,
     )
+    await swap.committed(principal.tenant_id)
+    return moved
 
 
 @models_router.post(

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_prediction.config import Settings
 from churn_prediction.models import processed_events
+from churn_prediction.registry.hot_reload import reload_tenant_models
 from churn_prediction.registry.service import ModelRegistryService
 from churn_prediction.scoring.service import (
     AttributeChange,
@@ -119,9 +120,13 @@ def customer_attributes_handler(
     ) -> int:
         # An import right after a promotion: score with the champion the registry names, even
         # before this replica has consumed the promotion's reload event.
-        await ModelRegistryService(session).refresh_champions(
-            models, [r.tenant_id for r in received], settings.model_num_threads
+        stale = await ModelRegistryService(session).stale_champions(
+            models, [r.tenant_id for r in received]
         )
+        for tenant_id in stale:
+            await reload_tenant_models(
+                session_factory, models, tenant_id, settings.model_num_threads
+            )
         changes = [
             AttributeChange(
                 tenant_id=r.tenant_id,
@@ -161,9 +166,10 @@ def model_promoted_handler(
     """
 
     async def reload(session: AsyncSession, received: list[Received[ModelPromotedV1]]) -> None:
-        registry = ModelRegistryService(session)
+        # Each tenant in a transaction of its own, begun under its reload lock (``session``
+        # is left unused: a read in it could predate a promotion committed since).
         for tenant_id in dict.fromkeys(r.payload.tenant_id for r in received):
-            await registry.reload_tenant(models, tenant_id, num_threads)
+            await reload_tenant_models(session_factory, models, tenant_id, num_threads)
 
     return TransactionalHandler(
         name=MODEL_EVENTS,

@@ -135,7 +135,9 @@ class ModelRegistryService:
         return models
 
     async def reload_tenant(self, models: ServingModels, tenant_id: str, num_threads: int) -> None:
-        """Re-read one tenant's champion and challenger and swap them in (hot reload)."""
+        """Re-read one tenant's champion and challenger and swap them in (hot reload). Callers
+        go through :func:`churn_prediction.registry.hot_reload.reload_tenant_models`, which
+        holds the tenant's reload lock and gives this a transaction begun under it."""
         loaded: dict[str, ServingModel | None] = {}
         for alias in (CHAMPION, CHALLENGER):
             row = await self.repository.aliased_version(tenant_id, alias)
@@ -148,17 +150,17 @@ class ModelRegistryService:
             challenger=getattr(loaded[CHALLENGER], "version", None),
         )
 
-    async def refresh_champions(
-        self, models: ServingModels, tenant_ids: Sequence[str], num_threads: int
-    ) -> None:
-        """Reload those of these tenants whose champion in the registry is not the one
-        ``models`` serves: a promotion or rollback whose ``ModelPromotedV1`` this replica has
-        not consumed yet (one look-up per tenant; a reload only when they differ)."""
+    async def stale_champions(self, models: ServingModels, tenant_ids: Sequence[str]) -> list[str]:
+        """Those of these tenants whose champion in the registry is not the one ``models``
+        serves: a promotion or rollback whose ``ModelPromotedV1`` this replica has not consumed
+        yet (one look-up per tenant)."""
+        stale = []
         for tenant_id in dict.fromkeys(tenant_ids):
             served = models.by_tenant.get(tenant_id)
             target = await self.repository.alias_target(tenant_id, CHAMPION)
             if target != (served.version if served is not None else None):
-                await self.reload_tenant(models, tenant_id, num_threads)
+                stale.append(tenant_id)
+        return stale
 
     async def list_models(self, tenant_id: str) -> ModelList:
         versions = await self.repository.list_versions(tenant_id)
@@ -284,11 +286,11 @@ class ModelRegistryService:
         alias: str,
         *,
         actor: str | None,
-        models: ServingModels,
         num_threads: int = 1,
     ) -> AliasRead:
-        """Point ``alias`` at one of the tenant's versions after checking its schema; this
-        replica swaps at once, every other one on ``ModelPromotedV1``."""
+        """Point ``alias`` at one of the tenant's versions after checking its schema. The caller
+        reloads this replica's models once the move is committed; every other replica reloads
+        on ``ModelPromotedV1``."""
         row = await self._visible(tenant_id, version)
         if row.tenant_id != tenant_id:
             raise ModelVersionNotFoundError(
@@ -301,13 +303,13 @@ class ModelRegistryService:
             version
         ):
             await self._move_alias(tenant_id, CHALLENGER, None, action="promote", actor=actor)
-        await self.reload_tenant(models, tenant_id, num_threads)
         return AliasRead(alias=alias, version=version, previous_version=previous)
 
     async def rollback(
-        self, tenant_id: str, *, actor: str | None, models: ServingModels, num_threads: int = 1
+        self, tenant_id: str, *, actor: str | None, num_threads: int = 1
     ) -> AliasRead:
-        """Move the champion back to the one it replaced (none: the global default)."""
+        """Move the champion back to the one it replaced (none: the global default); the
+        caller reloads once it is committed, as after :meth:`promote`."""
         current = await self.repository.alias_target(tenant_id, CHAMPION)
         if current is None:
             raise NothingToRollBackError("The tenant has no champion of its own to roll back.")
@@ -318,7 +320,6 @@ class ModelRegistryService:
             if row is not None:
                 await asyncio.to_thread(load_version, row, num_threads=num_threads)
         await self._move_alias(tenant_id, CHAMPION, target, action="rollback", actor=actor)
-        await self.reload_tenant(models, tenant_id, num_threads)
         return AliasRead(alias=CHAMPION, version=target, previous_version=current)
 
     async def shadow_report(self, tenant_id: str, models: ServingModels) -> ShadowReport:

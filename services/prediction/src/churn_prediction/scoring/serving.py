@@ -13,6 +13,7 @@ champion). Loading registry versions into these is the registry's job
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,7 @@ class ServingModels:
     default: ServingModel | None = None
     by_tenant: dict[str, ServingModel] = field(default_factory=dict)
     challengers: dict[str, ServingModel] = field(default_factory=dict)
+    _reload_locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
 
     @property
     def loaded(self) -> bool:
@@ -80,6 +82,16 @@ class ServingModels:
             self.challengers.pop(tenant_id, None)
         else:
             self.challengers[tenant_id] = challenger
+
+    def reload_lock(self, tenant_id: str) -> asyncio.Lock:
+        """Held by whoever re-reads a tenant's aliases and swaps its models in: reloads of one
+        tenant (a promotion on this replica, the broadcast ``ModelPromotedV1``, a finished
+        training job) run one after the other, so one that read the aliases before a change
+        cannot swap its models in after a reload that read them since."""
+        lock = self._reload_locks.get(tenant_id)
+        if lock is None:
+            lock = self._reload_locks[tenant_id] = asyncio.Lock()
+        return lock
 
     def for_tenant(self, tenant_id: str) -> ServingModel:
         """The tenant's own champion, or the global default when it has none (HTTP scoring)."""

@@ -26,6 +26,7 @@ from churn_prediction.clients import TrainingSetClient
 from churn_prediction.config import Settings
 from churn_prediction.exceptions import TrainingSetError
 from churn_prediction.models import PRODUCER, outbox
+from churn_prediction.registry.hot_reload import reload_tenant_models
 from churn_prediction.registry.service import ModelRegistryService
 from churn_prediction.scoring.serving import ServingModels
 from churn_prediction.training.model import TrainedModel
@@ -177,10 +178,9 @@ class TrainingJobRunner:
                 version = await registry.register(tenant_id, trained, source=source, job_id=job_id)
             if self.notify is not None:
                 self.notify()
-            async with unit_of_work(self.factory) as session:
-                await ModelRegistryService(session).reload_tenant(
-                    self.models, tenant_id, self.settings.model_num_threads
-                )
+            await reload_tenant_models(
+                self.factory, self.models, tenant_id, self.settings.model_num_threads
+            )
             await self._update(
                 job_id,
                 tenant_id,
