@@ -124,8 +124,12 @@ def in_process() -> Callable[..., Any]:
     return serve_in_process
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say at the end which real backends the run used, and why any was left out."""
+    """Say at the end which real backends the run used, and why any was left out; then where
+    any app's shutdown hung (``testkit.report_stuck_tasks``), last, because a long CI log may
+    be cut in the middle, where that failure's captured output is."""
+    import testkit
     from testkit import DATASETS, MYSQL_TEMPLATE
 
     lines = [
@@ -148,6 +152,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_sep("-", "backends")
     for line in lines:
         terminalreporter.write_line(line)
+    if testkit.STUCK_REPORTS:
+        terminalreporter.write_sep("-", "shutdowns that hung")
+        for report in testkit.STUCK_REPORTS:
+            terminalreporter.write_line(report)
 
 
 @pytest.fixture(scope="module", autouse=True)

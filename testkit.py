@@ -336,16 +336,44 @@ async def serve_in_process(
 SHUTDOWN_REPORT_AFTER = 45.0
 
 
+#: Every stuck-task report of the run, for the run's final summary (``conftest.py``): the
+#: failure's captured output may be cut from a long CI log, its last lines are not.
+STUCK_REPORTS: list[str] = []
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a suspended task waits, outermost first: each coroutine's ``file:line function``
+    down its ``await`` chain, then what the innermost one awaits (``Task.get_stack`` gives
+    only the outermost frame of a suspended coroutine)."""
+    out: list[str] = []
+    awaited: Any = task.get_coro()
+    for _ in range(64):
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        out.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        nxt = getattr(awaited, "cr_await", None)
+        if nxt is None:
+            nxt = getattr(awaited, "gi_yieldfrom", None)
+        awaited = nxt
+    if awaited is not None:
+        kind = type(awaited).__name__
+        out.append("a future" if kind == "FutureIter" else f"{kind} {awaited!r}"[:200])
+    return out
+
+
 async def report_stuck_tasks(after: float, what: str) -> None:
     """After ``after`` seconds, print where every other task of this loop is waiting (stderr,
-    which pytest shows with the failure)."""
+    which pytest shows with the failure), and keep it for the run's summary."""
     await asyncio.sleep(after)
     me = asyncio.current_task()
-    print(f"--- {what} still running after {after:.0f} s; its tasks:", file=sys.stderr)
+    lines = [f"--- {os.environ.get('PYTEST_CURRENT_TEST', '?')}: {what} after {after:.0f} s"]
     for task in asyncio.all_tasks():
         if task is not me:
-            print(f"- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
-            task.print_stack(limit=12, file=sys.stderr)
+            lines.append(f"- {task.get_name()}: " + " > ".join(await_chain(task)))
+    report = "\n".join(lines)
+    print(report, file=sys.stderr)
+    STUCK_REPORTS.append(report)
 
 
 async def wait_for(
