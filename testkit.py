@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import importlib.util
+import inspect
 import os
 import signal
 import socket
@@ -348,13 +350,23 @@ def await_chain(task: asyncio.Task[Any]) -> list[str]:
     out: list[str] = []
     awaited: Any = task.get_coro()
     for _ in range(64):
-        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if type(awaited).__name__ == "async_generator_asend":
+            # An ``async with`` over an async generator (a lifespan, a context manager): the
+            # generator itself is only reachable through the asend object's references.
+            awaited = next((g for g in gc.get_referents(awaited) if inspect.isasyncgen(g)), awaited)
+        frame = (
+            getattr(awaited, "cr_frame", None)
+            or getattr(awaited, "gi_frame", None)
+            or getattr(awaited, "ag_frame", None)
+        )
         if frame is None:
             break
         out.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
-        nxt = getattr(awaited, "cr_await", None)
-        if nxt is None:
-            nxt = getattr(awaited, "gi_yieldfrom", None)
+        nxt = None
+        for attribute in ("cr_await", "gi_yieldfrom", "ag_await"):
+            nxt = getattr(awaited, attribute, None)
+            if nxt is not None:
+                break
         awaited = nxt
     if awaited is not None:
         kind = type(awaited).__name__

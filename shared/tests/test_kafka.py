@@ -319,3 +319,45 @@ async def test_a_consumer_whose_broker_died_stops_completely() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+async def test_stop_ends_a_consumer_whose_handler_is_running(kafka_bootstrap):
+    """``stop()`` cancels a batch in progress and the consumer ends: the cancellation is not
+    taken for a failed attempt and the batch is not run again (a shutdown once hung on
+    that for its whole 120 s limit)."""
+    topic = _topic()
+    await ensure_topics(kafka_bootstrap, [topic], 1)
+    started = asyncio.Event()
+    calls = 0
+
+    async def handler(deliveries: Sequence[Delivery]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await asyncio.sleep(3600)
+
+    dlq = EventPublisher(kafka_bootstrap, client_id="dlq")
+    await dlq.start()
+    consumer = BatchConsumer(
+        topics=[topic],
+        group_id=uuid.uuid4().hex,
+        handler=handler,
+        bootstrap_servers=kafka_bootstrap,
+        dlq_publisher=dlq,
+        name="busy-consumer",
+        event_types={topic: ["Ping"]},
+    )
+    await consumer.start()
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(topic, _envelope(1).to_bytes())
+        await producer.stop()
+        await asyncio.wait_for(started.wait(), 20)
+        await asyncio.wait_for(consumer.stop(), 20)
+        assert calls == 1
+        assert consumer.dead_lettered == 0
+    finally:
+        await consumer.stop()
+        await dlq.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -36,3 +38,29 @@ async def test_a_stuck_shutdown_reports_where_each_task_waits(
     assert "inner_step > locks.py:" in line
     assert line.endswith(" wait > a future")
     assert [err.strip()] == testkit.STUCK_REPORTS
+
+
+async def test_the_report_follows_an_await_into_an_async_context_manager(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lifespan's shutdown runs in an async generator: the chain goes through it."""
+    monkeypatch.setattr(testkit, "STUCK_REPORTS", [])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(event: asyncio.Event) -> AsyncIterator[None]:
+        yield
+        await event.wait()  # a shutdown step that does not end
+
+    async def app(event: asyncio.Event) -> None:
+        async with lifespan(event):
+            pass
+
+    event = asyncio.Event()
+    stuck = asyncio.create_task(app(event), name="lifespan")
+    await asyncio.sleep(0)
+    await report_stuck_tasks(0.01, "shutdown")
+    event.set()
+    await stuck
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("- lifespan:"))
+    assert "__aexit__ > test_stuck_tasks.py:" in line
+    assert " lifespan > locks.py:" in line

@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tenacity import (
     AsyncRetrying,
+    retry_if_exception_type,
     retry_if_not_exception_type,
     stop_after_attempt,
     stop_after_delay,
@@ -322,10 +323,13 @@ class BatchConsumer:
                 request_id_var.reset(token)
 
     async def _with_retries(self, deliveries: Sequence[Delivery]) -> Sequence[Rejection]:
+        # Only errors are tried again: tenacity's attempt swallows any exception, and a retry
+        # on ``CancelledError`` would eat the cancellation of ``stop()`` and run the batch
+        # again, leaving the consumer running (a shutdown that never ended).
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=0.1, max=1),
-            retry=retry_if_not_exception_type(RetryLaterError),
+            retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(RetryLaterError),
             reraise=True,
         ):
             with attempt:
