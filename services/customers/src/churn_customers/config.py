@@ -76,6 +76,15 @@ class Settings(ServiceSettings):
     score_reconcile_max_backoff_seconds: float = Field(default=3600.0, gt=0)
     #: Profiles re-sent per transaction while reconciling.
     score_reconcile_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: A customer's score history (``GET /v1/customers/{id}/scores``) keeps this many days of
+    #: scores; older ones are deleted, except each customer's latest. Every profile is rescored
+    #: at least daily (``profile_max_age_hours``) and on every batch of its events, so the
+    #: history would otherwise grow without end. Risk trends do not read it (they read the
+    #: risk level changes), so a shorter retention does not shorten them.
+    score_history_retention_days: float = Field(default=400.0, gt=0)
+    #: How often old scores are deleted (0 disables it), and how many per transaction.
+    score_history_prune_interval_seconds: float = Field(default=3600.0, ge=0)
+    score_history_prune_batch_size: int = Field(default=5_000, ge=1, le=100_000)
     #: The auth service, asked whether the tenant of an event consumed from Kafka exists; by
     #: default next to ``jwks_url``.
     auth_url: str | None = None

@@ -1055,6 +1055,35 @@ class ScoreHistoryRepository(_Repository):
         conn = await self._conn()
         return (await conn.execute(query)).all()
 
+    async def prune_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` scores older than ``cutoff``, oldest rows first, but never a
+        customer's latest score (the one its row names: the list's drivers come from it);
+        how many were deleted."""
+        conn = await self._conn()
+        s, c = customer_scores.c, customers.c
+        latest = (
+            sa.select(sa.literal(1))
+            .where(
+                c.tenant_id == s.tenant_id,
+                c.customer_id == s.customer_id,
+                c.scored_at == s.scored_at,
+                c.model_version == s.model_version,
+            )
+            .exists()
+        )
+        ids = (
+            (
+                await conn.execute(
+                    sa.select(s.id).where(s.scored_at < cutoff, ~latest).order_by(s.id).limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if ids:
+            await conn.execute(sa.delete(customer_scores).where(s.id.in_(ids)))
+        return len(ids)
+
     async def delete_for_customers(self, tenant_id: str, customer_ids: Sequence[str]) -> None:
         conn = await self._conn()
         for chunk in _chunks(list(customer_ids)):

@@ -589,6 +589,11 @@ class CustomerService:
             next_cursor=encode_cursor([last.scored_at.isoformat(), last.id]) if last else None,
         )
 
+    async def prune_score_history(self, older_than: datetime, limit: int) -> int:
+        """Forget up to ``limit`` scores older than ``older_than`` (every tenant's); each
+        customer's latest score stays, whatever its age."""
+        return await ScoreHistoryRepository(self._customers.session).prune_before(older_than, limit)
+
     async def get_features(self, tenant_id: str, customer_id: str) -> CustomerFeaturesRead:
         """The stored profile; a customer without events gets the empty profile as of now."""
         if await self._customers.get(tenant_id, customer_id) is None:

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_customers.config import Settings
 from churn_customers.events.handlers import churn_scores_handler, customer_events_handler
 from churn_customers.models import outbox, processed_events
-from churn_customers.service import EventIngestService, RepublishedBatch
+from churn_customers.service import CustomerService, EventIngestService, RepublishedBatch
 from churn_customers.tenants import HttpTenantDirectory, TenantDirectory
 from churn_shared.contracts import (
     ChurnScoreComputedV1,
@@ -176,9 +176,53 @@ class ScoreReconciler:
         await self._loop.stop()
 
 
+class ScoreHistoryPruner:
+    """Every ``interval``, deletes the scores older than ``retention`` (a batch per
+    transaction, until none is left), keeping each customer's latest."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        interval_seconds: float,
+        retention: timedelta,
+        batch_size: int,
+    ) -> None:
+        self._factory = session_factory
+        self._retention = retention
+        self._batch = batch_size
+        self._loop = PeriodicLoop(
+            "score-history-pruner",
+            self.run_once,
+            interval_seconds=interval_seconds,
+            error_backoff_seconds=60.0,
+        )
+        self.pruned = 0
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        cutoff = (now or utcnow()) - self._retention
+        total = 0
+        while True:
+            async with unit_of_work(self._factory) as session:
+                done = await CustomerService(session).prune_score_history(cutoff, self._batch)
+            total += done
+            if done < self._batch:
+                break
+        self.pruned += total
+        if total:
+            _log.info("score_history_pruned", scores=total, older_than=cutoff.isoformat())
+        return total
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+
 class CustomerWorkers(ServiceWorkers):
-    """The two consumers, the outbox relay, the profile refresher and the score reconciler of
-    one process."""
+    """The two consumers, the outbox relay, the profile refresher, the score reconciler and
+    the score-history pruner of one process."""
 
     def __init__(
         self,
@@ -227,6 +271,14 @@ class CustomerWorkers(ServiceWorkers):
                 max_backoff=timedelta(seconds=settings.score_reconcile_max_backoff_seconds),
                 batch_size=settings.score_reconcile_batch_size,
                 notify=self.relay.notify,
+            )
+        )
+        self.score_pruner = self.add_loop(
+            ScoreHistoryPruner(
+                session_factory,
+                interval_seconds=settings.score_history_prune_interval_seconds,
+                retention=timedelta(days=settings.score_history_retention_days),
+                batch_size=settings.score_history_prune_batch_size,
             )
         )
 
