@@ -41,6 +41,9 @@ def make_settings(
             # Uploaded customer files wait here; a poll interval short enough for tests.
             "imports_dir": tmp_path / "customer-imports",
             "import_poll_seconds": 0.2,
+            # Tests store scores at fixed dates; the pruner is driven explicitly where tested
+            # (test_score_history_pruning.py), not left to age them out as the calendar moves.
+            "score_history_prune_interval_seconds": 0,
         }
         values.update(overrides)
         return Settings(**values)
