@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +20,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from churn_prediction.batch_jobs import runner as runner_module
 from churn_prediction.main import create_app
 from churn_prediction.models import PredictionJob
 from churn_prediction.scoring.scorer import BoosterScorer
@@ -306,6 +308,43 @@ async def test_limits_and_bad_files_answer_problems(
         # Nothing of the refused uploads stayed on disk; the accepted ones did.
         jobs_dir = app.state.settings.prediction_jobs_dir
         assert [p.name for p in jobs_dir.iterdir() if p.is_dir()] == [job["job_id"]]
+
+
+async def test_a_job_stopped_before_it_scores_goes_back_to_the_queue(
+    job_settings: Callable[..., Any],
+    in_process: Any,
+    token_signer: Any,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop right after the claim (the job marked running, its spec still being read) puts
+    the job back in the queue, as a stop while scoring does; it stayed "running" until its
+    lease ran out (CI once caught the stop in that window)."""
+    read = runner_module.JobSpec.read
+
+    def slow_read(directory: Path) -> Any:
+        time.sleep(1.0)
+        return read(directory)
+
+    monkeypatch.setattr(runner_module.JobSpec, "read", staticmethod(slow_read))
+    settings = job_settings(job_lease_seconds=60.0)
+    headers = auth(token_signer, tenant)
+    body = customers_frame(50).to_csv(index=False).encode()
+    app = create_app(settings, token_verifier=token_signer.verifier())
+    async with in_process(app) as client:
+        job_id = (
+            await client.post("/v1/predictions/jobs", content=body, headers=headers | CSV)
+        ).json()["job_id"]
+
+        async def running() -> bool:
+            job = (await client.get(f"/v1/predictions/jobs/{job_id}", headers=headers)).json()
+            return bool(job["status"] == "running")
+
+        await wait_for(running, timeout=60, interval=0.02)
+    async with app.state.session_factory() as session:
+        job = await session.get(PredictionJob, job_id)
+        assert job is not None
+        assert (job.status, job.attempts, job.heartbeat_at) == ("queued", 1, None)
 
 
 async def test_a_job_survives_a_stop_and_a_crash_and_is_given_up_after_too_many(

@@ -485,6 +485,19 @@ class PredictionJobRunner:
     # -- one job ----------------------------------------------------------------------------
 
     async def _run(self, job_id: str, attempts: int) -> None:
+        """Run a claimed job. A stop at any point after the claim (SIGTERM, a deploy) puts it
+        back in the queue at once, not only once it is scoring: otherwise it stayed "running"
+        until its lease ran out."""
+        try:
+            await self._attempt(job_id, attempts)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self._update(job_id, status="queued", progress=0, rows_scored=0, rows_failed=0)
+                )
+            raise
+
+    async def _attempt(self, job_id: str, attempts: int) -> None:
         directory = self.jobs_dir / job_id
         if attempts > self.settings.job_max_attempts:
             await self._update(
@@ -508,12 +521,6 @@ class PredictionJobRunner:
             return
         try:
             await self._score(job_id, directory)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self._update(job_id, status="queued", progress=0, rows_scored=0, rows_failed=0)
-                )
-            raise
         except Exception as exc:
             _log.warning("prediction_job_failed", job_id=job_id, error=repr(exc))
             await self._update(job_id, status="failed", error=f"The job failed: {exc!r}")
@@ -531,10 +538,12 @@ class PredictionJobRunner:
             worker.stdin.write(json.dumps({"score": str(directory)}).encode() + b"\n")
             await worker.stdin.drain()
             while True:
-                try:
-                    line = await asyncio.wait_for(worker.stdout.readline(), timeout=interval)
-                except TimeoutError:
-                    line = None
+                # ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` drops a
+                # cancellation that arrives as the line does, and the job ran on after a stop.
+                line: bytes | None = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        line = await worker.stdout.readline()
                 if line == b"":
                     break  # the worker died
                 if line:
