@@ -408,6 +408,34 @@ async def test_promotion_hot_reloads_every_replica_and_rollback_restores(
             assert await served(one) == "default-1"
 
 
+async def test_a_promotion_whose_local_reload_fails_is_still_answered_as_stored(
+    make_settings: Callable[..., Any],
+    in_process: Any,
+    token_signer: Any,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The alias moved and committed; this replica's own reload failing (its broadcast
+    ModelPromotedV1 reloads it later) must not turn the answer into an error a client would
+    retry (a rollback retried would roll back twice)."""
+    app = make_app(make_settings, token_signer, FakeCustomers())
+    admin = auth(token_signer, tenant, "admin")
+
+    async def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("artifact store unavailable")
+
+    async with in_process(app) as client:
+        version = await register(app, tenant, trained_events_model(), EVENTS_SOURCE)
+        monkeypatch.setattr(ModelRegistryService, "reload_tenant", broken)
+        promoted = await client.post(
+            f"/v1/models/{version}/promote", headers=admin, json={"alias": "champion"}
+        )
+        assert promoted.status_code == 200, promoted.text
+        assert promoted.json()["version"] == version
+        listed = (await client.get("/v1/models", headers=admin)).json()["items"]
+        assert next(i for i in listed if i["version"] == version)["aliases"] == ["champion"]
+
+
 async def test_a_reload_that_read_the_aliases_before_a_rollback_cannot_undo_it(
     make_settings: Callable[..., Any],
     in_process: Any,

@@ -22,9 +22,12 @@ from churn_prediction.scoring.serving import ServingModels
 from churn_prediction.training_jobs.runner import TrainingJobRunner
 from churn_prediction.training_jobs.service import TrainingJobService
 from churn_shared.db import commit, unit_of_work
+from churn_shared.logging import get_logger
 from churn_shared.runtime import ProcessState
 from churn_shared.security import Principal, require_role
 from churn_shared.unit_of_work import SessionDep
+
+_log = get_logger(__name__)
 
 
 class PredictionState(ProcessState):
@@ -132,12 +135,17 @@ class ModelSwap:
 
     async def committed(self, tenant_id: str) -> None:
         await commit(self._session)
-        await reload_tenant_models(
-            self._state.session_factory,
-            self._state.serving_models,
-            tenant_id,
-            self._state.settings.model_num_threads,
-        )
+        try:
+            await reload_tenant_models(
+                self._state.session_factory,
+                self._state.serving_models,
+                tenant_id,
+                self._state.settings.model_num_threads,
+            )
+        except Exception:
+            # The move is stored and its ModelPromotedV1 reaches this replica too, which
+            # reloads then: the request succeeded, and is not answered as a failure.
+            _log.exception("model_swap_reload_failed", tenant_id=tenant_id)
 
 
 async def get_model_swap(request: Request, session: SessionDep) -> ModelSwap:
