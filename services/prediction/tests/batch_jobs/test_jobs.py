@@ -310,6 +310,24 @@ async def test_limits_and_bad_files_answer_problems(
         assert [p.name for p in jobs_dir.iterdir() if p.is_dir()] == [job["job_id"]]
 
 
+async def submitted_and_running(
+    client: httpx.AsyncClient, body: bytes, headers: dict[str, str]
+) -> str:
+    """Submit a CSV job and wait until a runner has claimed it; its id."""
+    job_id = str(
+        (await client.post("/v1/predictions/jobs", content=body, headers=headers | CSV)).json()[
+            "job_id"
+        ]
+    )
+
+    async def running() -> bool:
+        job = (await client.get(f"/v1/predictions/jobs/{job_id}", headers=headers)).json()
+        return bool(job["status"] == "running")
+
+    await wait_for(running, timeout=60, interval=0.02)
+    return job_id
+
+
 async def test_a_job_stopped_before_it_scores_goes_back_to_the_queue(
     job_settings: Callable[..., Any],
     in_process: Any,
@@ -332,19 +350,14 @@ async def test_a_job_stopped_before_it_scores_goes_back_to_the_queue(
     body = customers_frame(50).to_csv(index=False).encode()
     app = create_app(settings, token_verifier=token_signer.verifier())
     async with in_process(app) as client:
-        job_id = (
-            await client.post("/v1/predictions/jobs", content=body, headers=headers | CSV)
-        ).json()["job_id"]
-
-        async def running() -> bool:
-            job = (await client.get(f"/v1/predictions/jobs/{job_id}", headers=headers)).json()
-            return bool(job["status"] == "running")
-
-        await wait_for(running, timeout=60, interval=0.02)
-    async with app.state.session_factory() as session:
-        job = await session.get(PredictionJob, job_id)
-        assert job is not None
-        assert (job.status, job.attempts, job.heartbeat_at) == ("queued", 1, None)
+        job_id = await submitted_and_running(client, body, headers)
+    try:
+        async with app.state.session_factory() as session:
+            job = await session.get(PredictionJob, job_id)
+            assert job is not None
+            assert (job.status, job.attempts, job.heartbeat_at) == ("queued", 1, None)
+    finally:
+        await app.state.engine.dispose()  # the stopped app's engine opened a connection again
 
 
 async def test_a_job_survives_a_stop_and_a_crash_and_is_given_up_after_too_many(
@@ -355,15 +368,7 @@ async def test_a_job_survives_a_stop_and_a_crash_and_is_given_up_after_too_many(
     body = customers_frame(300).to_csv(index=False).encode()
     first = create_app(settings, token_verifier=token_signer.verifier())
     async with in_process(first) as client:
-        job_id = (
-            await client.post("/v1/predictions/jobs", content=body, headers=headers | CSV)
-        ).json()["job_id"]
-
-        async def running() -> bool:
-            job = (await client.get(f"/v1/predictions/jobs/{job_id}", headers=headers)).json()
-            return bool(job["status"] == "running")
-
-        await wait_for(running, timeout=60, interval=0.02)
+        job_id = await submitted_and_running(client, body, headers)
     # A stop (SIGTERM, a deploy) ends the child and puts the job back in the queue.
     async with first.state.session_factory() as session:
         job = await session.get(PredictionJob, job_id)
