@@ -21,13 +21,10 @@ from churn_prediction.scoring.service import PredictionService, RulesLoader
 from churn_prediction.scoring.serving import ServingModels
 from churn_prediction.training_jobs.runner import TrainingJobRunner
 from churn_prediction.training_jobs.service import TrainingJobService
-from churn_shared.db import commit, unit_of_work
-from churn_shared.logging import get_logger
+from churn_shared.db import unit_of_work
 from churn_shared.runtime import ProcessState
 from churn_shared.security import Principal, require_role
-from churn_shared.unit_of_work import SessionDep
-
-_log = get_logger(__name__)
+from churn_shared.unit_of_work import SessionDep, after_commit
 
 
 class PredictionState(ProcessState):
@@ -125,27 +122,26 @@ ServingModelsDep = Annotated[ServingModels, Depends(get_serving_models)]
 
 
 class ModelSwap:
-    """Ends a request that moved an alias: commits its transaction, then reloads the
-    tenant's models on this replica, so it swaps to what is stored and never to a move that
-    could still roll back (the other replicas reload on ``ModelPromotedV1``)."""
+    """For a request that moves an alias: once its transaction is committed (and before the
+    answer), this replica reloads the tenant's models, so it swaps to what is stored and never
+    to a move that could still roll back. The other replicas reload on ``ModelPromotedV1``,
+    which reaches this one too should its own reload fail."""
 
     def __init__(self, session: SessionDep, state: PredictionState) -> None:
         self._session = session
         self._state = state
 
-    async def committed(self, tenant_id: str) -> None:
-        await commit(self._session)
-        try:
-            await reload_tenant_models(
-                self._state.session_factory,
-                self._state.serving_models,
+    def after_commit(self, tenant_id: str) -> None:
+        state = self._state
+        after_commit(
+            self._session,
+            lambda: reload_tenant_models(
+                state.session_factory,
+                state.serving_models,
                 tenant_id,
-                self._state.settings.model_num_threads,
-            )
-        except Exception:
-            # The move is stored and its ModelPromotedV1 reaches this replica too, which
-            # reloads then: the request succeeded, and is not answered as a failure.
-            _log.exception("model_swap_reload_failed", tenant_id=tenant_id)
+                state.settings.model_num_threads,
+            ),
+        )
 
 
 async def get_model_swap(request: Request, session: SessionDep) -> ModelSwap:

@@ -203,7 +203,7 @@ async def rollback_model(
     moved = await registry.rollback(
         principal.tenant_id, actor=principal.subject, num_threads=settings.model_num_threads
     )
-    await swap.committed(principal.tenant_id)
+    swap.after_commit(principal.tenant_id)
     return moved
 
 
@@ -258,7 +258,7 @@ async def promote_model(
         actor=principal.subject,
         num_threads=settings.model_num_threads,
     )
-    await swap.committed(principal.tenant_id)
+    swap.after_commit(principal.tenant_id)
     return moved
 
 
