@@ -11,10 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.config import Settings
 from churn_customers.main import create_app
 from churn_customers.tenants import TenantDirectoryUnavailableError
+from churn_shared.db import create_engine, create_session_factory
 
 SESSION_GROUP = f"customers-test-{uuid.uuid4().hex[:8]}"
 
@@ -22,6 +25,20 @@ SESSION_GROUP = f"customers-test-{uuid.uuid4().hex[:8]}"
 @pytest.fixture
 def service_name() -> str:
     return "customers"
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's database (already at the head migration), for tests that drive
+    services and workers without an app."""
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
 
 
 @pytest.fixture

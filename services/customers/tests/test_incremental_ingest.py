@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from churn_customers.features import compute_features
 from churn_customers.models import customer_features
 from churn_customers.repository import EventRepository, FeatureRepository
 from churn_shared.contracts import PROFILE_FEATURE_NAMES
-from churn_shared.db import create_engine, create_session_factory
+from churn_shared.db import create_session_factory
 
 CUSTOMERS = ["a", "b", "c", "d"]
 KINDS = [
@@ -35,13 +34,6 @@ KINDS = [
     "loyalty_points_changed",
     "signup",
 ]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def history(rng: random.Random, now: datetime) -> list[dict[str, Any]]:

@@ -4,10 +4,8 @@ batches by the worker's pruner, except each customer's latest score, whatever it
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,22 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_customers.models import customer_scores, customers
 from churn_customers.schemas import EventIn
 from churn_customers.service import EventIngestService, TenantScore
-from churn_customers.worker import MIGRATIONS, ScoreHistoryPruner
+from churn_customers.worker import ScoreHistoryPruner
 from churn_shared.contracts import ChurnScoreComputedV1
-from churn_shared.db import create_engine, create_session_factory, run_migrations, unit_of_work
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await run_migrations(engine, MIGRATIONS)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
+from churn_shared.db import unit_of_work
 
 
 async def _customers(

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,26 +22,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from churn_customers.models import customer_features, outbox
 from churn_customers.schemas import EventIn
 from churn_customers.service import EventIngestService, TenantScore, republish_delay
-from churn_customers.worker import MIGRATIONS, ScoreReconciler
+from churn_customers.worker import ScoreReconciler
 from churn_shared.contracts import ChurnScoreComputedV1, CustomerFeaturesUpdatedV1, Topics
-from churn_shared.db import create_engine, create_session_factory, run_migrations, unit_of_work
+from churn_shared.db import unit_of_work
 from churn_shared.kafka import Envelope
 
 GRACE = timedelta(seconds=120)
 BACKOFF = timedelta(hours=1)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await run_migrations(engine, MIGRATIONS)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
 
 
 def _tenant() -> str:
