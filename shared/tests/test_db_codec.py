@@ -54,3 +54,27 @@ async def test_json_and_utc_columns_round_trip_through_the_engine(empty_database
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 0, 0, 0, tzinfo=UTC),
+        datetime(999, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(2026, 3, 1, 5, 0, 0, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    ],
+)
+def test_sqlite_stores_utc_times_as_the_text_sqlalchemy_writes(moment):
+    """The one-step SQLite bind writes what the generic path (naive UTC, then SQLite's own
+    ``DATETIME`` format) writes, so rows stored before and after it compare and sort alike."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    reference = sqlite.DATETIME().bind_processor(dialect)
+    naive_utc = moment.astimezone(UTC).replace(tzinfo=None)
+    assert ours(moment) == reference(naive_utc)
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(naive_utc)
