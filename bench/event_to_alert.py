@@ -311,8 +311,9 @@ def hop_table(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 async def raw_latency(bootstrap: str, rate: int, seconds: int) -> dict[str, float]:
-    """Produce ``rate`` 300-byte messages/s for ``seconds`` with the services' client settings
-    (``linger_ms=5``, ``fetch_max_wait_ms=10``) while a consumer reads them; the latency
+    """Produce ``rate`` 300-byte messages/s for ``seconds`` with the broker's quickest client
+    settings (``linger_ms=5`` as the services, ``fetch_max_wait_ms=10``, below the services'
+    50) while a consumer reads them; the latency
     from ``send`` to ``getmany`` of each message, in ms. One broker hop: the pipeline from
     event to alert takes three (features, scores, alerts) plus the database work between."""
     topic = f"bench-lat-{uuid.uuid4().hex[:6]}"
