@@ -76,6 +76,12 @@ class Settings(ServiceSettings):
     score_reconcile_max_backoff_seconds: float = Field(default=3600.0, gt=0)
     #: Profiles re-sent per transaction while reconciling.
     score_reconcile_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: When a tenant's champion moves, every customer's attributes are sent again (for a
+    #: champion that reads imported attributes), this many customers per transaction; the
+    #: rescans are woken by the move, and looked for every ``attribute_rescan_interval_seconds``
+    #: too (one left by a stopped process; 0 disables the rescans).
+    attribute_rescan_page_size: int = Field(default=500, ge=1, le=10_000)
+    attribute_rescan_interval_seconds: float = Field(default=30.0, ge=0)
     #: A customer's score history (``GET /v1/customers/{id}/scores``) keeps this many days of
     #: scores; older ones are deleted, except each customer's latest. Every profile is rescored
     #: at least daily (``profile_max_age_hours``) and on every batch of its events, so the

@@ -302,6 +302,21 @@ class CustomerCohort(Base, table=True):
     updated_at: datetime = Field(sa_column=_utc_column())
 
 
+class CustomerAttributeRescan(Base, table=True):
+    """A tenant whose customers' attributes are being sent again (one
+    ``CustomerAttributesChangedV1`` each), page by page in customer id order, because its
+    champion moved: a champion that reads imported attributes then scores the customers
+    imported before it. ``after_customer_id`` is the last customer sent (``None``: none yet);
+    the row is deleted once every customer has been sent, and a newer move starts it over."""
+
+    __tablename__ = "customer_attribute_rescans"
+
+    tenant_id: str = Field(primary_key=True, max_length=64)
+    model_version: str | None = Field(default=None, max_length=64)
+    after_customer_id: str | None = Field(default=None, max_length=64)
+    requested_at: datetime = Field(sa_column=_utc_column())
+
+
 def _table(model: type[SQLModel]) -> sa.Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, sa.Table)
@@ -318,5 +333,6 @@ customer_tags: sa.Table = _table(CustomerTag)
 customer_risk_changes: sa.Table = _table(CustomerRiskChange)
 customer_risk_days: sa.Table = _table(CustomerRiskDay)
 customer_cohorts: sa.Table = _table(CustomerCohort)
+customer_attribute_rescans: sa.Table = _table(CustomerAttributeRescan)
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.features import PROPERTY_EVENT_TYPES, FeatureState
 from churn_customers.models import (
+    customer_attribute_rescans,
     customer_cohorts,
     customer_features,
     customer_import_errors,
@@ -642,6 +643,22 @@ class CustomerRepository(_Repository):
         )
         return [(cid, dict(attributes or {})) for cid, attributes in result]
 
+    async def lock_attributes_page(
+        self, tenant_id: str, after: str | None, limit: int
+    ) -> list[tuple[str, dict[str, Any], datetime]]:
+        """``(customer_id, attributes, updated_at)`` of up to ``limit`` of the tenant's customers
+        after ``after`` (``None``: from the first), by id, locked (on MySQL) in id order as
+        every writer locks them: a concurrent write of their attributes waits, or is read."""
+        conn = await self._conn()
+        query = sa.select(customers.c.customer_id, customers.c.attributes, customers.c.updated_at)
+        query = query.where(customers.c.tenant_id == tenant_id)
+        if after is not None:
+            query = query.where(customers.c.customer_id > after)
+        result = await conn.execute(
+            query.order_by(customers.c.customer_id).limit(limit).with_for_update()
+        )
+        return [(cid, dict(attributes or {}), updated) for cid, attributes, updated in result]
+
     async def lock_existing(self, tenant_id: str, customer_ids: Sequence[str]) -> list[str]:
         """Those of these customers that still exist, locked (on MySQL) in id order until the
         transaction ends, as an ingest locks them: a refresh never overwrites newer features."""
@@ -1093,6 +1110,69 @@ class ScoreHistoryRepository(_Repository):
                     customer_scores.c.customer_id.in_(chunk),
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeRescan:
+    tenant_id: str
+    model_version: str | None
+    after_customer_id: str | None
+
+
+class AttributeRescanRepository(_Repository):
+    """The tenants whose customers' attributes are being sent again
+    (:class:`churn_customers.models.CustomerAttributeRescan`)."""
+
+    async def request(self, tenant_id: str, model_version: str | None, now: datetime) -> None:
+        """Start the tenant's rescan from its first customer (over one under way)."""
+        conn = await self._conn()
+        await conn.execute(
+            _upsert(
+                conn,
+                customer_attribute_rescans,
+                ("tenant_id",),
+                ("model_version", "after_customer_id", "requested_at"),
+            ),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "model_version": model_version,
+                    "after_customer_id": None,
+                    "requested_at": now,
+                }
+            ],
+        )
+
+    async def lock_next(self) -> AttributeRescan | None:
+        """The oldest rescan no other transaction holds, locked until this one ends."""
+        conn = await self._conn()
+        t = customer_attribute_rescans.c
+        row = (
+            await conn.execute(
+                sa.select(t.tenant_id, t.model_version, t.after_customer_id)
+                .order_by(t.requested_at, t.tenant_id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        return None if row is None else AttributeRescan(*row)
+
+    async def advance(self, tenant_id: str, after_customer_id: str) -> None:
+        conn = await self._conn()
+        t = customer_attribute_rescans.c
+        await conn.execute(
+            sa.update(customer_attribute_rescans)
+            .where(t.tenant_id == tenant_id)
+            .values(after_customer_id=after_customer_id)
+        )
+
+    async def finish(self, tenant_id: str) -> None:
+        conn = await self._conn()
+        await conn.execute(
+            sa.delete(customer_attribute_rescans).where(
+                customer_attribute_rescans.c.tenant_id == tenant_id
+            )
+        )
 
 
 class ExportRepository(_Repository):

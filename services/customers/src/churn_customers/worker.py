@@ -15,8 +15,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.attributes import resend_attributes_page
 from churn_customers.config import Settings
-from churn_customers.events.handlers import churn_scores_handler, customer_events_handler
+from churn_customers.events.handlers import (
+    churn_scores_handler,
+    customer_events_handler,
+    model_promoted_handler,
+)
 from churn_customers.models import outbox, processed_events
 from churn_customers.service import CustomerService, EventIngestService, RepublishedBatch
 from churn_customers.tenants import HttpTenantDirectory, TenantDirectory
@@ -25,6 +30,7 @@ from churn_shared.contracts import (
     CustomerEventReceivedV1,
     CustomerTopics,
     JobTopics,
+    ModelPromotedV1,
     Topics,
 )
 from churn_shared.db import (
@@ -48,6 +54,7 @@ TOPICS = (
     CustomerTopics.CUSTOMER_DELETED,
     CustomerTopics.CUSTOMER_ATTRIBUTES,
     JobTopics.CUSTOMER_IMPORTS,
+    ModelPromotedV1.topic,
 )
 _log = get_logger(__name__)
 
@@ -220,9 +227,60 @@ class ScoreHistoryPruner:
         await self._loop.stop()
 
 
+class AttributeRescanner:
+    """Sends the customers' attributes again for each tenant whose champion moved
+    (:func:`churn_customers.attributes.resend_attributes_page`: a page per transaction, until
+    no rescan is left), woken by the move and every ``interval`` (a rescan left half-way by a
+    stopped process carries on from its last page)."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        interval_seconds: float,
+        page_size: int,
+        notify: Callable[[], None],
+    ) -> None:
+        self._factory = session_factory
+        self._page_size = page_size
+        self._notify = notify
+        self._loop = PeriodicLoop(
+            "attribute-rescanner",
+            self.run_once,
+            interval_seconds=interval_seconds,
+            error_backoff_seconds=1.0,
+        )
+        self.sent = 0
+
+    def notify(self) -> None:
+        self._loop.notify()
+
+    async def run_once(self) -> int:
+        total = 0
+        while True:
+            async with unit_of_work(self._factory) as session:
+                page = await resend_attributes_page(session, self._page_size)
+            if page is None:
+                break
+            if page.sent:
+                self._notify()
+            total += page.sent
+            if page.last:
+                _log.info("attribute_rescan_finished", tenant_id=page.tenant_id)
+        self.sent += total
+        return total
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+
 class CustomerWorkers(ServiceWorkers):
-    """The two consumers, the outbox relay, the profile refresher, the score reconciler and
-    the score-history pruner of one process."""
+    """The consumers (events, scores, model moves), the outbox relay, the attribute
+    rescanner, the profile refresher, the score reconciler and the score-history pruner of one
+    process."""
 
     def __init__(
         self,
@@ -252,6 +310,22 @@ class CustomerWorkers(ServiceWorkers):
             group_id=f"{settings.consumer_group}-scores",
             handler=churn_scores_handler(session_factory),
             # Keeps each customer's latest score for the API: not on the way to an alert.
+            background=True,
+        )
+        self.rescanner = self.add_loop(
+            AttributeRescanner(
+                session_factory,
+                interval_seconds=settings.attribute_rescan_interval_seconds,
+                page_size=settings.attribute_rescan_page_size,
+                notify=self.relay.notify,
+            )
+        )
+        self.models_consumer = self.add_consumer(
+            name="customers-models",
+            topics=[ModelPromotedV1.topic],
+            group_id=f"{settings.consumer_group}-models",
+            handler=model_promoted_handler(session_factory, self.rescanner.notify),
+            # A champion's move: rare, and not on the way from an event to its alert.
             background=True,
         )
         self.refresher = self.add_loop(

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from churn_customers.attributes import request_attribute_rescan
 from churn_customers.models import processed_events
 from churn_customers.schemas import EventBatchAccepted, EventIn
 from churn_customers.service import EventIngestService, TenantScore
 from churn_customers.tenants import TenantDirectory
-from churn_shared.contracts import ChurnScoreComputedV1, CustomerEventReceivedV1
+from churn_shared.contracts import ChurnScoreComputedV1, CustomerEventReceivedV1, ModelPromotedV1
+from churn_shared.db import utcnow
 from churn_shared.kafka import Received, Rejection, TransactionalHandler
 from churn_shared.logging import get_logger
 
@@ -23,6 +25,7 @@ _log = get_logger(__name__)
 #: Consumer names (also the ``processed_events.consumer`` of the ids they claim).
 EVENTS_CONSUMER = "customers-events"
 SCORES_CONSUMER = "customers-scores"
+MODELS_CONSUMER = "customers-models"
 
 
 def customer_events_handler(
@@ -93,4 +96,40 @@ def churn_scores_handler(
         session_factory=session_factory,
         processed_events=processed_events,
         apply=record,
+    )
+
+
+def model_promoted_handler(
+    session_factory: async_sessionmaker[AsyncSession],
+    wake_rescanner: Callable[[], None],
+) -> TransactionalHandler[ModelPromotedV1, int]:
+    """Consumes ``model.events.v1``: when a tenant's champion moves to one of its versions, have
+    every customer's attributes sent again (``churn_customers.attributes``), so that a champion
+    reading imported attributes scores the customers imported before it. Each event is claimed
+    once across replicas; challenger moves and a champion removed (the global default, which
+    reads the event features) change nothing here."""
+
+    async def request(session: AsyncSession, received: list[Received[ModelPromotedV1]]) -> int:
+        latest: dict[str, str] = {}
+        for r in received:
+            event = r.payload
+            if event.alias == "champion" and event.version is not None:
+                latest[event.tenant_id] = event.version
+        now = utcnow()
+        for tenant_id, version in latest.items():
+            await request_attribute_rescan(session, tenant_id, version, now)
+        return len(latest)
+
+    def committed(requested: int) -> None:
+        if requested:
+            _log.info("attribute_rescans_requested", tenants=requested)
+            wake_rescanner()
+
+    return TransactionalHandler(
+        name=MODELS_CONSUMER,
+        contract=ModelPromotedV1,
+        session_factory=session_factory,
+        processed_events=processed_events,
+        apply=request,
+        on_committed=committed,
     )
