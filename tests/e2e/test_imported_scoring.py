@@ -1,5 +1,6 @@
 """Import a labelled Telco-like file → train, register and promote an attribute champion →
-import more customers → their scores appear on ``GET /v1/customers``, through the gateway."""
+import more customers → their scores appear on ``GET /v1/customers``, through the gateway, and
+so do the scores of the customers imported before the champion."""
 
 from __future__ import annotations
 
@@ -100,19 +101,43 @@ async def test_imported_customers_are_scored_by_the_attribute_champion(stack: An
             return items if len(done) == len(ids) else None
 
         customers = await wait_for(scored, timeout=120)
-        rows = [
-            {
-                "tenure": customers[i]["attributes"]["tenure"],
-                "Contract": customers[i]["attributes"]["Contract"],
-                "MonthlyCharges": customers[i]["attributes"]["MonthlyCharges"],
-            }
-            for i in ids
-        ]
-        batch = await client.post("/v1/predictions/batch", headers=owner, json={"rows": rows})
-        assert batch.status_code == 200, batch.text
-        expected = [p["churn_probability"] for p in batch.json()["predictions"]]
-        for customer_id, probability in zip(ids, expected, strict=True):
-            customer = customers[customer_id]
-            assert customer["churn_probability"] == pytest.approx(probability, abs=1e-6)
-            assert customer["model_version"] == version
-            assert customer["risk_level"] in ("low", "medium", "high")
+        await _assert_scored_by(client, owner, [customers[i] for i in ids], version)
+
+        # The customers imported before the champion (its own training file) are scored by it
+        # too: the move has the customers service send their attributes again.
+        async def earlier_scored() -> Any:
+            page = await client.get(
+                "/v1/customers", headers=owner, params={"q": "T-000", "limit": 100}
+            )
+            assert page.status_code == 200, page.text
+            items = page.json()["items"]
+            done = [c for c in items if c.get("model_version") == version]
+            return items if len(items) == 100 and len(done) == len(items) else None
+
+        earlier = await wait_for(earlier_scored, timeout=120, interval=0.5)
+        await _assert_scored_by(client, owner, earlier, version)
+
+
+async def _assert_scored_by(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    customers: list[dict[str, Any]],
+    version: str,
+) -> None:
+    """Each customer's stored score is the champion's on its imported attributes, as the batch
+    endpoint scores them."""
+    rows = [
+        {
+            "tenure": c["attributes"]["tenure"],
+            "Contract": c["attributes"]["Contract"],
+            "MonthlyCharges": c["attributes"]["MonthlyCharges"],
+        }
+        for c in customers
+    ]
+    batch = await client.post("/v1/predictions/batch", headers=headers, json={"rows": rows})
+    assert batch.status_code == 200, batch.text
+    expected = [p["churn_probability"] for p in batch.json()["predictions"]]
+    for customer, probability in zip(customers, expected, strict=True):
+        assert customer["churn_probability"] == pytest.approx(probability, abs=1e-6)
+        assert customer["model_version"] == version
+        assert customer["risk_level"] in ("low", "medium", "high")
