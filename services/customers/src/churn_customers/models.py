@@ -307,7 +307,8 @@ class CustomerAttributeRescan(Base, table=True):
     ``CustomerAttributesChangedV1`` each), page by page in customer id order, because its
     champion moved: a champion that reads imported attributes then scores the customers
     imported before it. ``after_customer_id`` is the last customer sent (``None``: none yet);
-    the row is deleted once every customer has been sent, and a newer move starts it over."""
+    the row is deleted once every customer has been sent, and a newer move starts it over.
+    ``model_version`` (the champion that started it) is for an operator reading the table."""
 
     __tablename__ = "customer_attribute_rescans"
 

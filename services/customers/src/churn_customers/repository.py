@@ -1115,7 +1115,6 @@ class ScoreHistoryRepository(_Repository):
 @dataclass(frozen=True, slots=True)
 class AttributeRescan:
     tenant_id: str
-    model_version: str | None
     after_customer_id: str | None
 
 
@@ -1149,7 +1148,7 @@ class AttributeRescanRepository(_Repository):
         t = customer_attribute_rescans.c
         row = (
             await conn.execute(
-                sa.select(t.tenant_id, t.model_version, t.after_customer_id)
+                sa.select(t.tenant_id, t.after_customer_id)
                 .order_by(t.requested_at, t.tenant_id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
