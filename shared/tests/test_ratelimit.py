@@ -285,3 +285,34 @@ async def test_with_real_redis_limits_survive_an_outage_and_the_breaker_recovers
         finally:
             await storage.close()
             await redis.bridge.storage.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def window_storage(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryStorage()
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
+    storage = RedisStorage(f"async+{redis_url}", implementation="redispy")
+    try:
+        yield storage
+    finally:
+        await storage.bridge.storage.aclose()
+
+
+async def test_recorded_occurrences_past_the_limit_still_count_after_the_window_turns(
+    window_storage: Any,
+) -> None:
+    """Six failures against "4 per 2 seconds", then the 2-second window turns over: the
+    sliding count (six, weighted by the part of the old window still inside) stays above the
+    limit. A count capped at four would weigh 3.9 and let the next attempt through."""
+    four_per_two_seconds = parse("4/2 seconds")
+    counters = WindowCounters(window_storage, f"test-{uuid.uuid4().hex}")
+    await asyncio.sleep(2 - time.time() % 2 + 0.05)  # just after a window starts
+    for _ in range(6):
+        await counters.record(four_per_two_seconds, "account", "owner@example.com")
+    assert await counters.exhausted(four_per_two_seconds, "account", "owner@example.com")
+    await asyncio.sleep(2 - time.time() % 2 + 0.1)  # just after the next one starts
+
+    assert await counters.exhausted(four_per_two_seconds, "account", "owner@example.com")
+    assert await counters.exhausted(four_per_two_seconds, "account", "someone@example.com") is None

@@ -21,7 +21,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 from urllib.parse import quote
 
 from limits import RateLimitItem
@@ -40,6 +40,8 @@ from churn_shared.logging import get_logger
 _log = get_logger(__name__)
 
 T = TypeVar("T")
+#: The limit :meth:`WindowCounters.record` counts against: never reached, so nothing is refused.
+_UNCAPPED = 2**31 - 1
 BreakerState = Literal["closed", "open", "half-open"]
 
 
@@ -303,8 +305,17 @@ class WindowCounters:
         return await self._wait(item, identifiers)
 
     async def record(self, item: RateLimitItem, *identifiers: str) -> None:
-        """Count one occurrence against ``item`` (checked later with :meth:`exhausted`)."""
-        await self._sliding.hit(item, *self._ids(identifiers))
+        """Count one occurrence against ``item`` (checked later with :meth:`exhausted`).
+
+        Every occurrence counts, also past the limit. A hit refused at the limit is not counted,
+        so a count capped at the limit would fall below it the moment a window turns over (the
+        previous window is weighted by the part of it still inside the sliding window) and
+        :meth:`exhausted` would let one through although the occurrences went on.
+        """
+        storage = cast(SlidingWindowCounterSupport, self.storage)
+        await storage.acquire_sliding_window_entry(
+            item.key_for(*self._ids(identifiers)), _UNCAPPED, item.get_expiry()
+        )
 
     async def _wait(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> int:
         stats = await self._sliding.get_window_stats(item, *self._ids(identifiers))
