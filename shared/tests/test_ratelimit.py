@@ -305,7 +305,7 @@ async def test_recorded_occurrences_past_the_limit_still_count_after_the_window_
 ) -> None:
     """Six failures against "4 per 2 seconds", then the 2-second window turns over: the
     sliding count (six, weighted by the part of the old window still inside) stays above the
-    limit. A count capped at four would weigh 3.9 and let the next attempt through."""
+    limit. A count capped at four would weigh about 3.8 and let the next attempt through."""
     four_per_two_seconds = parse("4/2 seconds")
     counters = WindowCounters(window_storage, f"test-{uuid.uuid4().hex}")
     await asyncio.sleep(2 - time.time() % 2 + 0.05)  # just after a window starts
