@@ -11,8 +11,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from churn_customers.dashboard import daily_levels
+from churn_customers.repository import DashboardRepository
+from churn_customers.schemas import CustomerFilter
 from churn_customers.service import EventIngestService, TenantScore
 from churn_shared.contracts import ChurnScoreComputedV1
 from churn_shared.db import unit_of_work
@@ -220,6 +224,57 @@ class TestTrend:
             f"/v1/cohorts/{created.json()['id']}/stats", headers=tenant["headers"]
         )
         assert len(default.json()["trend"]) == 30
+
+
+class TestPlans:
+    async def test_a_cohorts_changes_are_read_member_by_member_from_an_index_alone(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        tenant: dict[str, Any],
+        engine: AsyncEngine,
+        factory: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """On MariaDB a cohort's trend reads its members first, then each one's changes with
+        day and levels from their index, never the table: read the other way round, it took
+        about a second at 100k customers (``bench/dashboard.py``)."""
+        today = await seed(app, client, tenant)
+        statements: list[tuple[str, Any]] = []
+
+        def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            statements.append((statement, parameters))
+
+        where = CustomerFilter(risk_level=["high"])
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        try:
+            async with factory() as session:
+                repository = DashboardRepository(session)
+                changes = await repository.changes_by_day(tenant["id"], today.date(), where)
+        finally:
+            sa.event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        # Now high: c0, c2, c3; their first scores and c0's rise today.
+        assert sum(n for *_, n in changes) == 4
+        statement, parameters = statements[-1]
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                plan = [
+                    row[-1]
+                    for row in await conn.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN " + statement, parameters
+                    )
+                ]
+                # SQLite picks the order from its statistics; either way, no table row is read.
+                assert len(plan) == 2, plan
+                assert all("USING COVERING INDEX" in step for step in plan), plan
+            else:
+                rows = (
+                    (await conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+                    .mappings()
+                    .all()
+                )
+                assert [row["table"] for row in rows] == ["customers", "customer_risk_changes"]
+                assert rows[1]["key"] == "ix_customer_risk_changes_customer_levels", rows
+                assert "Using index" in rows[1]["Extra"], rows
 
 
 class TestAccess:

@@ -240,8 +240,16 @@ class CustomerRiskChange(Base, table=True):
             "to_level",
             "customer_id",
         ),
+        # A customer's changes (deleted with them); a cohort's trend joins its members to
+        # their changes and reads day and levels from this index alone.
         sa.Index(
-            "ix_customer_risk_changes_tenant_customer", "tenant_id", "customer_id", "changed_at"
+            "ix_customer_risk_changes_customer_levels",
+            "tenant_id",
+            "customer_id",
+            "changed_at",
+            "day",
+            "from_level",
+            "to_level",
         ),
     )
 
