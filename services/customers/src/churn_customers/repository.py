@@ -1574,7 +1574,7 @@ class DashboardRepository(_Repository):
         if where is not None:
             # The members first, then each one's changes, day and levels read from their index
             # alone. Left to choose, MariaDB reads every change of the tenant and looks its
-            # customer up, which takes seconds at 100k customers (``bench/dashboard.py``).
+            # customer up: about a second at 100k customers (``bench/dashboard.py``).
             query = (
                 query.select_from(customers)
                 .join(
