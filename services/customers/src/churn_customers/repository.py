@@ -76,10 +76,12 @@ class StoredProfile:
     as_of: datetime
 
 
-def _same_customer() -> sa.ColumnElement[bool]:
+def _same_customer(table: sa.Table = customer_features) -> sa.ColumnElement[bool]:
+    """The join of ``customers`` with a table of per-customer rows (``tenant_id``,
+    ``customer_id``)."""
     return sa.and_(
-        customers.c.tenant_id == customer_features.c.tenant_id,
-        customers.c.customer_id == customer_features.c.customer_id,
+        customers.c.tenant_id == table.c.tenant_id,
+        customers.c.customer_id == table.c.customer_id,
     )
 
 
@@ -1527,10 +1529,9 @@ class DashboardRepository(_Repository):
         """``query`` over risk changes, limited to the customers matching ``where`` now."""
         if where is None:
             return query
-        r, c = customer_risk_changes.c, customers.c
-        return query.join(
-            customers, sa.and_(c.tenant_id == r.tenant_id, c.customer_id == r.customer_id)
-        ).where(*customer_conditions(conn, tenant_id, where))
+        return query.join(customers, _same_customer(customer_risk_changes)).where(
+            *customer_conditions(conn, tenant_id, where)
+        )
 
     async def histogram(self, tenant_id: str, bins: int) -> list[int]:
         """Scored customers per equal-width probability bin over [0, 1] (1.0 in the last)."""
@@ -1579,6 +1580,8 @@ class DashboardRepository(_Repository):
                 query.select_from(customers)
                 .join(
                     customer_risk_changes,
+                    # The changes' side first: written as ``_same_customer`` writes it, SQLite
+                    # reads each customer's row instead of a covering index (TestPlans).
                     sa.and_(r.tenant_id == c.tenant_id, r.customer_id == c.customer_id),
                 )
                 .where(*customer_conditions(conn, tenant_id, where))
